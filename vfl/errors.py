@@ -1,0 +1,38 @@
+"""The error hierarchy: one class per kind of failure a user must act on differently.
+
+Every message names the thing to fix: the file, column, field, peer or protocol step.
+"""
+
+from __future__ import annotations
+
+
+class VflError(Exception):
+    """Base of every error `vfl` raises on purpose."""
+
+
+class ConfigError(VflError):
+    """A party or job configuration is invalid (the message names the file and field)."""
+
+
+class DataError(VflError):
+    """Input data is unusable: missing column, duplicates, non-numeric values, empty table..."""
+
+
+class ProtocolError(VflError):
+    """A protocol was violated: a malformed, unexpected or out-of-range message."""
+
+
+class CodecError(ProtocolError):
+    """A wire message could not be decoded safely (truncated, oversized, unknown type)."""
+
+
+class PeerError(VflError):
+    """A peer failed, disappeared or could not be reached (the message names it)."""
+
+
+class PeerTimeoutError(PeerError, TimeoutError):
+    """Waited too long for a message from a peer (names the peer, tag and step)."""
+
+
+class PolicyError(VflError):
+    """A party's own policy refused the request (the message says which rule)."""

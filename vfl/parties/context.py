@@ -1,0 +1,150 @@
+"""The context a protocol role runs in: who it is, who its peers are, and tagged messaging.
+
+Protocol code sees only this: `ctx.send(peer, tag, obj)` / `ctx.recv(peer, tag)`. Whether the
+bytes travel through an in-process mailbox or a gRPC stream is the channel's business.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, MutableMapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from vfl.errors import CodecError, PeerError, PeerTimeoutError, ProtocolError
+from vfl.parties import codec
+
+GUEST = "guest"
+HOST = "host"
+ROLES = (GUEST, HOST)
+DEFAULT_TIMEOUT = 600.0
+
+
+class Channel(Protocol):
+    """Moves encoded messages between parties; keys are already scoped by job and step."""
+
+    def send(self, sender: str, receiver: str, key: str, payload: bytes) -> None: ...
+
+    def recv(self, receiver: str, sender: str, key: str, timeout: float) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    party: str
+    job_id: str
+    step: str
+    done: int
+    total: int
+    info: dict[str, Any]
+
+
+class _StepLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        return f"[{extra['party']} {extra['job']} {extra['step']}] {msg}", kwargs
+
+
+@dataclass(frozen=True)
+class Context:
+    """One party's view of one job (or one step of it: see `child`)."""
+
+    name: str
+    job_id: str
+    roles: dict[str, str]
+    channel: Channel
+    scope: tuple[str, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+    executor: Executor | None = None
+    on_progress: Callable[[ProgressEvent], None] | None = None
+    max_message_bytes: int = codec.DEFAULT_MAX_BYTES
+    _logger: logging.Logger = field(default_factory=lambda: logging.getLogger("vfl.party"))
+
+    def __post_init__(self) -> None:
+        if self.name not in self.roles:
+            raise ValueError(f"party '{self.name}' is not among the job's parties {sorted(self.roles)}")
+        bad = {p: r for p, r in self.roles.items() if r not in ROLES}
+        if bad:
+            raise ValueError(f"unknown roles {bad}; roles are {ROLES}")
+        if list(self.roles.values()).count(GUEST) != 1:
+            raise ValueError(f"a job needs exactly one guest, got roles {self.roles}")
+
+    # --- who is who ---------------------------------------------------------------------
+    @property
+    def role(self) -> str:
+        return self.roles[self.name]
+
+    @property
+    def peers(self) -> dict[str, str]:
+        return {p: r for p, r in self.roles.items() if p != self.name}
+
+    @property
+    def guest(self) -> str:
+        return next(p for p, r in self.roles.items() if r == GUEST)
+
+    @property
+    def hosts(self) -> list[str]:
+        return [p for p, r in self.roles.items() if r == HOST]
+
+    @property
+    def step(self) -> str:
+        return "/".join(self.scope) or "-"
+
+    def child(self, *parts: object) -> Context:
+        """A context for a sub-step: its tags can never mix with the parent's or a sibling's."""
+        return replace(self, scope=self.scope + tuple(str(p) for p in parts))
+
+    # --- messaging ----------------------------------------------------------------------
+    def _key(self, tag: str) -> str:
+        return f"{self.job_id}/{self.step}/{tag}"
+
+    def _check_peer(self, peer: str) -> None:
+        if peer not in self.peers:
+            raise ProtocolError(
+                f"'{peer}' is not a peer of '{self.name}' in job '{self.job_id}' "
+                f"(peers: {sorted(self.peers)})"
+            )
+
+    def send(self, peer: str, tag: str, obj: Any) -> None:
+        self._check_peer(peer)
+        payload = codec.encode(obj, self.max_message_bytes)
+        self.channel.send(self.name, peer, self._key(tag), payload)
+
+    def recv(self, peer: str, tag: str, timeout: float | None = None) -> Any:
+        self._check_peer(peer)
+        wait = self.timeout if timeout is None else timeout
+        where = f"'{tag}' from peer '{peer}' at step '{self.step}' of job '{self.job_id}'"
+        try:
+            payload = self.channel.recv(self.name, peer, self._key(tag), wait)
+        except PeerTimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise PeerTimeoutError(f"{self.name}: timed out after {wait:g}s waiting for {where}") from exc
+        except PeerError as exc:
+            raise PeerError(f"{self.name}: while waiting for {where}: {exc}") from exc
+        try:
+            return codec.decode(payload, self.max_message_bytes)
+        except CodecError as exc:
+            raise CodecError(f"{self.name}: malformed message {where}: {exc}") from exc
+
+    def broadcast(self, tag: str, obj: Any, to: list[str] | None = None) -> None:
+        """Send the same value to several peers (all hosts by default), encoding it once."""
+        payload = codec.encode(obj, self.max_message_bytes)
+        for peer in self.hosts if to is None else to:
+            self._check_peer(peer)
+            self.channel.send(self.name, peer, self._key(tag), payload)
+
+    # --- observability ------------------------------------------------------------------
+    @property
+    def log(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        return _StepLogger(self._logger, {"party": self.name, "job": self.job_id, "step": self.step})
+
+    def progress(self, done: int, total: int, **info: Any) -> None:
+        """Report progress of the current step to whoever watches (CLI bar, job record)."""
+        if self.on_progress is not None:
+            self.on_progress(ProgressEvent(self.name, self.job_id, self.step, done, total, info))
+
+
+def new_job_id(prefix: str = "job") -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1_000_000:06d}"

@@ -1,0 +1,96 @@
+"""Simulation: every party's role in its own thread, messages through in-process mailboxes.
+
+The bytes still go through the wire codec, so a protocol that runs here runs unchanged over
+gRPC, and tests can inspect exactly what each party would receive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from vfl.errors import PeerError
+from vfl.parties.context import DEFAULT_TIMEOUT, Context, ProgressEvent, new_job_id
+from vfl.parties.mailbox import Mailbox
+
+Tap = Callable[[str, str, str, bytes], None]
+"""Observer of every message: (sender, receiver, key, payload)."""
+
+RoleFn = Callable[..., Any]
+
+
+class InProcessChannel:
+    """Mailboxes in one process; `taps` see every message (for message-inspection tests)."""
+
+    def __init__(self, parties: list[str], taps: list[Tap] | None = None) -> None:
+        self.mailboxes = {p: Mailbox(p) for p in parties}
+        self.taps = list(taps or [])
+        self.bytes_sent: dict[str, int] = dict.fromkeys(parties, 0)
+        self._lock = threading.Lock()
+
+    def send(self, sender: str, receiver: str, key: str, payload: bytes) -> None:
+        for tap in self.taps:
+            tap(sender, receiver, key, payload)
+        with self._lock:
+            self.bytes_sent[sender] += len(payload)
+        self.mailboxes[receiver].put(sender, key, payload)
+
+    def recv(self, receiver: str, sender: str, key: str, timeout: float) -> bytes:
+        return self.mailboxes[receiver].get(sender, key, timeout)
+
+    def fail_party(self, party: str, reason: str) -> None:
+        """A party died: everyone waiting for it hears so now, not after a timeout."""
+        for name, box in self.mailboxes.items():
+            if name != party:
+                box.fail_peer(party, reason)
+
+
+def simulate(
+    parties: dict[str, tuple[RoleFn, dict[str, Any]]],
+    roles: dict[str, str],
+    *,
+    job_id: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    executor: Executor | None = None,
+    channel: InProcessChannel | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> dict[str, Any]:
+    """Run `fn(ctx, **kwargs)` for every party in its own thread; return each party's result.
+
+    If a role raises, its peers are released at once and the first failure is re-raised
+    (the root cause, not the peers' consequent "peer failed" errors).
+    """
+    if set(parties) != set(roles):
+        raise ValueError(f"parties {sorted(parties)} and roles {sorted(roles)} differ")
+    channel = channel or InProcessChannel(list(parties))
+    job = job_id or new_job_id("sim")
+    results: dict[str, Any] = {}
+    failures: list[tuple[str, BaseException]] = []
+    lock = threading.Lock()
+
+    def run(name: str, fn: RoleFn, kwargs: dict[str, Any]) -> None:
+        ctx = Context(
+            name=name, job_id=job, roles=dict(roles), channel=channel, timeout=timeout,
+            executor=executor, on_progress=on_progress,
+        )
+        try:
+            results[name] = fn(ctx, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            with lock:
+                failures.append((name, exc))
+            channel.fail_party(name, f"{type(exc).__name__}: {exc}")
+
+    threads = [
+        threading.Thread(target=run, args=(name, fn, kw), name=f"vfl-{name}", daemon=True)
+        for name, (fn, kw) in parties.items()
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        root = next((f for f in failures if not isinstance(f[1], PeerError)), failures[0])
+        raise root[1]
+    return results
