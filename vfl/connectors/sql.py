@@ -1,0 +1,154 @@
+"""SQL tables and queries through SQLAlchemy (MySQL/MariaDB, SQLite, PostgreSQL, ...).
+
+Reads stream through a server-side cursor (``stream_results``), so MySQL does not buffer a
+million-row result in the client. Columns read from a ``?table=`` are typed from the table's
+declared SQL types, so every chunk has the same dtypes even when a chunk is all NULL.
+Writes declare float64 as DOUBLE and int64 as BIGINT: values come back bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from vfl.connectors.uri import Location
+from vfl.errors import DataError
+
+
+def engine_for(loc: Location) -> sa.Engine:
+    try:
+        return sa.create_engine(loc.path, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise DataError(f"{loc.redacted}: the database driver is not installed ({exc.name})") \
+            from None
+    except sa.exc.ArgumentError:
+        raise DataError(f"{loc.redacted}: not a valid SQLAlchemy URL") from None
+
+
+def _statement(conn: sa.Connection, loc: Location, columns: list[str] | None
+               ) -> tuple[sa.Executable, dict[str, sa.types.TypeEngine[Any]]]:
+    """The SELECT to run and the declared SQL type of each selected column (when known)."""
+    if "table" in loc.params:
+        try:
+            table = sa.Table(loc.params["table"], sa.MetaData(), schema=loc.params.get("schema"),
+                             autoload_with=conn)
+        except sa.exc.NoSuchTableError:
+            raise DataError(f"{loc.redacted}: no table {loc.params['table']!r}") from None
+        names = list(table.columns.keys())
+        if columns is not None:
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataError(f"{loc.redacted}: missing column(s) {missing}; "
+                                f"the table has {names}")
+            names = columns
+        return sa.select(*[table.c[n] for n in names]), {n: table.c[n].type for n in names}
+    if "query" in loc.params:
+        query = loc.params["query"].strip().rstrip(";")
+        if columns is None:
+            return sa.text(query), {}
+        sub = sa.text(query).columns(*[sa.column(c) for c in columns]).subquery("vfl_q")
+        return sa.select(*[sub.c[c] for c in columns]), {}
+    raise DataError(f"{loc.redacted}: a SQL URI needs ?table=NAME or ?query=SELECT...")
+
+
+def _numpy_kind(sql_type: sa.types.TypeEngine[Any]) -> str | None:
+    try:
+        python_type = sql_type.python_type
+    except NotImplementedError:
+        return None
+    if isinstance(sql_type, sa.Boolean) or python_type is bool:
+        return "bool"
+    if isinstance(sql_type, sa.Integer):
+        return "int"
+    if isinstance(sql_type, sa.Float | sa.Numeric):
+        return "float"
+    return None
+
+
+def _frame(rows: Sequence[Any], names: list[str], types: dict[str, sa.types.TypeEngine[Any]],
+           start: int) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names,
+                                      coerce_float=True, nrows=len(rows))
+    for name in names:
+        kind = _numpy_kind(types[name]) if name in types else None
+        col = frame[name]
+        if kind == "float":
+            frame[name] = pd.to_numeric(col, errors="coerce").astype(np.float64)
+        elif kind == "int" and col.notna().all() and col.dtype != np.int64:
+            frame[name] = col.astype(np.int64)
+        elif kind == "bool" and col.notna().all():
+            frame[name] = col.astype(bool)
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return frame
+
+
+def iter_sql_table(loc: Location, chunk_rows: int, columns: list[str] | None
+                   ) -> Iterator[pd.DataFrame]:
+    engine = engine_for(loc)
+    try:
+        with engine.connect() as conn:
+            statement, types = _statement(conn, loc, columns)
+            streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+            result = streaming.execute(statement)
+            names = list(result.keys())
+            start = 0
+            yielded = False
+            for rows in result.partitions(chunk_rows):
+                yield _frame(rows, names, types, start)
+                start += len(rows)
+                yielded = True
+            if not yielded:
+                yield _frame([], names, types, 0)
+    finally:
+        engine.dispose()
+
+
+def read_sql_table(loc: Location, columns: list[str] | None) -> pd.DataFrame:
+    chunks = list(iter_sql_table(loc, 1_000_000, columns))
+    if len(chunks) == 1:
+        return chunks[0]
+    return pd.concat(chunks)
+
+
+def sql_types(df: pd.DataFrame) -> dict[str, sa.types.TypeEngine[Any]]:
+    """Column types that keep values exact: DOUBLE for float64 (MySQL FLOAT is 32-bit)."""
+    types: dict[str, sa.types.TypeEngine[Any]] = {}
+    for name, dtype in df.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype):
+            types[str(name)] = sa.Boolean()
+        elif pd.api.types.is_integer_dtype(dtype):
+            types[str(name)] = sa.BigInteger()
+        elif pd.api.types.is_float_dtype(dtype):
+            types[str(name)] = sa.Double() if dtype == np.float64 else sa.Float()
+        elif pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+            types[str(name)] = sa.Text()
+    return types
+
+
+class SqlTableWriter:
+    """Writes chunks into ``?table=``: ``replace`` recreates it on the first chunk."""
+
+    def __init__(self, loc: Location, mode: str) -> None:
+        if "table" not in loc.params:
+            raise DataError(f"{loc.redacted}: writing to SQL needs ?table=NAME")
+        self.loc, self.mode = loc, mode
+        self.engine = engine_for(loc)
+        self._first = True
+
+    def write(self, df: pd.DataFrame) -> None:
+        if_exists = "replace" if self._first and self.mode == "replace" else "append"
+        with self.engine.begin() as conn:
+            df.to_sql(self.loc.params["table"], conn, schema=self.loc.params.get("schema"),
+                      if_exists=if_exists, index=False, dtype=sql_types(df),
+                      chunksize=10_000)
+        self._first = False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def abort(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,135 @@
+"""Read and write tables by URI: the one entry point every party uses for its data.
+
+Any failure of a driver, a network or a file becomes a :class:`DataError` that names the URI
+with its password removed; driver messages are scrubbed of secrets before they are shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+import requests
+
+from vfl.connectors.files import FileTableWriter, iter_file_table, read_file_table
+from vfl.connectors.filesystems import filesystem_for
+from vfl.connectors.sql import SqlTableWriter, iter_sql_table, read_sql_table
+from vfl.connectors.uri import Location, parse_uri, scrub
+from vfl.errors import DataError
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["append", "replace"]
+
+
+@contextlib.contextmanager
+def _errors(loc: Location, action: str) -> Iterator[None]:
+    """Turn any failure into a DataError naming the redacted URI and never a secret."""
+    try:
+        yield
+    except DataError as exc:
+        message = scrub(str(exc), loc.uri)
+        if message == str(exc):
+            raise
+        raise DataError(message) from None
+    except requests.exceptions.ConnectionError:
+        raise DataError(f"{loc.redacted}: cannot {action}: the server is unreachable") from None
+    except Exception as exc:  # drivers raise anything: sqlalchemy, pymysql, hdfs, requests
+        original = getattr(exc, "orig", None) or exc  # SQLAlchemy: skip statement and params
+        detail = scrub(f"{type(original).__name__}: {original}", loc.uri)
+        raise DataError(f"{loc.redacted}: cannot {action}: {detail}") from None
+
+
+def _columns(columns: list[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        return [columns]
+    return [str(c) for c in columns]
+
+
+def iter_table(uri: str, chunk_rows: int = 100_000,
+               columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Yield the table as DataFrames of ``chunk_rows`` rows (the last may be shorter).
+
+    Memory stays bounded by the chunk (plus one CSV block or Parquet row group). Chunk indexes
+    continue each other, so ``pd.concat(iter_table(uri))`` equals ``read_table(uri)``.
+    """
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise DataError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    loc = parse_uri(uri)
+    columns = _columns(columns)
+    log.debug("streaming %s in chunks of %d rows", loc.redacted, chunk_rows)
+    with _errors(loc, "read"):
+        if loc.kind == "sql":
+            yield from iter_sql_table(loc, chunk_rows, columns)
+        else:
+            yield from iter_file_table(filesystem_for(loc), loc, chunk_rows, columns)
+
+
+def read_table(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a whole table (or only ``columns``, in that order) into one DataFrame."""
+    loc = parse_uri(uri)
+    columns = _columns(columns)
+    log.debug("reading %s", loc.redacted)
+    with _errors(loc, "read"):
+        if loc.kind == "sql":
+            return read_sql_table(loc, columns)
+        return read_file_table(filesystem_for(loc), loc, columns)
+
+
+class _Writer(Protocol):
+    def write(self, df: pd.DataFrame) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class TableWriter:
+    """Streams DataFrames into one sink; use as a context manager.
+
+    ``with open_writer("scores.parquet") as w: w.write(chunk)`` for batch scoring: the sink
+    is replaced (or appended to) once, then every chunk is added to it.
+    """
+
+    def __init__(self, uri: str, mode: Mode = "replace") -> None:
+        if mode not in ("append", "replace"):
+            raise DataError(f"write mode must be 'append' or 'replace', got {mode!r}")
+        self.loc = parse_uri(uri)
+        self.rows = 0
+        with _errors(self.loc, "open for writing"):
+            self._sink: _Writer = (SqlTableWriter(self.loc, mode) if self.loc.kind == "sql"
+                                   else FileTableWriter(filesystem_for(self.loc), self.loc, mode))
+
+    def write(self, df: pd.DataFrame) -> None:
+        with _errors(self.loc, "write"):
+            self._sink.write(df)
+        self.rows += len(df)
+
+    def close(self) -> None:
+        with _errors(self.loc, "finish writing"):
+            self._sink.close()
+        log.debug("wrote %d rows to %s", self.rows, self.loc.redacted)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            with contextlib.suppress(Exception):
+                self._sink.abort()
+
+
+def open_writer(uri: str, mode: Mode = "replace") -> TableWriter:
+    """A :class:`TableWriter` for chunked writes (batch scores, aligned ids)."""
+    return TableWriter(uri, mode)
+
+
+def write_table(df: pd.DataFrame, uri: str, mode: Mode = "replace") -> None:
+    """Write ``df`` (its index is not written) to ``uri``, replacing or appending."""
+    with open_writer(uri, mode) as writer:
+        writer.write(df)
