@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from vfl.config import load_job_config, load_party_config
+from vfl.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_party_config_resolves_paths_relative_to_the_file(tmp_path):
+    cfg = write(tmp_path / "bank.yaml", """
+name: bank
+insecure: true
+peers: {partner: {address: "127.0.0.1:50052"}}
+datasets:
+  credit: {uri: data/bank.csv, id_columns: [id], label: y}
+store: {path: store}
+""")
+    party = load_party_config(cfg)
+    assert party.datasets["credit"].uri == str(tmp_path / "data" / "bank.csv")
+    assert party.store.path == tmp_path / "store"
+    assert party.policy.allow_insecure is False and party.policy.min_intersection == 100
+
+
+def test_errors_name_the_file_and_field(tmp_path):
+    cfg = write(tmp_path / "partner.yaml", """
+name: partner
+insecure: true
+policy: {min_intersection: lots}
+""")
+    with pytest.raises(ConfigError, match=r"partner.yaml: policy.min_intersection: Input should be a valid integer"):
+        load_party_config(cfg)
+
+
+def test_unknown_keys_are_errors(tmp_path):
+    cfg = write(tmp_path / "p.yaml", "name: p\nlisten_adress: 1.2.3.4:5\n")
+    with pytest.raises(ConfigError, match="listen_adress: Extra inputs are not permitted"):
+        load_party_config(cfg)
+
+
+def test_peers_require_an_explicit_transport(tmp_path):
+    cfg = write(tmp_path / "p.yaml", "name: p\npeers: {q: {address: 'x:1'}}\n")
+    with pytest.raises(ConfigError, match="set `tls`"):
+        load_party_config(cfg)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_party_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_party_config(write(tmp_path / "bad.yaml", "name: [unclosed\n"))
+
+
+def test_job_config_checks_parties_and_steps(tmp_path):
+    job = load_job_config(write(tmp_path / "job.yaml", """
+guest: bank
+hosts: [partner]
+datasets: {bank: credit, partner: credit}
+steps:
+  train: {algorithm: hetero_lr, params: {epochs: 2}}
+  evaluate: {out_dir: out}
+"""))
+    assert job.roles == {"bank": "guest", "partner": "host"}
+    assert job.steps.evaluate is not None and job.steps.evaluate.out_dir == tmp_path / "out"
+    assert job.steps.psi is not None  # on by default
+
+    with pytest.raises(ConfigError, match=r"job.yaml: datasets: .*no dataset named for \['partner'\]"):
+        load_job_config(write(tmp_path / "job.yaml", "guest: bank\nhosts: [partner]\ndatasets: {bank: c}\n"))
+    with pytest.raises(ConfigError, match="steps.train.algorithm"):
+        load_job_config(write(tmp_path / "job.yaml", """
+guest: bank
+hosts: [partner]
+datasets: {bank: c, partner: c}
+steps: {train: {algorithm: xgboost}}
+"""))

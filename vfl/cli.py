@@ -1,0 +1,119 @@
+"""The `vfl` command: run jobs, serve a party, make certificates, evaluate and score."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from vfl.errors import VflError
+from vfl.parties.context import ProgressEvent
+
+
+class ProgressPrinter:
+    """One line per step and party, at most every `interval` seconds, always at completion."""
+
+    def __init__(self, interval: float = 2.0) -> None:
+        self.interval = interval
+        self._last: dict[tuple[str, str], float] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        key = (event.party, event.step)
+        now = time.monotonic()
+        if event.done < event.total and now - self._last.get(key, 0.0) < self.interval:
+            return
+        self._last[key] = now
+        info = " ".join(f"{k}={_fmt(v)}" for k, v in event.info.items())
+        print(f"[{event.party} {event.step}] {event.done}/{event.total} {info}".rstrip(),
+              file=sys.stderr, flush=True)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from vfl.config import load_job_config
+    from vfl.runner import run_simulated
+
+    job = load_job_config(args.job)
+    outcome = run_simulated(job, on_progress=ProgressPrinter())
+    print(json.dumps(_summary(outcome), indent=2))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vfl.demo import run_demo
+
+    summary = run_demo(data_dir=args.data_dir, out_dir=args.out, key_bits=args.key_bits,
+                       on_progress=ProgressPrinter())
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vfl.evaluation import main_evaluate
+
+    metrics = main_evaluate(args.scores, args.label, args.score, args.out)
+    print(json.dumps({k: metrics[k] for k in ("auc", "ks") if k in metrics}, indent=2))
+    return 0
+
+
+def _summary(outcome: object) -> dict[str, object]:
+    from vfl.jobs import JobOutcome
+
+    assert isinstance(outcome, JobOutcome)
+    headline = {k: outcome.metrics[k] for k in ("auc", "ks", "ks_binned") if k in outcome.metrics}
+    return {
+        "job_id": outcome.job_id,
+        "intersection_size": outcome.intersection_size,
+        **headline,
+        "report": outcome.report,
+        "model_id": outcome.model_id,
+        "seconds": outcome.seconds,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vfl", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a job YAML (all parties simulated in this process)")
+    run.add_argument("job", type=Path)
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="bank + partner demo on ../shared/data (or a bundled data set)")
+    demo.add_argument("--data-dir", type=Path, default=None, help="default: ../shared/data if present")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument("--key-bits", type=int, default=2048)
+    demo.set_defaults(func=_cmd_demo)
+
+    ev = sub.add_parser("evaluate", help="metrics + HTML report from a table of labels and scores")
+    ev.add_argument("scores", help="URI or path of a table with label and score columns")
+    ev.add_argument("--label", default="y")
+    ev.add_argument("--score", default="score")
+    ev.add_argument("--out", type=Path, default=Path("runs/evaluate"))
+    ev.set_defaults(func=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except VflError as exc:
+        print(f"vfl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

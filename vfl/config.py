@@ -1,0 +1,239 @@
+"""Typed, validated configuration: a party's YAML (who it is, its data, its policy) and a job's.
+
+Every validation error names the file and the field (``partner.yaml: policy.min_intersection:
+Input should be a valid integer``), so an operator can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vfl.connectors import DatasetSpec
+from vfl.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a YAML key must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- party configuration -----------------------------------------------------------------
+
+
+class TlsConfig(_Strict):
+    ca: Path = Field(description="CA certificate (PEM) that signed every party's certificate")
+    cert: Path = Field(description="this party's certificate (PEM)")
+    key: Path = Field(description="this party's private key (PEM)")
+
+
+class PeerConfig(_Strict):
+    address: str = Field(description="host:port of the peer's party service")
+
+
+class PolicyRule(_Strict):
+    """Peers in `peers` may start `protocols` on `datasets` ("*" matches anything)."""
+
+    peers: list[str] = ["*"]
+    protocols: list[str] = ["*"]
+    datasets: list[str] = ["*"]
+
+
+class PolicyConfig(_Strict):
+    """The host's own rules, enforced by its own service. Defaults deny what is risky."""
+
+    allow: list[PolicyRule] = []
+    min_intersection: int = Field(100, ge=1)
+    allow_insecure: bool = False
+    max_concurrent_jobs: int = Field(2, ge=1)
+
+
+class StoreConfig(_Strict):
+    path: Path = Path("vfl-store")
+    url: str | None = Field(None, description="SQLAlchemy URL for job/model records; default SQLite in path")
+
+
+class TimeoutConfig(_Strict):
+    message: float = Field(600.0, gt=0, description="seconds to wait for a peer's message")
+    connect: float = Field(10.0, gt=0, description="seconds to retry reaching a peer")
+
+
+class PartyConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    listen: str = "127.0.0.1:50051"
+    tls: TlsConfig | None = None
+    insecure: bool = Field(False, description="plaintext transport, for local experiments only")
+    peers: dict[str, PeerConfig] = {}
+    datasets: dict[str, DatasetSpec] = {}
+    preprocessing: dict[str, dict[str, Any]] = Field(
+        {}, description="per dataset name: this party's own preprocessing pipeline spec"
+    )
+    models: dict[str, dict[str, Any]] = Field(
+        {}, description="per algorithm: this party's own model settings (e.g. its bottom model)"
+    )
+    store: StoreConfig = StoreConfig()
+    policy: PolicyConfig = PolicyConfig()
+    timeouts: TimeoutConfig = TimeoutConfig()
+    plugins: list[str] = Field([], description="modules to import that register protocols")
+
+    @model_validator(mode="after")
+    def _transport_is_explicit(self) -> PartyConfig:
+        if self.tls is None and not self.insecure and self.peers:
+            raise ValueError("set `tls` (ca, cert, key) or, for local experiments, `insecure: true`")
+        return self
+
+
+# --- job configuration -------------------------------------------------------------------
+
+
+class PsiStep(_Strict):
+    cardinality_only: bool = False
+
+
+class SplitStep(_Strict):
+    test_size: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+    stratify: bool = True
+
+
+class PreprocessStep(_Strict):
+    """Each party applies the pipeline from its own party config; nothing to set here."""
+
+
+class TrainStep(_Strict):
+    algorithm: Literal["hetero_lr", "split_nn"] = "hetero_lr"
+    params: dict[str, Any] = {}
+
+
+class EvaluateStep(_Strict):
+    out_dir: Path = Path("runs")
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class ExportStep(_Strict):
+    model_id: str = Field(pattern=NAME_PATTERN)
+
+
+class ScoreStep(_Strict):
+    source: str = Field(description="connector URI of the ids (and guest features) to score")
+    sink: str = Field(description="connector URI to write id + score to")
+    chunk_rows: int = Field(50_000, ge=1)
+
+
+class JobSteps(_Strict):
+    """The pipeline, always run in this order; leave a step out to skip it."""
+
+    psi: PsiStep | None = PsiStep()
+    split: SplitStep | None = SplitStep()
+    preprocess: PreprocessStep | None = None
+    train: TrainStep = TrainStep()
+    evaluate: EvaluateStep | None = EvaluateStep()
+    export: ExportStep | None = None
+    score: ScoreStep | None = None
+
+
+class JobConfig(_Strict):
+    job_id: str | None = Field(None, pattern=NAME_PATTERN)
+    guest: str = Field(pattern=NAME_PATTERN)
+    hosts: list[str] = Field(min_length=1)
+    datasets: dict[str, str] = Field(description="party name -> that party's dataset name")
+    parties: dict[str, Path] = Field(
+        {}, description="party name -> party config file, for local simulation (`vfl run --simulate`)"
+    )
+    steps: JobSteps = JobSteps()
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique_hosts(cls, hosts: list[str]) -> list[str]:
+        if len(set(hosts)) != len(hosts):
+            raise ValueError(f"hosts must be unique, got {hosts}")
+        return hosts
+
+    @model_validator(mode="after")
+    def _every_party_has_data(self) -> JobConfig:
+        parties = {self.guest, *self.hosts}
+        if self.guest in self.hosts:
+            raise ValueError(f"'{self.guest}' cannot be both guest and host")
+        missing = parties - set(self.datasets)
+        if missing:
+            raise ValueError(f"datasets: no dataset named for {sorted(missing)}")
+        extra = set(self.datasets) - parties
+        if extra:
+            raise ValueError(f"datasets: {sorted(extra)} are not parties of this job")
+        return self
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return {self.guest: "guest", **dict.fromkeys(self.hosts, "host")}
+
+
+# --- loading -----------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any, source: str) -> M:
+    """Validate `data`; errors become one ConfigError listing `source: field.path: problem`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def _resolve(base: Path, value: Path) -> Path:
+    return value if value.is_absolute() else (base / value).resolve()
+
+
+def _resolve_uri(base: Path, uri: str) -> str:
+    """Plain relative file paths in a config are relative to the config file, not the cwd."""
+    if "://" in uri or Path(uri).is_absolute():
+        return uri
+    return str((base / uri).resolve())
+
+
+def load_party_config(path: str | Path) -> PartyConfig:
+    path = Path(path)
+    config = parse(PartyConfig, read_yaml(path), str(path))
+    base = path.resolve().parent
+    if config.tls is not None:
+        config.tls = TlsConfig(
+            ca=_resolve(base, config.tls.ca),
+            cert=_resolve(base, config.tls.cert),
+            key=_resolve(base, config.tls.key),
+        )
+    config.store.path = _resolve(base, config.store.path)
+    for spec in config.datasets.values():
+        spec.uri = _resolve_uri(base, spec.uri)
+    return config
+
+
+def load_job_config(path: str | Path) -> JobConfig:
+    path = Path(path)
+    job = parse(JobConfig, read_yaml(path), str(path))
+    base = path.resolve().parent
+    job.parties = {name: _resolve(base, p) for name, p in job.parties.items()}
+    if job.steps.evaluate is not None:
+        job.steps.evaluate.out_dir = _resolve(base, job.steps.evaluate.out_dir)
+    return job

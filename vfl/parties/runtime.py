@@ -1,0 +1,54 @@
+"""A party's local resources: its config, its datasets, its store and its worker pool."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from functools import cached_property
+from pathlib import Path
+
+from vfl.config import PartyConfig
+from vfl.connectors import Dataset, load_dataset
+from vfl.errors import ConfigError
+from vfl.parties.executor import shared_process_pool
+
+
+class PartyRuntime:
+    """What a role may touch on its own side. Nothing here is ever sent to a peer."""
+
+    def __init__(self, config: PartyConfig, executor: Executor | None = None) -> None:
+        self.config = config
+        self._executor = executor
+        self._datasets: dict[str, Dataset] = {}
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @cached_property
+    def store_dir(self) -> Path:
+        path = Path(self.config.store.path)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = shared_process_pool()
+        return self._executor
+
+    def dataset(self, name: str) -> Dataset:
+        """The named dataset from this party's config, loaded and validated once."""
+        if name not in self.config.datasets:
+            raise ConfigError(
+                f"party '{self.name}' has no dataset '{name}' "
+                f"(configured: {sorted(self.config.datasets) or 'none'})"
+            )
+        if name not in self._datasets:
+            self._datasets[name] = load_dataset(self.config.datasets[name], name=name)
+        return self._datasets[name]
+
+    def job_dir(self, job_id: str, *parts: str) -> Path:
+        """Where a job's artifacts and checkpoints live on this party."""
+        path = self.store_dir.joinpath("jobs", job_id, *parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
