@@ -129,7 +129,8 @@ def psi_table(
     """Population stability per bin between a reference score sample and a current one.
 
     Bins come from the reference: its (weighted) quantiles at 1/n_bins, 2/n_bins, ...,
-    duplicates removed (ties can merge bins); a bin is (lower, upper], the outer ones open.
+    duplicates and an edge at the reference maximum removed (ties can merge bins); a bin is
+    (lower, upper], the outer ones open.
     Shares below `epsilon` (1e-4 by default: an empty bin) are raised to `epsilon` before
     the log, so one empty bin adds a large but finite term instead of infinity.
     PSI contribution = (current - reference) * ln(current / reference).
@@ -142,6 +143,7 @@ def psi_table(
     if not 0 < epsilon < 1:
         raise DataError(f"epsilon must be in (0, 1), got {epsilon}")
     inner = np.unique(_weighted_quantiles(ref, w_ref, np.arange(1, n_bins) / n_bins))
+    inner = inner[inner < ref.max()]  # an edge at the maximum would leave the top bin empty
     k = inner.shape[0] + 1
     ref_count = np.bincount(np.searchsorted(inner, ref, side="left"), weights=w_ref, minlength=k)
     cur_count = np.bincount(np.searchsorted(inner, cur, side="left"), weights=w_cur, minlength=k)
