@@ -1,0 +1,253 @@
+"""A party's model store: the registry of its own model parts, with versions and stages.
+
+A federated model has one id shared by every party, and each training run gives it one version
+id shared by every party too (the job id), so "the guest's part v3 with the partner's part v3"
+is checkable. Each party stores only its own part: the files under an artifact root (a local
+directory, or an ``hdfs://`` URI mirrored from a local cache), the records in a SQL database
+(SQLite by default, any SQLAlchemy URL in production).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from vfl.connectors.filesystems import filesystem_for
+from vfl.connectors.uri import parse_uri, redact_uri
+from vfl.errors import ConfigError, DataError
+
+_metadata = MetaData()
+_models = Table(
+    "vfl_models",
+    _metadata,
+    Column("model_id", String(128), primary_key=True),
+    Column("version", String(128), primary_key=True),
+    Column("party", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("peers", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("promoted_at", DateTime(timezone=True), nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: str
+    version: str
+    party: str
+    role: str
+    kind: str
+    stage: str
+    peers: list[str]
+    metrics: dict[str, Any]
+    digest: str
+    created_at: datetime
+    promoted_at: datetime | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id, "version": self.version, "role": self.role,
+            "kind": self.kind, "stage": self.stage, "peers": self.peers,
+            "created_at": self.created_at.isoformat(),
+            "auc": self.metrics.get("auc"), "ks": self.metrics.get("ks"),
+        }
+
+
+class ModelStore:
+    """Save, list, promote, roll back and load this party's model parts."""
+
+    def __init__(self, party: str, root: Path, url: str | None = None,
+                 artifacts: str | None = None) -> None:
+        self.party = party
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = url or f"sqlite:///{self.root / 'models.db'}"
+        self.artifacts = artifacts or str(self.root / "models")
+        try:
+            self._engine = create_engine(self.url)
+            _metadata.create_all(self._engine)
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"model store {redact_uri(self.url)} unusable: {type(exc).__name__}") from None
+
+    # --- writing ---------------------------------------------------------------------------
+    def save(
+        self, model_id: str, version: str, *, role: str, kind: str,
+        write: Callable[[Path], None], peers: list[str], metrics: dict[str, Any] | None = None,
+    ) -> ModelRecord:
+        """Store a part: `write(directory)` puts its files in a fresh directory."""
+        if self._find(model_id, version) is not None:
+            raise DataError(f"model '{model_id}' version '{version}' already exists on '{self.party}'")
+        local = self._cache_dir(model_id, version)
+        if local.exists():
+            shutil.rmtree(local)
+        local.mkdir(parents=True)
+        write(local)
+        digest = _digest(local)
+        self._upload(local, model_id, version)
+        now = datetime.now(timezone.utc)
+        with self._engine.begin() as conn:
+            conn.execute(insert(_models).values(
+                model_id=model_id, version=version, party=self.party, role=role, kind=kind,
+                stage="staged", peers=sorted(peers), metrics=metrics or {}, digest=digest,
+                created_at=now, promoted_at=None,
+            ))
+        return self.get(model_id, version)
+
+    def promote(self, model_id: str, version: str) -> ModelRecord:
+        """Make `version` the one served; the previous production version is archived."""
+        self.get(model_id, version)
+        now = datetime.now(timezone.utc)
+        with self._engine.begin() as conn:
+            conn.execute(update(_models).where(
+                (_models.c.model_id == model_id) & (_models.c.stage == "production")
+            ).values(stage="archived"))
+            conn.execute(update(_models).where(
+                (_models.c.model_id == model_id) & (_models.c.version == version)
+            ).values(stage="production", promoted_at=now))
+        return self.get(model_id, version)
+
+    def rollback(self, model_id: str) -> ModelRecord:
+        """Serve again the version that was in production before the current one."""
+        current = self.get(model_id)
+        earlier = [r for r in self.list(model_id)
+                   if r.stage == "archived" and r.promoted_at is not None and r.version != current.version]
+        if not earlier:
+            raise DataError(f"model '{model_id}' has no earlier production version to roll back to")
+        previous = max(earlier, key=lambda r: r.promoted_at or r.created_at)
+        with self._engine.begin() as conn:
+            conn.execute(update(_models).where(
+                (_models.c.model_id == model_id) & (_models.c.version == current.version)
+            ).values(stage="staged"))
+        return self.promote(model_id, previous.version)
+
+    def delete(self, model_id: str, version: str) -> None:
+        record = self.get(model_id, version)
+        if record.stage == "production":
+            raise DataError(f"model '{model_id}' version '{version}' is in production; "
+                            "promote another version or roll back first")
+        with self._engine.begin() as conn:
+            conn.execute(delete(_models).where(
+                (_models.c.model_id == model_id) & (_models.c.version == version)))
+        shutil.rmtree(self._cache_dir(model_id, version), ignore_errors=True)
+
+    # --- reading ---------------------------------------------------------------------------
+    def list(self, model_id: str | None = None) -> list[ModelRecord]:
+        query = select(_models).order_by(_models.c.model_id, _models.c.created_at)
+        if model_id is not None:
+            query = query.where(_models.c.model_id == model_id)
+        with self._engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query).mappings()]
+
+    def get(self, model_id: str, version: str | None = None) -> ModelRecord:
+        """A version, or the production one when `version` is None."""
+        record = self._find(model_id, version)
+        if record is None:
+            what = f"version '{version}'" if version else "a production version"
+            known = [r.version for r in self.list(model_id)]
+            raise DataError(f"party '{self.party}' has no model '{model_id}' {what} "
+                            f"(versions here: {known or 'none'})")
+        return record
+
+    def open(self, record: ModelRecord) -> Path:
+        """The local directory of a part's files, checked against the digest saved with it."""
+        local = self._cache_dir(record.model_id, record.version)
+        if not local.exists():
+            self._download(local, record.model_id, record.version)
+        if _digest(local) != record.digest:
+            raise DataError(f"model '{record.model_id}' version '{record.version}' on "
+                            f"'{self.party}': files do not match their digest (tampered or partial)")
+        return local
+
+    def _find(self, model_id: str, version: str | None) -> ModelRecord | None:
+        query = select(_models).where(_models.c.model_id == model_id)
+        query = query.where(_models.c.version == version if version else _models.c.stage == "production")
+        with self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _record(row)
+
+    # --- artifact files ----------------------------------------------------------------------
+    def _cache_dir(self, model_id: str, version: str) -> Path:
+        return self.root / "cache" / model_id / version
+
+    def _remote(self, model_id: str, version: str) -> tuple[Any, str] | None:
+        if "://" not in self.artifacts or self.artifacts.startswith("file://"):
+            return None
+        loc = parse_uri(f"{self.artifacts.rstrip('/')}/{model_id}/{version}")
+        return filesystem_for(loc), loc.path
+
+    def _upload(self, local: Path, model_id: str, version: str) -> None:
+        remote = self._remote(model_id, version)
+        if remote is None:
+            return
+        fs, base = remote
+        fs.makedirs(base)
+        for path in sorted(local.rglob("*")):
+            if path.is_file():
+                target = fs.join(base, str(path.relative_to(local)))
+                with fs.open_write(target) as out:
+                    out.write(path.read_bytes())
+
+    def _download(self, local: Path, model_id: str, version: str) -> None:
+        remote = self._remote(model_id, version)
+        if remote is None:
+            raise DataError(f"model '{model_id}' version '{version}': files missing under {local}")
+        fs, base = remote
+
+        def fetch(rel: str) -> None:
+            src = fs.join(base, rel) if rel else base
+            for name in fs.listdir(src):
+                sub = f"{rel}/{name}" if rel else name
+                if fs.isdir(fs.join(base, sub)):
+                    fetch(sub)
+                else:
+                    (local / sub).parent.mkdir(parents=True, exist_ok=True)
+                    with fs.open_read(fs.join(base, sub)) as f:
+                        (local / sub).write_bytes(f.read())
+
+        fetch("")
+
+
+def _record(row: Any) -> ModelRecord:
+    def aware(value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+    created = aware(row["created_at"])
+    assert created is not None
+    return ModelRecord(
+        model_id=row["model_id"], version=row["version"], party=row["party"], role=row["role"],
+        kind=row["kind"], stage=row["stage"], peers=list(row["peers"]), metrics=dict(row["metrics"]),
+        digest=row["digest"], created_at=created, promoted_at=aware(row["promoted_at"]),
+    )
+
+
+def _digest(directory: Path) -> str:
+    """SHA-256 over every file's relative path and bytes: detects tampering and partial copies."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(directory)).encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
