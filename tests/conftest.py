@@ -18,3 +18,37 @@ def shared_data() -> Path:
             pytest.fail(f"shared data missing at {SHARED_DATA} (CI must have shared/ beside the clone)")
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# -- connectors: real servers for SQL and HDFS tests (tests/support) ---------------------
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    """A throwaway MariaDB server for the session (fails in CI, skips locally, if missing)."""
+    from tests.support.mariadb import MariaDBServer, MariaDBUnavailable
+
+    server = MariaDBServer()
+    try:
+        server.start()
+    except MariaDBUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: CI must provide a real MariaDB server")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url(mariadb_server) -> str:
+    """`mysql+pymysql://user:password@127.0.0.1:PORT/db` of the session's MariaDB server."""
+    return mariadb_server.url
+
+
+@pytest.fixture(scope="session")
+def webhdfs():
+    """A WebHDFS NameNode + DataNode on loopback over a temp dir (tests/support/webhdfs.py)."""
+    from tests.support.webhdfs import WebHdfsServer
+
+    with WebHdfsServer() as server:
+        yield server

@@ -208,7 +208,7 @@ def _handler(server: WebHdfsServer, node: str) -> type[BaseHTTPRequestHandler]:
                 self._json({"boolean": False})
                 return
             if os.path.isdir(local):
-                if os.listdir(local) and params.get("recursive") != "true":
+                if os.listdir(local) and params.get("recursive", "").lower() != "true":
                     raise HdfsFailure(403, "PathIsNotEmptyDirectoryException",
                                       f"{path} is non empty': Directory is not empty")
                 shutil.rmtree(local)
@@ -236,7 +236,7 @@ def _handler(server: WebHdfsServer, node: str) -> type[BaseHTTPRequestHandler]:
                              body: bytes) -> None:
             if os.path.isdir(local):
                 raise HdfsFailure(403, "FileAlreadyExistsException", f"{path} is a directory")
-            if os.path.exists(local) and params.get("overwrite") != "true":
+            if os.path.exists(local) and params.get("overwrite", "").lower() != "true":
                 raise HdfsFailure(403, "FileAlreadyExistsException", f"{path} already exists")
             self._redirect(path, "CREATE", params)
 

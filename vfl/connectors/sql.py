@@ -38,6 +38,10 @@ def _statement(conn: sa.Connection, loc: Location, columns: list[str] | None
                              autoload_with=conn)
         except sa.exc.NoSuchTableError:
             raise DataError(f"{loc.redacted}: no table {loc.params['table']!r}") from None
+        for column in table.columns:
+            if isinstance(column.type, sa.Float):
+                # Reflected MySQL DOUBLEs default to Decimal rounded to 10 places: keep floats.
+                column.type.asdecimal = False
         names = list(table.columns.keys())
         if columns is not None:
             missing = [c for c in columns if c not in names]

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from vfl.errors import DataError
 
@@ -74,7 +74,15 @@ def redact_uri(uri: str) -> str:
                 [(k, _REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in pairs],
                 safe="*",
             )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if (netloc, query) == (parts.netloc, parts.query):
+        return uri
+    return _unsplit(parts.scheme, netloc, parts.path, query, parts.fragment)
+
+
+def _unsplit(scheme: str, netloc: str, path: str, query: str, fragment: str = "") -> str:
+    """Like urlunsplit, but keeps ``scheme://`` when the host is empty (``sqlite:///x.db``)."""
+    return (f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+            + (f"#{fragment}" if fragment else ""))
 
 
 def secrets_of(uri: str) -> list[str]:
@@ -164,5 +172,5 @@ def _parse_sql(uri: str) -> Location:
     rest = [(k, v) for k, v in pairs if k not in SQL_OWN_PARAMS]
     if "table" in own and "query" in own:
         raise DataError(f"{redact_uri(uri)}: give either ?table= or ?query=, not both")
-    url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    url = _unsplit(parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)
     return Location(uri=uri, kind="sql", path=url, params=own)
