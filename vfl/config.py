@@ -81,6 +81,9 @@ class PartyConfig(_Strict):
     policy: PolicyConfig = PolicyConfig()
     timeouts: TimeoutConfig = TimeoutConfig()
     plugins: list[str] = Field([], description="modules to import that register protocols")
+    max_message_bytes: int = Field(
+        1 << 31, ge=1 << 16, description="largest message accepted from a peer (reassembled size)"
+    )
 
     @model_validator(mode="after")
     def _transport_is_explicit(self) -> PartyConfig:

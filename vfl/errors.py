@@ -36,3 +36,7 @@ class PeerTimeoutError(PeerError, TimeoutError):
 
 class PolicyError(VflError):
     """A party's own policy refused the request (the message says which rule)."""
+
+
+class JobCancelledError(VflError):
+    """The job was cancelled (by its guest or an operator) while this role was running."""
