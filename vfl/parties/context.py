@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, MutableMapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vfl.errors import CodecError, PeerError, PeerTimeoutError, ProtocolError
 from vfl.parties import codec
@@ -40,7 +40,13 @@ class ProgressEvent:
     info: dict[str, Any]
 
 
-class _StepLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # subscriptable at runtime only from Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class _StepLogger(_LoggerAdapter):
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         extra = self.extra or {}
         return f"[{extra['party']} {extra['job']} {extra['step']}] {msg}", kwargs
@@ -137,7 +143,7 @@ class Context:
 
     # --- observability ------------------------------------------------------------------
     @property
-    def log(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    def log(self) -> _LoggerAdapter:
         return _StepLogger(self._logger, {"party": self.name, "job": self.job_id, "step": self.step})
 
     def progress(self, done: int, total: int, **info: Any) -> None:
