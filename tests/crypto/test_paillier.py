@@ -88,3 +88,96 @@ def test_small_keys_refused():
 
     with pytest.raises(ConfigError):
         generate_keypair(512)
+
+
+# -- arrival validation ---------------------------------------------------------------------
+def _tampered(wire: dict, index: int, value: int, pub) -> dict:
+    from vfl.parties.codec import IntBlock
+
+    ints = wire["data"].to_ints()
+    ints[index] = value
+    return {**wire, "data": IntBlock.from_ints(ints, pub.ciphertext_bytes)}
+
+
+def test_tampered_ciphertexts_rejected_on_arrival(paillier_keys):
+    pub, priv = paillier_keys
+    p = int(priv._p)
+    wire = pub.encrypt(np.array([1.0, 2.0, 3.0])).to_wire()
+    for value, match in [
+        (0, "ciphertext 1 is outside"),
+        (int(pub.nsquare), "ciphertext 1 is outside"),
+        (p * 12345, "ciphertext 1 is not a unit"),
+    ]:
+        with pytest.raises(ProtocolError, match=match):
+            EncryptedArray.from_wire(_tampered(wire, 1, value, pub), pub)
+    bad_fields = [
+        ({"shape": [4]}, "'data' must be"),
+        ({"shape": [1, 2, 3]}, "'shape'"),
+        ({"scale_bits": -1}, "'scale_bits'"),
+        ({"bound": format(int(pub.n), "x")}, "bound exceeds"),
+        ({"bound": "zz"}, "not hexadecimal"),
+        ({"data": b"\x00" * 10}, "IntBlock"),
+        ({"kind": "other"}, "kind"),
+    ]
+    for change, match in bad_fields:
+        with pytest.raises(ProtocolError, match=match):
+            EncryptedArray.from_wire({**wire, **change}, pub)
+
+
+def test_in_range_tampering_caught_by_bound_at_decryption(paillier_keys):
+    """A flipped bit inside (0, n^2) is a valid-looking ciphertext of a random plaintext;
+    the tracked bound catches it when the key owner decrypts."""
+    pub, priv = paillier_keys
+    wire = pub.encrypt(np.array([1.0, 2.0])).to_wire()
+    c = wire["data"].to_ints()[0]
+    arrived = EncryptedArray.from_wire(_tampered(wire, 0, c ^ (1 << 100), pub), pub)
+    with pytest.raises(ProtocolError, match="exceeds the bound"):
+        priv.decrypt(arrived)
+
+
+def test_foreign_key_rejected(paillier_keys, foreign_paillier_keys):
+    pub, priv = paillier_keys
+    other_pub, other_priv = foreign_paillier_keys
+    enc = pub.encrypt(np.array([1.0]))
+    with pytest.raises(ProtocolError, match="foreign key"):
+        EncryptedArray.from_wire(enc.to_wire(), other_pub)
+    with pytest.raises(ProtocolError, match="not this private key"):
+        other_priv.decrypt(enc)
+    with pytest.raises(ProtocolError, match="different keys"):
+        enc + other_pub.encrypt(np.array([1.0]))
+
+
+def test_public_key_wire_validation(paillier_keys):
+    from vfl.crypto import PaillierPublicKey
+
+    pub, _ = paillier_keys
+    assert PaillierPublicKey.from_wire(pub.to_wire()) == pub
+    for change, match in [
+        ({"n": format(int(pub.n) + 1, "x")}, "not a valid RSA modulus"),
+        ({"n": format(2**1023 + 1, "x")[:100]}, "bits"),
+        ({"n": format(3 * (2**1100 // 3 | 1), "x")}, "not a valid RSA modulus|fingerprint"),
+        ({"fingerprint": "00" * 32}, "fingerprint"),
+        ({"n": 12}, "hex string"),
+    ]:
+        with pytest.raises(ProtocolError, match=match):
+            PaillierPublicKey.from_wire({**pub.to_wire(), **change})
+
+
+def test_encoded_array_wire_validation():
+    good = EncodedArray(np.array([-(2**70), 5], dtype=object), 40).to_wire()
+    assert list(EncodedArray.from_wire(good).ints) == [-(2**70), 5]
+    with pytest.raises(ProtocolError, match="'data' must be"):
+        EncodedArray.from_wire({**good, "shape": [3]})
+    with pytest.raises(ProtocolError, match="'width'"):
+        EncodedArray.from_wire({**good, "width": 0})
+
+
+def test_mask_refuses_mismatched_or_out_of_range_answers(paillier_keys):
+    pub, priv = paillier_keys
+    masked, mask = pub.encrypt(np.array([1.0, -1.0])).blind()
+    answer = priv.decrypt_encoded(masked)
+    with pytest.raises(ProtocolError, match="expected"):
+        mask.unblind(EncodedArray(answer.ints[:1], answer.scale_bits))
+    lied = EncodedArray(answer.ints + (masked.bound * 4), answer.scale_bits)
+    with pytest.raises(ProtocolError, match="outside the range"):
+        mask.unblind(lied)

@@ -357,21 +357,17 @@ class EncryptedArray:
         if any(x.public_key.n != key.n for x in items):
             raise ProtocolError("from_phe: numbers are encrypted under different keys")
         scale = max(0, max(-4 * x.exponent for x in items))
+        if max_abs is not None:
+            bound = math.ceil(float(max_abs)) << scale
+        else:  # phe's own range, times the largest alignment factor applied below
+            bound = int(key.phe.max_int) << (scale + 4 * max(x.exponent for x in items))
+        _check_bound(bound, key, "from_phe (exponents aligned to one scale; pass max_abs)")
         nsq = key.nsquare
         cs = []
         for x in items:
             k = scale + 4 * x.exponent
             c = mpz(x.ciphertext(be_secure=False))
             cs.append(gmpy2.powmod(c, 1 << k, nsq) if k else c)
-        if max_abs is not None:
-            bound = math.ceil(float(max_abs) * 2.0**scale)
-        else:  # phe's own range, times the largest alignment factor applied above
-            bound = int(key.phe.max_int) << (scale + 4 * max(x.exponent for x in items))
-            if bound > key.max_int:
-                raise CryptoOverflowError(
-                    "from_phe: numbers have different exponents; pass "
-                    "max_abs (a bound on |value|) to align them safely"
-                )
         return cls(key, _objects(cs, arr.shape), scale, bound)
 
     def to_phe(self) -> np.ndarray:

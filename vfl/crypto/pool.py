@@ -60,6 +60,11 @@ class ObfuscationPool:
             self._thread.join()
             self._thread = None
 
+    def wait(self) -> None:
+        """Block until a background refill has finished."""
+        if self._thread is not None:
+            self._thread.join()
+
     def _fill(self, target: int, batch: int) -> None:
         while not self._stop.is_set() and len(self._items) < target:
             fresh = kernels.obfuscators(self._n, self._hs, min(batch, target - len(self._items)))

@@ -1,0 +1,81 @@
+"""Kernels: DJN obfuscators, Pippenger against naive powmods, and the same results on a
+real process pool as serially."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import gmpy2
+import numpy as np
+import pytest
+from gmpy2 import mpz
+
+from vfl.crypto import EncryptedArray, kernels
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as ex:
+        yield ex
+
+
+def test_obfuscators_are_fresh_encryptions_of_zero(paillier_keys):
+    pub, priv = paillier_keys
+    obf = kernels.obfuscators(int(pub.n), int(pub.hs), 20)
+    assert len(set(obf)) == 20
+    zeros = EncryptedArray(pub, np.array(obf, dtype=object), 0, 0)
+    assert (priv.decrypt(zeros) == 0).all()
+
+
+@pytest.mark.parametrize("n", [1, 3, 40, 700])
+def test_multiexp_matches_naive(paillier_keys, n):
+    pub, _ = paillier_keys
+    nsq = pub.nsquare
+    rng = np.random.default_rng(n)
+    bases = [mpz(int(v)) + 2 for v in rng.integers(2, 2**62, size=n)]
+    for e in [
+        rng.integers(-(2**40), 2**40, size=n),
+        rng.integers(0, 2, size=n),
+        np.array([int(v) * 2**80 - 7 for v in rng.integers(-9, 9, size=n)], dtype=object),
+        np.zeros(n, dtype=np.int64),
+    ]:
+        naive = mpz(1)
+        for b, x in zip(bases, e, strict=True):
+            naive = naive * gmpy2.powmod(b, int(x), nsq) % nsq
+        assert kernels.multiexp(bases, e, nsq) == naive
+
+
+def test_parallel_results_equal_serial(paillier_keys, pool):
+    pub, priv = paillier_keys
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=1000)
+    X = rng.integers(-50, 50, size=(1000, 3))
+    A, W = rng.normal(size=(8, 5)), rng.normal(size=(5, 2))
+    enc = pub.encrypt(x, executor=pool)
+    np.testing.assert_allclose(priv.decrypt(enc, executor=pool), x, atol=1e-11)
+    eA = pub.encrypt(A, executor=pool)
+    assert (
+        priv.decrypt_encoded(pub.matmul(X.T, enc, executor=pool)).ints
+        == priv.decrypt_encoded(X.T @ enc).ints
+    ).all()
+    np.testing.assert_allclose(
+        priv.decrypt(pub.cipher_matmul(eA, W, executor=pool)), A @ W, atol=1e-7
+    )
+    np.testing.assert_allclose(priv.decrypt(enc.mul(x, executor=pool)), x * x, atol=1e-6)
+    masked, mask = enc.blind(executor=pool)
+    np.testing.assert_allclose(
+        mask.unblind(priv.decrypt_encoded(masked, executor=pool)), x, atol=1e-11
+    )
+
+
+def test_pool_refills_in_background_and_hands_out_once(paillier_keys):
+    pub, priv = paillier_keys
+    pub.pool.refill(30, background=True)
+    pub.pool.wait()
+    assert len(pub.pool) == 30
+    enc = pub.encrypt(np.arange(10))
+    assert len(pub.pool) == 20
+    assert list(priv.decrypt(enc)) == list(range(10))
+    taken = pub.pool.take(25)
+    assert len(taken) == 20 and len(pub.pool) == 0
