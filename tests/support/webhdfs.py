@@ -105,6 +105,15 @@ def _status(local: str, suffix: str) -> dict[str, Any]:
     }
 
 
+def _check_parents(server: WebHdfsServer, path: str) -> None:
+    parent = posixpath.dirname(path.rstrip("/"))
+    while parent not in ("", "/"):
+        if os.path.isfile(server.local(parent)):
+            raise HdfsFailure(403, "ParentNotDirectoryException",
+                              f"Parent path is not a directory: {parent}")
+        parent = posixpath.dirname(parent)
+
+
 def _not_found(path: str) -> HdfsFailure:
     return HdfsFailure(404, "FileNotFoundException", f"File does not exist: {path}")
 
@@ -158,6 +167,10 @@ def _handler(server: WebHdfsServer, node: str) -> type[BaseHTTPRequestHandler]:
                     raise HdfsFailure(400, "IllegalArgumentException",
                                       f"Invalid value for webhdfs parameter \"op\": {op}")
                 handle(hdfs_path, server.local(hdfs_path), params, body)
+            except OSError as exc:
+                self._json({"RemoteException": {"exception": "IOException",
+                                                "javaClassName": "java.io.IOException",
+                                                "message": f"{path}: {exc.strerror}"}}, 500)
             except HdfsFailure as exc:
                 self._json({"RemoteException": {"exception": exc.exception,
                                                 "javaClassName": f"java.io.{exc.exception}",
@@ -199,6 +212,7 @@ def _handler(server: WebHdfsServer, node: str) -> type[BaseHTTPRequestHandler]:
                              body: bytes) -> None:
             if os.path.isfile(local):
                 raise HdfsFailure(403, "FileAlreadyExistsException", f"Path is a file: {path}")
+            _check_parents(server, path)
             os.makedirs(local, exist_ok=True)
             self._json({"boolean": True})
 
@@ -238,6 +252,7 @@ def _handler(server: WebHdfsServer, node: str) -> type[BaseHTTPRequestHandler]:
                 raise HdfsFailure(403, "FileAlreadyExistsException", f"{path} is a directory")
             if os.path.exists(local) and params.get("overwrite", "").lower() != "true":
                 raise HdfsFailure(403, "FileAlreadyExistsException", f"{path} already exists")
+            _check_parents(server, path)
             self._redirect(path, "CREATE", params)
 
         def _namenode_append(self, path: str, local: str, params: dict[str, str],

@@ -100,7 +100,7 @@ class WebHdfsFileSystem:
 
     def open_read(self, path: str) -> IO[bytes]:
         return io.BufferedReader(_RangedHdfsFile(self.client, path, self.size(path)),
-                                 buffer_size=4 << 20)
+                                 buffer_size=64 << 10)
 
     def open_write(self, path: str, append: bool = False) -> IO[bytes]:
         return cast(IO[bytes], _HdfsWriter(self.client, path, append))

@@ -51,11 +51,8 @@ def _statement(conn: sa.Connection, loc: Location, columns: list[str] | None
             names = columns
         return sa.select(*[table.c[n] for n in names]), {n: table.c[n].type for n in names}
     if "query" in loc.params:
-        query = loc.params["query"].strip().rstrip(";")
-        if columns is None:
-            return sa.text(query), {}
-        sub = sa.text(query).columns(*[sa.column(c) for c in columns]).subquery("vfl_q")
-        return sa.select(*[sub.c[c] for c in columns]), {}
+        # Run as given (a subquery could lose its ORDER BY); columns are picked per chunk.
+        return sa.text(loc.params["query"].strip().rstrip(";")), {}
     raise DataError(f"{loc.redacted}: a SQL URI needs ?table=NAME or ?query=SELECT...")
 
 
@@ -90,6 +87,12 @@ def _frame(rows: Sequence[Any], names: list[str], types: dict[str, sa.types.Type
     return frame
 
 
+def _check_result_columns(loc: Location, names: list[str], columns: list[str] | None) -> None:
+    missing = [c for c in columns or [] if c not in names]
+    if missing:
+        raise DataError(f"{loc.redacted}: missing column(s) {missing}; the query returns {names}")
+
+
 def iter_sql_table(loc: Location, chunk_rows: int, columns: list[str] | None
                    ) -> Iterator[pd.DataFrame]:
     engine = engine_for(loc)
@@ -98,15 +101,19 @@ def iter_sql_table(loc: Location, chunk_rows: int, columns: list[str] | None
             statement, types = _statement(conn, loc, columns)
             streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
             result = streaming.execute(statement)
-            names = list(result.keys())
-            start = 0
-            yielded = False
-            for rows in result.partitions(chunk_rows):
-                yield _frame(rows, names, types, start)
-                start += len(rows)
-                yielded = True
-            if not yielded:
-                yield _frame([], names, types, 0)
+            try:
+                names = list(result.keys())
+                _check_result_columns(loc, names, columns)
+                start = 0
+                for rows in result.partitions(chunk_rows):
+                    frame = _frame(rows, names, types, start)
+                    yield frame if columns is None else frame[columns]
+                    start += len(rows)
+                if start == 0:
+                    frame = _frame([], names, types, 0)
+                    yield frame if columns is None else frame[columns]
+            finally:
+                result.close()
     finally:
         engine.dispose()
 

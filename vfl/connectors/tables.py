@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any, Literal, Protocol
 
@@ -51,7 +52,7 @@ def _columns(columns: list[str] | None) -> list[str] | None:
     return [str(c) for c in columns]
 
 
-def iter_table(uri: str, chunk_rows: int = 100_000,
+def iter_table(uri: str | os.PathLike[str], chunk_rows: int = 100_000,
                columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     """Yield the table as DataFrames of ``chunk_rows`` rows (the last may be shorter).
 
@@ -70,7 +71,7 @@ def iter_table(uri: str, chunk_rows: int = 100_000,
             yield from iter_file_table(filesystem_for(loc), loc, chunk_rows, columns)
 
 
-def read_table(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read_table(uri: str | os.PathLike[str], columns: list[str] | None = None) -> pd.DataFrame:
     """Read a whole table (or only ``columns``, in that order) into one DataFrame."""
     loc = parse_uri(uri)
     columns = _columns(columns)
@@ -94,7 +95,7 @@ class TableWriter:
     is replaced (or appended to) once, then every chunk is added to it.
     """
 
-    def __init__(self, uri: str, mode: Mode = "replace") -> None:
+    def __init__(self, uri: str | os.PathLike[str], mode: Mode = "replace") -> None:
         if mode not in ("append", "replace"):
             raise DataError(f"write mode must be 'append' or 'replace', got {mode!r}")
         self.loc = parse_uri(uri)
@@ -124,12 +125,12 @@ class TableWriter:
                 self._sink.abort()
 
 
-def open_writer(uri: str, mode: Mode = "replace") -> TableWriter:
+def open_writer(uri: str | os.PathLike[str], mode: Mode = "replace") -> TableWriter:
     """A :class:`TableWriter` for chunked writes (batch scores, aligned ids)."""
     return TableWriter(uri, mode)
 
 
-def write_table(df: pd.DataFrame, uri: str, mode: Mode = "replace") -> None:
+def write_table(df: pd.DataFrame, uri: str | os.PathLike[str], mode: Mode = "replace") -> None:
     """Write ``df`` (its index is not written) to ``uri``, replacing or appending."""
     with open_writer(uri, mode) as writer:
         writer.write(df)

@@ -114,8 +114,13 @@ def format_of_name(name: str) -> Format | None:
     return EXTENSIONS.get(os.path.splitext(name)[1].lower())
 
 
-def parse_uri(uri: str) -> Location:
-    """Split ``uri`` into a :class:`Location`; raise DataError naming the (redacted) URI."""
+def parse_uri(uri: str | os.PathLike[str]) -> Location:
+    """Split ``uri`` into a :class:`Location`; raise DataError naming the (redacted) URI.
+
+    A ``pathlib.Path`` is a local file path.
+    """
+    if isinstance(uri, os.PathLike):
+        uri = os.fspath(uri)
     if not isinstance(uri, str) or not uri.strip():
         raise DataError(f"a table URI must be a non-empty string, got {uri!r}")
     match = _SCHEME.match(uri)
