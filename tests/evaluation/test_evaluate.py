@@ -52,7 +52,7 @@ def test_metrics_json_is_strict_json(tmp_path):
     evaluate_scores(y, s, tmp_path, reference_scores=rng.random(300))
     text = (tmp_path / "metrics.json").read_text()
     doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
-    stability = doc["tables"]["population stability (reference vs current)"]
+    stability = doc["tables"]["psi"]
     assert stability[0]["lower"] is None and stability[-1]["upper"] is None  # +-inf edges
     assert all(
         not isinstance(v, float) or math.isfinite(v)

@@ -26,6 +26,11 @@ from vfl.evaluation.tables import calibration_table, lift_table, psi_table
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
+TABLE_HEADINGS = {
+    "lift": "Lift and gain by score band (1 = highest scores)",
+    "calibration": "Calibration",
+    "psi": "Population stability (reference vs current)",
+}
 
 
 def _json_safe(value: Any) -> Any:
@@ -74,16 +79,9 @@ def evaluate_scores(
         if matrix.ndim == 2 and matrix.shape[1] == 2:
             scores = matrix[:, 1]
         result = _evaluate_binary(
-            y_true,
-            scores,
-            out,
-            sample_weight,
-            reference_scores,
-            reference_weight,
-            threshold,
-            n_bins,
-            title,
-        )
+            y_true, scores, out, sample_weight, reference_scores, reference_weight,
+            threshold, n_bins, title,
+        )  # fmt: skip
     (out / METRICS_FILE).write_text(json.dumps(_json_safe(result), indent=2), encoding="utf-8")
     return result
 
@@ -100,11 +98,10 @@ def _evaluate_binary(
     title: str,
 ) -> dict[str, Any]:
     y, s, w = check_binary(y_true, scores, sample_weight)
-    metrics = binary_metrics(y, s, w, threshold=threshold, n_bins=n_bins)
-    metrics["weighted"] = sample_weight is not None
+    metrics = binary_metrics(y, s, sample_weight, threshold=threshold, n_bins=n_bins)
     curve = roc(y, s, w)
     lift = lift_table(y, s, n_bins=n_bins, sample_weight=w)
-    tables = {"lift and gain by score band": lift}
+    tables = {"lift": lift}
     figures = [
         ("ROC curve", plots.plot_roc(curve, out / "roc.png")),
         ("KS curve", plots.plot_ks(curve, out / "ks.png")),
@@ -131,13 +128,14 @@ def _evaluate_binary(
             reference_scores, s, n_bins=n_bins, reference_weight=reference_weight, current_weight=w
         )
         metrics["psi"] = float(stability["psi"].sum())
-        tables["population stability (reference vs current)"] = stability
+        tables["psi"] = stability
         figures.append(("Population stability", plots.plot_psi(stability, out / "psi.png")))
     notes.append(
         "ks: exact max(TPR - FPR) over all thresholds; "
         f"ks_binned: SecretFlow-style, {n_bins} equal-frequency bins; ks_fate: FATE 1.x, 100 rank cuts."
     )
-    write_report(out / REPORT_FILE, title, metrics, figures, tables, notes)
+    headed = {TABLE_HEADINGS[name]: frame for name, frame in tables.items()}
+    write_report(out / REPORT_FILE, title, metrics, figures, headed, notes)
     return {
         "task": "binary",
         "title": title,
