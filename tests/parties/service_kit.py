@@ -1,0 +1,169 @@
+"""Test helpers for the party service: certificates, party configs, `vfl serve` processes, and
+small protocols registered for tests (the served parties import this module as a plugin).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from vfl.config import PartyConfig, load_party_config
+from vfl.crypto.tls import create_ca, issue_party_cert
+from vfl.parties.registry import register
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+# --- protocols for tests ----------------------------------------------------------------------
+
+
+@register("test-digest")
+def digest(ctx: Any, party: Any, params: Any) -> Any:
+    """Guest sends an array to every host; each host answers with its SHA-256 and shape."""
+    if ctx.role == "guest":
+        n = int(params["n"])
+        arr = np.random.default_rng(int(params.get("seed", 0))).random(n)
+        for host in ctx.hosts:
+            ctx.send(host, "array", arr)
+        answers = {host: ctx.recv(host, "digest") for host in ctx.hosts}
+        return {"expected": hashlib.sha256(arr.tobytes()).hexdigest(), "answers": answers}
+    arr = ctx.recv(ctx.guest, "array")
+    ctx.send(ctx.guest, "digest", {"sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
+                                   "shape": list(arr.shape), "dtype": str(arr.dtype)})
+    return None
+
+
+@register("test-rounds")
+def rounds(ctx: Any, party: Any, params: Any) -> Any:
+    """`n` ping-pong rounds with a pause: a job that stays mid-flight long enough to kill."""
+    n, pause = int(params["rounds"]), float(params.get("pause", 0.1))
+    total = 0
+    for i in range(n):
+        step = ctx.child("round", i)
+        if ctx.role == "guest":
+            for host in ctx.hosts:
+                step.send(host, "x", i)
+            total += sum(int(step.recv(host, "y")) for host in ctx.hosts)
+        else:
+            step.send(ctx.guest, "y", int(step.recv(ctx.guest, "x")) * 2)
+            ctx.progress(i + 1, n)
+            time.sleep(pause)
+    return {"total": total} if ctx.role == "guest" else None
+
+
+@register("test-dataset")
+def read_dataset(ctx: Any, party: Any, params: Any) -> Any:
+    """A host role that reads the dataset named in the (guest-controlled) params."""
+    if ctx.role == "host":
+        ds = party.dataset(str(params["dataset"]))
+        ctx.send(ctx.guest, "rows", len(ds.ids))
+        return None
+    return {h: ctx.recv(h, "rows") for h in ctx.hosts}
+
+
+# --- federations on loopback ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Federation:
+    """Certificates and party YAMLs for parties on loopback, in one temporary folder."""
+
+    root: Path
+    names: list[str]
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        certs = self.root / "certs"
+        create_ca(certs)
+        for name in self.names:
+            issue_party_cert(certs, name)
+            self.ports[name] = free_port()
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs"
+
+    def write_config(self, name: str, **overrides: Any) -> Path:
+        """A party YAML with mTLS, every other party as peer, a permissive test policy."""
+        data: dict[str, Any] = {
+            "name": name,
+            "listen": f"127.0.0.1:{self.ports[name]}",
+            "tls": {"ca": str(self.certs / "ca.pem"), "cert": str(self.certs / f"{name}.pem"),
+                    "key": str(self.certs / f"{name}.key")},
+            "peers": {p: {"address": f"127.0.0.1:{self.ports[p]}"} for p in self.names if p != name},
+            "store": {"path": str(self.root / name / "store")},
+            "policy": {"allow": [{"peers": ["*"], "protocols": ["*"], "datasets": ["*"]}],
+                       "max_concurrent_jobs": 4},
+            "timeouts": {"message": 60, "connect": 3},
+            "plugins": ["service_kit"],
+        }
+        for key, value in overrides.items():
+            data[key] = value
+        path = self.root / name / "party.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def config(self, name: str) -> PartyConfig:
+        return load_party_config(self.root / name / "party.yaml")
+
+
+class Served:
+    """A `vfl serve` OS process for one party; waits until it accepts connections."""
+
+    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+        self.config_path, self.port, self.log_path = config_path, port, log_path
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(REPO)]))
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vfl.cli", "serve", "--config", str(config_path)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
+        )
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"vfl serve did not start:\n{self.log()}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,1 @@
+"""Generated gRPC messages and stubs of the party service (source: vfl.proto)."""
