@@ -38,27 +38,35 @@ class LinearGuestPart:
         return 1 / (1 + np.exp(-z))
 
 
+def three_parties(shared_data, name: str, n_train: int, C: float = 1.0):
+    """A linear model trained centrally on guest + host columns, split as bank | shop | telco.
+
+    The host file's columns go half to "shop", half to "telco"; returns the parts, each
+    party's aligned test rows, the test labels and the central model's test scores.
+    """
+    guest = pd.read_csv(shared_data / f"{name}_hetero_guest.csv")
+    host = pd.read_csv(shared_data / f"{name}_hetero_host.csv")
+    joined = guest.merge(host.rename(columns=lambda c: c.replace("x", "h")), on="id")
+    g_cols = [c for c in guest.columns if c.startswith("x")]
+    h_cols = [c.replace("x", "h") for c in host.columns if c.startswith("x")]
+    cols = {"bank": g_cols, "shop": h_cols[: len(h_cols) // 2], "telco": h_cols[len(h_cols) // 2 :]}
+    y = joined["y"].to_numpy()
+    train = np.arange(len(y)) < n_train
+    x_all = joined[cols["bank"] + cols["shop"] + cols["telco"]].to_numpy()
+    central = LogisticRegression(C=C, max_iter=1000).fit(x_all[train], y[train])
+    w = np.split(central.coef_[0], np.cumsum([len(cols["bank"]), len(cols["shop"])]))
+    parts = {
+        "bank": LinearGuestPart(w[0], float(central.intercept_[0])),
+        "shop": LinearHostPart(w[1]),
+        "telco": LinearHostPart(w[2]),
+    }
+    test = {party: joined[c].to_numpy()[~train] for party, c in cols.items()}
+    return parts, test, y[~train], central.predict_proba(x_all[~train])[:, 1]
+
+
 @pytest.fixture(scope="module")
 def breast(shared_data):
-    """Aligned test rows per party and a linear model trained centrally, split by party."""
-    guest = pd.read_csv(shared_data / "breast_hetero_guest.csv")
-    host = pd.read_csv(shared_data / "breast_hetero_host.csv")
-    joined = guest.merge(host.rename(columns=lambda c: c.replace("x", "h")), on="id")
-    xg = joined[[f"x{i}" for i in range(10)]].to_numpy()
-    xa = joined[[f"h{i}" for i in range(10)]].to_numpy()  # host "shop"
-    xb = joined[[f"h{i}" for i in range(10, 20)]].to_numpy()  # host "telco"
-    y = joined["y"].to_numpy()
-    train = np.arange(len(y)) < 400
-    central = LogisticRegression(C=0.1, max_iter=1000).fit(np.hstack([xg, xa, xb])[train], y[train])
-    w = central.coef_[0]
-    parts = {
-        "bank": LinearGuestPart(w[:10], float(central.intercept_[0])),
-        "shop": LinearHostPart(w[10:20]),
-        "telco": LinearHostPart(w[20:]),
-    }
-    test = {"bank": xg[~train], "shop": xa[~train], "telco": xb[~train]}
-    central_scores = central.predict_proba(np.hstack([xg, xa, xb])[~train])[:, 1]
-    return parts, test, y[~train], central_scores
+    return three_parties(shared_data, "breast", n_train=400, C=0.1)
 
 
 def run(breast, tmp_path, taps=None, host_rows=None, **guest_kwargs):
@@ -89,6 +97,16 @@ def test_federated_evaluate_equals_central_evaluation(breast, tmp_path):
         to_host = [key for s, r, key in seen if r == host]
         assert len(to_host) == 1 and to_host[0].endswith(SHARED_METRICS)
         assert [key.rsplit("/", 1)[1] for s, r, key in seen if s == host] == [CONTRIBUTION]
+
+
+def test_default_credit_federated_auc_ks_equal_central(shared_data, tmp_path):
+    setup = three_parties(shared_data, "default_credit", n_train=20_000)
+    _, _, y, central_scores = setup
+    result = run(setup, tmp_path)["bank"]
+    fpr, tpr, _ = sk_roc_curve(y, central_scores)
+    assert result["n_rows"] == 10_000
+    assert result["auc"] == pytest.approx(roc_auc_score(y, central_scores), abs=1e-9)
+    assert result["ks"] == pytest.approx(float(np.max(tpr - fpr)), abs=1e-9)
 
 
 def test_guest_can_share_nothing(breast, tmp_path):
