@@ -1,0 +1,520 @@
+"""HE logistic regression across a guest and one or more hosts, no third party.
+
+The guest drives: `HeteroLogisticRegression(...).fit(ctx, X, y)` sends the training plan,
+every host's service runs `host_fit(ctx, X_h)` with its own data and policy. Both walk the
+same epochs and mini-batches (a shared seed), exchange only encrypted or masked values
+(`hetero_lr_protocol`), apply their own optimizer to their own gradient, checkpoint every
+epoch in their own directory and end with only their own weights.
+
+Per epoch, the only plaintext exchanged is: the hosts' partial scores of the validation rows
+(as at inference) and one "converged" bit per host; the guest answers with "best" / "stop".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vfl.algorithms.checkpoint import EpochCheckpoints
+from vfl.algorithms.hetero_lr_protocol import (
+    Keys,
+    guest_batch,
+    guest_batch_plaintext,
+    guest_keys,
+    host_batch,
+    host_batch_plaintext,
+    host_keys,
+)
+from vfl.algorithms.lr_model import LRGuestPart, LRHostPart, sigmoid
+from vfl.algorithms.optim import Optimizer, OptimizerConfig, epoch_batches
+from vfl.crypto import MIN_KEY_BITS
+from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
+from vfl.evaluation.binary import fast_auc_ks
+from vfl.parties.context import Context
+
+HE, INSECURE = "he", "insecure_plaintext"
+MODES = (HE, INSECURE)
+METRICS = ("auc", "ks")
+INSECURE_BANNER = (
+    "INSECURE PLAINTEXT MODE: partial scores and residuals cross the party boundary "
+    "unencrypted; for experiments only"
+)
+MAX_EPOCHS = 100_000
+
+
+# --- the training plan: what the guest asks every host to do ------------------------------
+@dataclass(frozen=True)
+class TrainingPlan:
+    mode: str
+    key_bits: int
+    epochs: int
+    batch_size: int
+    seed: int
+    optimizer: OptimizerConfig
+    tol: float | None
+    weighted: bool
+    early_stopping: bool
+    warm_start: bool
+    n_rows: int
+    n_val_rows: int
+    guest_width: int  # guest weights incl. intercept: the length the lead host decrypts
+
+    def to_wire(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["optimizer"] = self.optimizer.to_wire()
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Any) -> TrainingPlan:
+        """Validate a received plan (types and ranges); raises ProtocolError naming the field."""
+        if not isinstance(d, dict) or set(d) != set(cls.__dataclass_fields__):
+            raise ProtocolError(f"training plan must have fields {sorted(cls.__dataclass_fields__)}")
+        ints = {"key_bits": (MIN_KEY_BITS, 8192), "epochs": (1, MAX_EPOCHS), "batch_size": (1, 1 << 40),
+                "seed": (0, (1 << 63) - 1), "n_rows": (1, 1 << 40), "n_val_rows": (0, 1 << 40), "guest_width": (1, 1 << 24)}
+        for field, (lo, hi) in ints.items():
+            v = d[field]
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ProtocolError(f"training plan field {field!r}={v!r} must be an int in [{lo}, {hi}]")
+        for field in ("weighted", "early_stopping", "warm_start"):
+            if not isinstance(d[field], bool):
+                raise ProtocolError(f"training plan field {field!r} must be a bool")
+        if d["mode"] not in MODES:
+            raise ProtocolError(f"training plan field 'mode'={d['mode']!r} must be one of {MODES}")
+        tol = d["tol"]
+        if tol is not None and (not isinstance(tol, float) or not 0 <= tol < np.inf):
+            raise ProtocolError(f"training plan field 'tol'={tol!r} must be None or a float >= 0")
+        try:
+            opt = OptimizerConfig.from_wire(d["optimizer"])
+        except ConfigError as exc:
+            raise ProtocolError(f"training plan field 'optimizer': {exc}") from exc
+        return cls(**{**d, "optimizer": opt})
+
+    def fingerprint(self) -> str:
+        """Identifies the job for resuming: everything but the number of epochs."""
+        body = {k: v for k, v in self.to_wire().items() if k not in ("epochs", "warm_start")}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+
+
+# --- shared helpers -----------------------------------------------------------------------
+def _as_matrix(X: Any, what: str) -> tuple[np.ndarray, list[str] | None]:
+    names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+    if isinstance(X, pd.DataFrame):
+        bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if bad:
+            raise DataError(f"{what}: non-numeric columns {bad}; encode them first")
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise DataError(f"{what} must be a non-empty 2-D table, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        cols = np.flatnonzero(~np.isfinite(arr).all(axis=0))
+        where = [names[c] for c in cols] if names else cols.tolist()
+        raise DataError(f"{what}: missing or infinite values in columns {where}; impute them first")
+    return arr, names
+
+
+@dataclass
+class _TrainState:
+    """What one party checkpoints every epoch."""
+
+    w: np.ndarray
+    best_w: np.ndarray
+    opt: Optimizer
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"w": self.w, "best_w": self.best_w, **self.opt.state()}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        self.w, self.best_w = arrays["w"].astype(np.float64), arrays["best_w"].astype(np.float64)
+        self.opt.load_state(arrays)
+
+
+def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[EpochCheckpoints | None, int]:
+    """The party's checkpoints and its last epoch usable for this plan (-1: none)."""
+    if directory is None:
+        return None, -1
+    ckpt = EpochCheckpoints(directory)
+    last = ckpt.latest()
+    if last >= 0 and ckpt.load(last)[1]["plan"] != fingerprint:
+        raise ConfigError(
+            f"checkpoint directory {directory} holds another job (different plan); "
+            "use a new directory or remove it"
+        )
+    return ckpt, last
+
+
+def _max_change(before: np.ndarray, after: np.ndarray) -> float:
+    return float(np.max(np.abs(after - before))) if before.size else 0.0
+
+
+# --- guest ----------------------------------------------------------------------------------
+class HeteroLogisticRegression:
+    """The guest's estimator of HE logistic regression (sklearn conventions, hosts take part).
+
+    Labels and the guest's features stay on the guest; each host keeps its own weights
+    (`host_fit`). `coef_` and `intercept_` are the guest's part only. With
+    `mode="insecure_plaintext"` nothing is encrypted (hosts must allow it in their policy).
+    """
+
+    classes_: np.ndarray
+    coef_: np.ndarray
+    intercept_: float
+    part_: LRGuestPart
+
+    def __init__(
+        self,
+        epochs: int = 10,
+        batch_size: int = 1024,
+        learning_rate: float = 0.15,
+        lr_schedule: str = "constant",
+        decay: float = 0.0,
+        optimizer: str = "sgd",
+        penalty: str | None = "l2",
+        alpha: float = 0.0,
+        class_weight: None | str | dict[Any, float] = None,
+        tol: float | None = 1e-4,
+        early_stopping: bool = False,
+        validation_metric: str = "auc",
+        patience: int = 3,
+        warm_start: bool = False,
+        key_bits: int = 2048,
+        mode: str = HE,
+        random_state: int = 0,
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.decay = decay
+        self.optimizer = optimizer
+        self.penalty = penalty
+        self.alpha = alpha
+        self.class_weight = class_weight
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_metric = validation_metric
+        self.patience = patience
+        self.warm_start = warm_start
+        self.key_bits = key_bits
+        self.mode = mode
+        self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+
+    # -- input checks ---------------------------------------------------------------------
+    def _labels(self, y: Any, what: str, fitting: bool) -> np.ndarray:
+        """Labels as -1/+1 (classes_[1] is the positive class)."""
+        y = np.asarray(y).ravel()
+        classes = np.unique(y)
+        if fitting:
+            if len(classes) != 2:
+                raise DataError(f"{what} must have exactly two classes, got {classes.tolist()}")
+            if hasattr(self, "classes_") and self.warm_start and not np.array_equal(classes, self.classes_):
+                raise DataError(f"warm_start: {what} has classes {classes.tolist()}, "
+                                f"the fitted model {self.classes_.tolist()}")
+            self.classes_ = classes
+        unknown = sorted(set(classes.tolist()) - set(self.classes_.tolist()))
+        if unknown:
+            raise DataError(f"{what} has classes {unknown} unseen in training {self.classes_.tolist()}")
+        return np.where(y == self.classes_[1], 1.0, -1.0)
+
+    def _row_weights(self, y_pm: np.ndarray, sample_weight: Any) -> np.ndarray:
+        n = len(y_pm)
+        s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+        if s.shape != (n,) or not np.all(np.isfinite(s)) or np.any(s < 0) or s.sum() <= 0:
+            raise DataError(f"sample_weight must be {n} finite non-negative values, not all zero")
+        cw = self.class_weight
+        if cw is None:
+            return s
+        if cw == "balanced":
+            pos = float(np.mean(y_pm > 0))
+            per = {1.0: 0.5 / pos, -1.0: 0.5 / (1 - pos)}
+        elif isinstance(cw, dict):
+            missing = [c for c in self.classes_.tolist() if c not in cw]
+            if missing:
+                raise ConfigError(f"class_weight has no weight for classes {missing}")
+            per = {-1.0: float(cw[self.classes_[0]]), 1.0: float(cw[self.classes_[1]])}
+        else:
+            raise ConfigError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
+        return s * np.where(y_pm > 0, per[1.0], per[-1.0])
+
+    def _plan(self, n_rows: int, n_val_rows: int, width: int, weighted: bool, warm: bool) -> TrainingPlan:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.validation_metric not in METRICS:
+            raise ConfigError(f"validation_metric must be one of {METRICS}, got {self.validation_metric!r}")
+        for name in ("epochs", "batch_size", "patience", "key_bits", "random_state"):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 0 or (v == 0 and name != "random_state"):
+                raise ConfigError(f"{name} must be a positive int, got {v!r}")
+        if self.tol is not None and not (isinstance(self.tol, int | float) and self.tol >= 0):
+            raise ConfigError(f"tol must be None or a number >= 0, got {self.tol!r}")
+        if self.early_stopping and n_val_rows == 0:
+            raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
+        opt = OptimizerConfig(
+            name=self.optimizer, learning_rate=float(self.learning_rate), lr_schedule=self.lr_schedule,
+            decay=float(self.decay), penalty=self.penalty, alpha=float(self.alpha),
+        )
+        return TrainingPlan(
+            mode=self.mode, key_bits=int(self.key_bits), epochs=int(self.epochs),
+            batch_size=int(self.batch_size), seed=int(self.random_state), optimizer=opt,
+            tol=None if self.tol is None else float(self.tol), weighted=weighted,
+            early_stopping=bool(self.early_stopping), warm_start=warm, n_rows=n_rows,
+            n_val_rows=n_val_rows, guest_width=width,
+        )
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(
+        self, ctx: Context, X: Any, y: Any, sample_weight: Any = None,
+        X_val: Any = None, y_val: Any = None,
+    ) -> HeteroLogisticRegression:
+        """Train with every host of `ctx` (rows aligned by PSI); returns self."""
+        Xg, names = _as_matrix(X, "guest features X")
+        warm = bool(self.warm_start and hasattr(self, "coef_"))
+        y_pm = self._labels(y, "y", fitting=True)
+        if len(y_pm) != len(Xg):
+            raise DataError(f"X has {len(Xg)} rows but y has {len(y_pm)}")
+        s = self._row_weights(y_pm, sample_weight)
+        weighted = sample_weight is not None or self.class_weight is not None
+        Xa = np.hstack([Xg, np.ones((len(Xg), 1))])
+        Xv = yv = None
+        if X_val is not None:
+            Xv, _ = _as_matrix(X_val, "validation features X_val")
+            yv = self._labels(y_val, "y_val", fitting=False) > 0
+            if Xv.shape[1] != Xg.shape[1] or len(yv) != len(Xv):
+                raise DataError(f"X_val {Xv.shape} / y_val ({len(yv)}) do not match X's {Xg.shape[1]} columns")
+        plan = self._plan(len(Xg), 0 if Xv is None else len(Xv), Xa.shape[1], weighted, warm)
+        if warm and self.coef_.shape != (Xg.shape[1],):
+            raise DataError(f"warm_start: X has {Xg.shape[1]} columns, the fitted model {self.coef_.shape[0]}")
+        ckpt, last = _checkpoints(self.checkpoint_dir, plan.fingerprint())
+
+        if plan.mode == INSECURE:
+            ctx.log.warning(INSECURE_BANNER)
+        ctx.broadcast("plan", plan.to_wire())
+        widths: dict[str, int] = {}
+        for h in ctx.hosts:
+            ack = ctx.recv(h, "plan_ack")
+            if not isinstance(ack, dict) or not isinstance(ack.get("ok"), bool):
+                raise ProtocolError(f"malformed 'plan_ack' from host '{h}'")
+            if not ack["ok"]:
+                raise PolicyError(f"host '{h}' refused the training plan: {ack.get('reason')}")
+            width, h_last = ack.get("n_features"), ack.get("last_epoch")
+            if not isinstance(width, int) or width < 1 or not isinstance(h_last, int) or h_last < -1:
+                raise ProtocolError(f"'plan_ack' from host '{h}' has invalid n_features/last_epoch")
+            widths[h] = width
+            last = min(last, h_last)
+
+        init = np.r_[self.coef_, self.intercept_] if warm else np.zeros(Xa.shape[1])
+        penalized = np.r_[np.ones(Xg.shape[1]), 0.0]
+        state = _TrainState(init, init.copy(), Optimizer(plan.optimizer, Xa.shape[1], penalized))
+        meta: dict[str, Any] = {"history": [], "best_score": None, "best_epoch": -1, "bad_epochs": 0}
+        if last >= 0 and ckpt is not None:
+            arrays, meta = ckpt.load(last)
+            state.load(arrays)
+            ctx.log.info(f"resuming hetero LR after epoch {last + 1} from {ckpt.directory}")
+        stopped = bool(meta["history"]) and meta["history"][-1]["stop"]
+        end = last + 1 if stopped else plan.epochs
+        ctx.broadcast("resume", {"epoch": last, "end": end})
+        keys = guest_keys(ctx, plan.key_bits) if plan.mode == HE else None
+
+        for epoch in range(last + 1, end):
+            t0 = time.perf_counter()
+            ectx = ctx.child("epoch", epoch)
+            before = state.w.copy()
+            for b, rows in enumerate(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch)):
+                bctx = ectx.child("batch", b)
+                sb = s[rows] / s[rows].sum()
+                if keys is None:
+                    g = guest_batch_plaintext(bctx, Xa[rows], y_pm[rows], sb, state.w)
+                else:
+                    g = guest_batch(bctx, keys, Xa[rows], y_pm[rows], sb, state.w, weighted, widths)
+                state.w = state.opt.step(state.w, g, epoch)
+            record = self._end_epoch(ectx, plan, state, meta, before, Xv, yv)
+            record["seconds"] = time.perf_counter() - t0
+            meta["history"].append(record)
+            if ckpt is not None:
+                ckpt.save(epoch, state.arrays(), {**meta, "epoch": epoch, "plan": plan.fingerprint()})
+            ctx.progress(epoch + 1, plan.epochs, **record)
+            shown = " ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float))
+            ctx.log.info(f"hetero LR [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: {shown}")
+            if record["stop"]:
+                break
+
+        if plan.early_stopping and meta["best_epoch"] >= 0:
+            state.w = state.best_w
+        self.coef_, self.intercept_ = state.w[:-1].copy(), float(state.w[-1])
+        self.n_iter_ = len(meta["history"])
+        self.history_ = meta["history"]
+        self.best_epoch_ = meta["best_epoch"]
+        self.feature_names_in_ = names
+        self.n_features_in_ = Xg.shape[1]
+        self.part_ = LRGuestPart(self.coef_, self.intercept_, plan.mode, names)
+        return self
+
+    def _end_epoch(
+        self, ectx: Context, plan: TrainingPlan, state: _TrainState, meta: dict[str, Any],
+        before: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None,
+    ) -> dict[str, Any]:
+        """Validation metrics, convergence and early stopping; tells the hosts what was decided."""
+        record: dict[str, Any] = {"epoch": len(meta["history"]) + 1, "mode": plan.mode}
+        change = _max_change(before, state.w)
+        converged = plan.tol is not None and change < plan.tol
+        z_val = None if Xv is None else Xv @ state.w[:-1] + state.w[-1]
+        for h in ectx.hosts:
+            report = ectx.recv(h, "epoch_end")
+            if not isinstance(report, dict) or not isinstance(report.get("converged"), bool):
+                raise ProtocolError(f"malformed 'epoch_end' from host '{h}' at step '{ectx.step}'")
+            converged = converged and report["converged"]
+            if z_val is not None:
+                part = report.get("val_z_h")
+                if not isinstance(part, np.ndarray) or part.shape != z_val.shape or not np.all(np.isfinite(part)):
+                    raise ProtocolError(f"'epoch_end' from host '{h}' lacks valid 'val_z_h' ({z_val.shape})")
+                z_val = z_val + part
+        best = False
+        stop = converged
+        if z_val is not None and yv is not None:
+            p = sigmoid(z_val)
+            auc, ks = fast_auc_ks(yv, p)
+            eps = 1e-15
+            record.update(val_auc=auc, val_ks=ks, val_loss=float(-np.mean(
+                np.where(yv, np.log(p + eps), np.log(1 - p + eps)))))
+            score = auc if self.validation_metric == "auc" else ks
+            if meta["best_score"] is None or score > meta["best_score"]:
+                meta.update(best_score=score, best_epoch=record["epoch"] - 1, bad_epochs=0)
+                best = True
+            else:
+                meta["bad_epochs"] += 1
+            if plan.early_stopping and meta["bad_epochs"] >= self.patience:
+                stop = True
+        if best:
+            state.best_w = state.w.copy()
+        record.update(weight_change=change, converged=converged, stop=stop)
+        ectx.broadcast("epoch_decision", {"best": best, "stop": stop})
+        return record
+
+    # -- inference ------------------------------------------------------------------------
+    def decision_function(self, ctx: Context, X: Any) -> np.ndarray:
+        """z = X_g w_g + b + sum of the hosts' partial scores for the same rows."""
+        if not hasattr(self, "part_"):
+            raise ConfigError("this HeteroLogisticRegression is not fitted yet: call fit first")
+        Xg, _ = _as_matrix(X, "guest features X")
+        pctx = ctx.child("predict")
+        pctx.broadcast("predict", {"n_rows": len(Xg)})
+        contributions = []
+        for h in pctx.hosts:
+            c = pctx.recv(h, "partial_score")
+            if not isinstance(c, np.ndarray) or c.shape != (len(Xg), 1) or not np.all(np.isfinite(c)):
+                raise ProtocolError(f"'partial_score' from host '{h}' must be finite of shape ({len(Xg)}, 1)")
+            contributions.append(c.astype(np.float64))
+        return self.part_.decision_function(Xg, contributions)
+
+    def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
+        """(n, 2) probabilities of classes_[0] and classes_[1]."""
+        p = sigmoid(self.decision_function(ctx, X))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, ctx: Context, X: Any) -> np.ndarray:
+        return np.where(self.decision_function(ctx, X) > 0, self.classes_[1], self.classes_[0])
+
+
+# --- host -----------------------------------------------------------------------------------
+def _refuse(ctx: Context, reason: str, error: type[Exception]) -> Exception:
+    """Tell the guest why (so it does not wait for a timeout); the caller raises the result."""
+    ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason})
+    return error(f"{ctx.name}: refused hetero LR plan from '{ctx.guest}': {reason}")
+
+
+def host_fit(
+    ctx: Context, X: Any, *, X_val: Any = None, checkpoint_dir: str | Path | None = None,
+    policy_allows_insecure: bool = False, init: LRHostPart | None = None,
+) -> LRHostPart:
+    """The host's role in training: run by the host's service with its own data and policy.
+
+    Validates the guest's plan (refuses `insecure_plaintext` unless the policy allows it),
+    trains its own weights and returns them as its serving part.
+    """
+    Xh, names = _as_matrix(X, f"{ctx.name} features X")
+    Xhv = None if X_val is None else _as_matrix(X_val, f"{ctx.name} validation features X_val")[0]
+    try:
+        plan = TrainingPlan.from_wire(ctx.recv(ctx.guest, "plan"))
+    except ProtocolError as exc:
+        raise _refuse(ctx, str(exc), ProtocolError) from exc
+    if plan.mode == INSECURE and not policy_allows_insecure:
+        raise _refuse(ctx, "insecure_plaintext mode is not allowed by this host's policy", PolicyError)
+    if plan.n_rows != len(Xh):
+        raise _refuse(ctx, f"plan has {plan.n_rows} rows, host has {len(Xh)} aligned rows", DataError)
+    if plan.n_val_rows != (0 if Xhv is None else len(Xhv)):
+        raise _refuse(ctx, f"plan has {plan.n_val_rows} validation rows, host has "
+                      f"{0 if Xhv is None else len(Xhv)}", DataError)
+    if Xhv is not None and Xhv.shape[1] != Xh.shape[1]:
+        raise _refuse(ctx, "validation features have a different number of columns", DataError)
+    if plan.warm_start and (init is None or init.coef_.shape != (Xh.shape[1],)):
+        raise _refuse(ctx, "warm_start asked but this host has no fitted part of matching width", ConfigError)
+    try:
+        ckpt, last = _checkpoints(checkpoint_dir, plan.fingerprint())
+    except ConfigError as exc:
+        raise _refuse(ctx, str(exc), ConfigError) from exc
+    if plan.mode == INSECURE:
+        ctx.log.warning(INSECURE_BANNER)
+    ctx.send(ctx.guest, "plan_ack", {"ok": True, "n_features": Xh.shape[1], "last_epoch": last})
+    resume = ctx.recv(ctx.guest, "resume")
+    if not (isinstance(resume, dict) and isinstance(resume.get("epoch"), int) and isinstance(resume.get("end"), int)
+            and -1 <= resume["epoch"] <= last and resume["epoch"] < resume["end"] <= plan.epochs):
+        raise ProtocolError(f"'resume' from '{ctx.guest}' must name epochs -1 <= start <= {last}, start < end <= {plan.epochs}")
+    start, end = resume["epoch"], resume["end"]
+
+    w0 = init.coef_.astype(np.float64) if plan.warm_start and init is not None else np.zeros(Xh.shape[1])
+    state = _TrainState(w0, w0.copy(), Optimizer(plan.optimizer, Xh.shape[1]))
+    best_epoch = -1
+    if start >= 0 and ckpt is not None:
+        arrays, meta = ckpt.load(start)
+        state.load(arrays)
+        best_epoch = meta["best_epoch"]
+    keys: Keys | None = host_keys(ctx, plan.key_bits) if plan.mode == HE else None
+
+    for epoch in range(start + 1, end):
+        t0 = time.perf_counter()
+        ectx = ctx.child("epoch", epoch)
+        before = state.w.copy()
+        for b, rows in enumerate(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch)):
+            bctx = ectx.child("batch", b)
+            if keys is None:
+                g = host_batch_plaintext(bctx, Xh[rows], state.w)
+            else:
+                g = host_batch(bctx, keys, Xh[rows], state.w, plan.weighted, plan.guest_width)
+            state.w = state.opt.step(state.w, g, epoch)
+        converged = plan.tol is not None and _max_change(before, state.w) < plan.tol
+        report: dict[str, Any] = {"converged": converged}
+        if Xhv is not None:
+            report["val_z_h"] = Xhv @ state.w
+        ectx.send(ctx.guest, "epoch_end", report)
+        decision = ectx.recv(ctx.guest, "epoch_decision")
+        if not isinstance(decision, dict) or not all(isinstance(decision.get(k), bool) for k in ("best", "stop")):
+            raise ProtocolError(f"malformed 'epoch_decision' from '{ctx.guest}' at step '{ectx.step}'")
+        if decision["best"]:
+            state.best_w, best_epoch = state.w.copy(), epoch
+        if ckpt is not None:
+            ckpt.save(epoch, state.arrays(), {"epoch": epoch, "plan": plan.fingerprint(), "best_epoch": best_epoch})
+        ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} "
+                     f"done in {time.perf_counter() - t0:.1f}s")
+        if decision["stop"]:
+            break
+    if plan.early_stopping and best_epoch >= 0:
+        state.w = state.best_w
+    return LRHostPart(state.w.copy(), plan.mode, names)
+
+
+def host_predict(ctx: Context, X: Any, part: LRHostPart) -> None:
+    """Answer one `predict` request of the guest with this host's partial scores X_h w_h."""
+    Xh, _ = _as_matrix(X, f"{ctx.name} features X")
+    pctx = ctx.child("predict")
+    request = pctx.recv(ctx.guest, "predict")
+    if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
+        raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, host has {len(Xh)} rows")
+    pctx.send(ctx.guest, "partial_score", part.contribution(Xh))
