@@ -113,7 +113,7 @@ class Federation:
             "policy": {"allow": [{"peers": ["*"], "protocols": ["*"], "datasets": ["*"]}],
                        "max_concurrent_jobs": 4},
             "timeouts": {"message": 60, "connect": 3},
-            "plugins": ["service_kit"],
+            "plugins": ["tests.parties.service_kit"],
         }
         for key, value in overrides.items():
             data[key] = value
@@ -129,12 +129,12 @@ class Federation:
 class Served:
     """A `vfl serve` OS process for one party; waits until it accepts connections."""
 
-    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+    def __init__(self, config_path: Path, port: int, log_path: Path, *extra: str) -> None:
         self.config_path, self.port, self.log_path = config_path, port, log_path
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(REPO)]))
+        env = dict(os.environ, PYTHONPATH=str(REPO))
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vfl.cli", "serve", "--config", str(config_path)],
+            [sys.executable, "-m", "vfl.cli", "serve", "--config", str(config_path), *extra],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
         )
         deadline = time.monotonic() + 30

@@ -241,10 +241,11 @@ class PeerClient:
                     raise self._error(exc, what) from None
                 now = time.monotonic()
                 first_failure = first_failure or now
-                if now - first_failure + delay > self.connect_timeout:
+                remaining = self.connect_timeout - (now - first_failure)
+                if remaining <= 0:
                     raise self._error(exc, what) from None
                 log.debug("peer '%s' unavailable while %s; retrying in %.2fs", self.peer, what, delay)
-                time.sleep(delay)
+                time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 1.0)
 
     def _error(self, exc: grpc.RpcError, what: str) -> VflError:
