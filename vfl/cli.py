@@ -67,13 +67,14 @@ def _summary(outcome: object) -> dict[str, object]:
     from vfl.jobs import JobOutcome
 
     assert isinstance(outcome, JobOutcome)
-    headline = {k: outcome.metrics[k] for k in ("auc", "ks", "ks_binned") if k in outcome.metrics}
+    headline: dict[str, object] = {k: outcome.metrics[k] for k in ("auc", "ks", "ks_binned") if k in outcome.metrics}
     return {
         "job_id": outcome.job_id,
         "intersection_size": outcome.intersection_size,
         **headline,
         "report": outcome.report,
         "model_id": outcome.model_id,
+        "scored": outcome.scored,
         "seconds": outcome.seconds,
     }
 
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--score", default="score")
     ev.add_argument("--out", type=Path, default=Path("runs/evaluate"))
     ev.set_defaults(func=_cmd_evaluate)
+
+    from vfl.parties.commands import add_commands  # `vfl serve`, `vfl certs`
+
+    add_commands(sub)
     return parser
 
 

@@ -121,6 +121,7 @@ class EvaluateStep(_Strict):
 
 class ExportStep(_Strict):
     model_id: str = Field(pattern=NAME_PATTERN)
+    promote: bool = Field(True, description="serve this version right away (else it is staged)")
 
 
 class ScoreStep(_Strict):
@@ -239,4 +240,7 @@ def load_job_config(path: str | Path) -> JobConfig:
     job.parties = {name: _resolve(base, p) for name, p in job.parties.items()}
     if job.steps.evaluate is not None:
         job.steps.evaluate.out_dir = _resolve(base, job.steps.evaluate.out_dir)
+    if job.steps.score is not None:
+        job.steps.score.source = _resolve_uri(base, job.steps.score.source)
+        job.steps.score.sink = _resolve_uri(base, job.steps.score.sink)
     return job

@@ -10,6 +10,7 @@ from vfl.config import PartyConfig
 from vfl.connectors import Dataset, load_dataset
 from vfl.errors import ConfigError
 from vfl.parties.executor import shared_process_pool
+from vfl.serving.store import ModelStore
 
 
 class PartyRuntime:
@@ -46,6 +47,10 @@ class PartyRuntime:
         if name not in self._datasets:
             self._datasets[name] = load_dataset(self.config.datasets[name], name=name)
         return self._datasets[name]
+
+    def model_store(self) -> ModelStore:
+        """This party's registry of its own model parts."""
+        return ModelStore(self.name, self.store_dir, url=self.config.store.url)
 
     def job_dir(self, job_id: str, *parts: str) -> Path:
         """Where a job's artifacts and checkpoints live on this party."""

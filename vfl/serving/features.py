@@ -1,0 +1,121 @@
+"""Where a party's service finds the features of the ids it is asked to score.
+
+Three sources: a file table (CSV/Parquet, local or HDFS) loaded once and indexed by id; a SQL
+table queried per request (bound parameters, only the requested ids); or a user function
+``package.module:function`` taking the ids and returning a DataFrame. Every source answers in
+the order asked, with a mask of the ids it could not find: an unknown id is reported, never
+scored with made-up values.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from vfl.connectors import DatasetSpec, load_dataset
+from vfl.connectors.sql import engine_for
+from vfl.connectors.uri import parse_uri
+from vfl.errors import ConfigError, DataError
+
+
+@dataclass
+class Lookup:
+    """Rows of the ids that were found, in the asked order; `found` flags every asked id."""
+
+    X: pd.DataFrame
+    found: np.ndarray
+
+
+def _pick(table: pd.DataFrame, ids: pd.Series) -> Lookup:
+    """Select `ids` from a table indexed by id, keeping dtypes (no NaN-filled placeholders)."""
+    pos = table.index.get_indexer(pd.Index(ids))
+    found = pos >= 0
+    return Lookup(table.iloc[pos[found]].reset_index(drop=True), found)
+
+
+class FeatureSource(Protocol):
+    columns: list[str]
+
+    def lookup(self, ids: pd.Series) -> Lookup: ...
+
+
+class IndexedTableSource:
+    """A file table loaded and validated once, then indexed by its id column."""
+
+    def __init__(self, spec: DatasetSpec, name: str = "serving") -> None:
+        data = load_dataset(spec, name=name)
+        if data.ids.shape[1] != 1:
+            raise ConfigError(f"serving from '{name}' needs a single id column, got {list(data.ids.columns)}")
+        self.columns = list(data.X.columns)
+        self._X = data.X.set_axis(pd.Index(data.ids.iloc[:, 0]), axis=0)
+
+    def lookup(self, ids: pd.Series) -> Lookup:
+        return _pick(self._X, ids)
+
+
+class SqlSource:
+    """A SQL table queried per request for exactly the requested ids."""
+
+    def __init__(self, spec: DatasetSpec) -> None:
+        self.loc = parse_uri(spec.uri)
+        table = self.loc.params.get("table")
+        if self.loc.kind != "sql" or not table:
+            raise ConfigError(f"a SQL feature source needs '?table=' in its URI: {self.loc.redacted}")
+        if len(spec.id_columns) != 1 or spec.features is None:
+            raise ConfigError("a SQL feature source needs one id column and an explicit feature list")
+        self.id_column = spec.id_columns[0]
+        self.columns = list(spec.features)
+        self._engine = engine_for(self.loc)
+        meta = sa.MetaData()
+        self._table = sa.Table(table, meta, autoload_with=self._engine, schema=self.loc.params.get("schema"))
+        missing = [c for c in [self.id_column, *self.columns] if c not in self._table.c]
+        if missing:
+            raise DataError(f"{self.loc.redacted}: table '{table}' has no column(s) {missing}")
+
+    def lookup(self, ids: pd.Series) -> Lookup:
+        cols = [self._table.c[c] for c in [self.id_column, *self.columns]]
+        wanted = [v.item() if isinstance(v, np.generic) else v for v in ids.unique()]  # DB-API types
+        query = sa.select(*cols).where(self._table.c[self.id_column].in_(wanted))
+        with self._engine.connect() as conn:
+            got = pd.DataFrame(conn.execute(query).fetchall(), columns=[self.id_column, *self.columns])
+        return _pick(got.set_index(self.id_column), ids)
+
+
+class CallableSource:
+    """`package.module:function`: called with the ids, returns a frame with the id column."""
+
+    def __init__(self, target: str, id_column: str, columns: list[str]) -> None:
+        module, _, attr = target.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"feature source callable '{target}' not found: {exc}") from None
+        self._fn: Callable[[pd.Series], pd.DataFrame] = fn
+        self.id_column = id_column
+        self.columns = columns
+
+    def lookup(self, ids: pd.Series) -> Lookup:
+        got = self._fn(ids)
+        if not isinstance(got, pd.DataFrame) or self.id_column not in got.columns:
+            raise DataError(f"feature source callable must return a DataFrame with column '{self.id_column}'")
+        missing = [c for c in self.columns if c not in got.columns]
+        if missing:
+            raise DataError(f"feature source callable returned no column(s) {missing}")
+        return _pick(got.drop_duplicates(self.id_column).set_index(self.id_column)[self.columns], ids)
+
+
+def source_for(spec: DatasetSpec, callable_target: str | None = None, name: str = "serving") -> Any:
+    """The right source for a dataset spec: SQL tables are queried, files are indexed."""
+    if callable_target:
+        if spec.features is None:
+            raise ConfigError("a callable feature source needs the dataset's feature list")
+        return CallableSource(callable_target, spec.id_columns[0], list(spec.features))
+    if parse_uri(spec.uri).kind == "sql" and "table" in parse_uri(spec.uri).params:
+        return SqlSource(spec)
+    return IndexedTableSource(spec, name)
