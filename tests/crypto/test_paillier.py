@@ -181,3 +181,11 @@ def test_mask_refuses_mismatched_or_out_of_range_answers(paillier_keys):
     lied = EncodedArray(answer.ints + (masked.bound * 4), answer.scale_bits)
     with pytest.raises(ProtocolError, match="outside the range"):
         mask.unblind(lied)
+
+
+def test_empty_operands(paillier_keys):
+    pub, priv = paillier_keys
+    empty = pub.encrypt(np.zeros((0, 3)))
+    assert (priv.decrypt(np.ones((2, 0)) @ empty) == 0).all()
+    assert priv.decrypt(pub.encrypt(np.zeros(0)) @ np.zeros((0, 2))).shape == (2,)
+    assert priv.decrypt(pub.encrypt(np.zeros(0)) + 1.0).shape == (0,)

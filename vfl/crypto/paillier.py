@@ -541,8 +541,8 @@ def plain_cipher_matmul(
     X = np.asarray(X)
     if X.ndim not in (1, 2) or enc.ndim not in (1, 2) or X.shape[-1] != enc.shape[0]:
         raise DataError(f"matmul shapes {X.shape} @ {enc.shape} do not align")
-    E, pscale, _ = encode(X.reshape(-1, X.shape[-1]), None, DEFAULT_MUL_SCALE_BITS)
-    C = enc.ciphertexts.reshape(enc.shape[0], -1)  # (n, k)
+    E, pscale, _ = encode(X[None, :] if X.ndim == 1 else X, None, DEFAULT_MUL_SCALE_BITS)
+    C = enc.ciphertexts[:, None] if enc.ndim == 1 else enc.ciphertexts  # (n, k)
     base_rows = [list(C[:, j]) for j in range(C.shape[1])]
     res = _multiexp(enc.public_key, base_rows, E, executor)  # (k, m)
     out = _objects([v for row in res for v in row], (C.shape[1], E.shape[0])).T
@@ -559,8 +559,9 @@ def cipher_plain_matmul(
     W = np.asarray(W)
     if W.ndim not in (1, 2) or enc.ndim not in (1, 2) or W.shape[0] != enc.shape[-1]:
         raise DataError(f"matmul shapes {enc.shape} @ {W.shape} do not align")
-    E, pscale, _ = encode(W.reshape(W.shape[0], -1).T, None, DEFAULT_MUL_SCALE_BITS)  # (d, n)
-    C = enc.ciphertexts.reshape(-1, enc.shape[-1])  # (b, n)
+    W2 = W[:, None] if W.ndim == 1 else W
+    E, pscale, _ = encode(W2.T, None, DEFAULT_MUL_SCALE_BITS)  # (d, n)
+    C = enc.ciphertexts[None, :] if enc.ndim == 1 else enc.ciphertexts  # (b, n)
     base_rows = [list(C[i]) for i in range(C.shape[0])]
     res = _multiexp(enc.public_key, base_rows, E, executor)  # (b, d)
     out = _objects([v for row in res for v in row], (C.shape[0], E.shape[0]))
