@@ -1,0 +1,63 @@
+"""Torch models declared by layer sizes, so a YAML config can name a bottom or top model.
+
+`mlp(...)` builds the module and remembers its spec (`module_spec`), which is what a saved
+model part writes as JSON beside its weights; `build_module(spec)` rebuilds it on load. Code
+that wants another architecture passes its own `nn.Module` and supplies it again on load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from vfl.errors import ConfigError
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU, "gelu": nn.GELU,
+}
+SPEC_ATTR = "vfl_spec"
+
+
+def mlp(in_features: int, hidden: list[int] | tuple[int, ...], out: int,
+        activation: str = "relu", out_activation: str | None = None) -> nn.Sequential:
+    """Linear layers of sizes in_features -> *hidden -> out, `activation` between them."""
+    spec = {"type": "mlp", "in_features": in_features, "hidden": list(hidden), "out": out,
+            "activation": activation, "out_activation": out_activation}
+    return build_module(spec)
+
+
+def build_module(spec: Any, where: str = "model spec") -> nn.Sequential:
+    """Build from a dict like {"type": "mlp", "in_features": 10, "hidden": [16], "out": 8}."""
+    if not isinstance(spec, dict) or spec.get("type", "mlp") != "mlp":
+        raise ConfigError(f"{where}: expected a mapping with type 'mlp', got {spec!r}")
+    unknown = set(spec) - {"type", "in_features", "hidden", "out", "activation", "out_activation"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown fields {sorted(unknown)}")
+    sizes = [spec.get("in_features"), *(spec.get("hidden") or []), spec.get("out")]
+    for name, v in zip(["in_features", *["hidden"] * (len(sizes) - 2), "out"], sizes, strict=True):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{where}: field '{name}' must be a positive int, got {v!r}")
+    act = spec.get("activation", "relu")
+    out_act = spec.get("out_activation")
+    for name, a in (("activation", act), ("out_activation", out_act)):
+        if a is not None and a not in ACTIVATIONS:
+            raise ConfigError(f"{where}: field '{name}' must be one of {sorted(ACTIVATIONS)}, "
+                              f"got {a!r}")
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[act]())
+    if out_act is not None:
+        layers.append(ACTIVATIONS[out_act]())
+    module = nn.Sequential(*layers)
+    setattr(module, SPEC_ATTR, {"type": "mlp", "in_features": sizes[0], "hidden": sizes[1:-1],
+                                "out": sizes[-1], "activation": act, "out_activation": out_act})
+    return module
+
+
+def module_spec(module: nn.Module | None) -> dict[str, Any] | None:
+    """The spec a module was built from by `mlp`/`build_module`, else None."""
+    return None if module is None else getattr(module, SPEC_ATTR, None)

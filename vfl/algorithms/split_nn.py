@@ -1,0 +1,555 @@
+"""Split neural network for vertical FL (torch): bottom models per party, an interactive layer
+between the host bottoms and the guest, a top model on the guest.
+
+    z = bottom_g(X_g) + sum_h bottom_h(X_h) W_h        p = sigmoid(top(z))
+
+The guest runs `SplitNNClassifier.fit`; each host runs `SplitNNHost.fit` with its own bottom
+model (from its own code or config, never sent). The guest sends only a `TrainingPlan`. In
+`he` mode (default) the interactive layer runs under Paillier (`interactive_layer`): the guest
+sees only ``A W``, the hosts see only ``dL/dA`` and a noisy weight gradient. `plain` mode is
+faster and much less private (hosts must allow it). After training the guest hands its share
+``U_h`` to each host, whose serving part computes ``bottom_h(X_h) (U_h + V_h)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+from torch import nn
+
+from vfl.algorithms import interactive_layer as il
+from vfl.algorithms.split_nn_parts import (
+    SplitNNGuestPart,
+    SplitNNHostPart,
+    as_float_matrix,
+    run_module,
+)
+from vfl.algorithms.split_nn_plan import (
+    HE,
+    MODES,
+    PLAIN,
+    PLAIN_BANNER,
+    EpochCheckpoints,
+    TrainingPlan,
+    batches,
+)
+from vfl.crypto import PaillierPublicKey, generate_keypair
+from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
+from vfl.parties.context import Context
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+METRICS = ("auc", "ks")
+
+
+def _metric(name: str, y: np.ndarray, p: np.ndarray) -> float:
+    if name == "auc":
+        return float(roc_auc_score(y, p))
+    fpr, tpr, _ = roc_curve(y, p)
+    return float(np.max(tpr - fpr))
+
+
+def _set_threads(n: int | None) -> None:
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _new_optimizer(factory: OptimizerFactory, kwargs: dict[str, Any] | None,
+                   modules: list[nn.Module], who: str) -> torch.optim.Optimizer | None:
+    params = [p for m in modules for p in m.parameters()]
+    if not params:
+        return None
+    try:
+        return factory(params, **(kwargs or {}))
+    except TypeError as exc:
+        raise ConfigError(f"{who} optimizer: {exc}") from exc
+
+
+def _share_state(s: il.Share) -> dict[str, torch.Tensor]:
+    return {"value": torch.from_numpy(s.value.copy()), "velocity": torch.from_numpy(s.velocity.copy())}
+
+
+def _load_share(s: il.Share, d: dict[str, torch.Tensor]) -> None:
+    s.value, s.velocity = d["value"].numpy().copy(), d["velocity"].numpy().copy()
+
+
+def plain_initial_weights(seed: int, host_index: int, k: int, d: int) -> np.ndarray:
+    """Initial W of the `host_index`-th host in plain mode (the guest holds all of it there)."""
+    return il.init_share(np.random.default_rng([seed, 7, host_index]), k, d, 1)
+
+
+class SplitNNClassifier:
+    """The guest's split NN estimator (binary classification, sklearn conventions).
+
+    guest_bottom: module X_g -> interactive_width features, or None (the top model then sees
+        only the hosts' A W). top: module interactive_width -> 1 logit.
+    optimizer / optimizer_kwargs: any torch optimizer class (or factory taking params first)
+        for the guest's bottom and top; the interactive layer uses SGD with momentum at
+        `interactive_lr` (its weights are split between the parties).
+    mode: "he" (Paillier, default) or "plain" (clear-text A and dL/dA: faster, less private;
+        `noise_scale` > 0 adds Gaussian noise to dL/dA against label leakage).
+    early_stopping: None, "auc" or "ks" on (X_val, y_val); stops after `patience` epochs
+        without improvement and restores the best epoch on every party.
+    checkpoint_dir: per-epoch checkpoints; a new fit with the same plan resumes from them.
+    random_state: batch order (shared with the hosts) and, in plain mode, the initial W.
+    torch_threads: torch intra-op threads (1 suits two parties sharing a small machine).
+    """
+
+    part_: SplitNNGuestPart
+    history_: list[dict[str, float]]
+    best_epoch_: int
+    shares_: dict[str, il.Share]
+
+    def __init__(
+        self,
+        guest_bottom: nn.Module | None,
+        top: nn.Module,
+        interactive_width: int = 8,
+        mode: str = HE,
+        epochs: int = 10,
+        batch_size: int = 512,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        interactive_lr: float = 0.1,
+        interactive_momentum: float = 0.9,
+        noise_scale: float = 0.0,
+        early_stopping: str | None = None,
+        patience: int = 3,
+        key_bits: int = 2048,
+        random_state: int = 0,
+        checkpoint_dir: str | Path | None = None,
+        torch_threads: int | None = 1,
+    ) -> None:
+        self.guest_bottom = guest_bottom
+        self.top = top
+        self.interactive_width = interactive_width
+        self.mode = mode
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.interactive_lr = interactive_lr
+        self.interactive_momentum = interactive_momentum
+        self.noise_scale = noise_scale
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.key_bits = key_bits
+        self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.torch_threads = torch_threads
+
+    # -- checks -----------------------------------------------------------------------------
+    def _check_params(self, has_val: bool) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.early_stopping not in (None, *METRICS):
+            raise ConfigError(f"early_stopping must be None or one of {METRICS}, got {self.early_stopping!r}")
+        if self.early_stopping and not has_val:
+            raise ConfigError("early_stopping needs validation data: pass X_val and y_val to fit")
+        if self.mode == HE and self.noise_scale:
+            raise ConfigError("noise_scale is the plain-mode defense; he mode does not use it")
+        if not (isinstance(self.patience, int) and self.patience >= 1):
+            raise ConfigError(f"patience must be a positive int, got {self.patience!r}")
+
+    @staticmethod
+    def _labels(y: Any, n: int, what: str) -> np.ndarray:
+        arr = np.asarray(y).ravel()
+        if arr.shape != (n,):
+            raise DataError(f"{what} has {arr.size} labels for {n} rows")
+        if not np.isin(arr, (0, 1)).all():
+            raise DataError(f"{what} must be 0/1 labels, got values {np.unique(arr)[:5].tolist()}")
+        return arr.astype(np.float32)
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(self, ctx: Context, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> SplitNNClassifier:
+        _set_threads(self.torch_threads)
+        self._check_params(X_val is not None)
+        Xg = as_float_matrix(X, f"{ctx.name} features X")
+        yv = self._labels(y, len(Xg), "y")
+        Xv = None if X_val is None else as_float_matrix(X_val, f"{ctx.name} validation features X_val")
+        yvv = None if Xv is None else self._labels(y_val, len(Xv), "y_val")
+        if not ctx.hosts:
+            raise ConfigError(f"split NN needs at least one host; job '{ctx.job_id}' has none")
+        d = self.interactive_width
+        self.guest_bottom_ = copy.deepcopy(self.guest_bottom)
+        self.top_ = copy.deepcopy(self.top)
+        modules = [m for m in (self.guest_bottom_, self.top_) if m is not None]
+        opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, modules, "guest")
+        plan = TrainingPlan(
+            mode=self.mode, epochs=int(self.epochs), batch_size=int(self.batch_size),
+            seed=int(self.random_state), interactive_width=int(d),
+            interactive_lr=float(self.interactive_lr),
+            interactive_momentum=float(self.interactive_momentum),
+            noise_scale=float(self.noise_scale), n_rows=len(Xg),
+            n_val_rows=0 if Xv is None else len(Xv), early_stopping=self.early_stopping is not None,
+        )
+        TrainingPlan.from_wire(plan.to_wire())  # the same checks the hosts run
+        if plan.mode == PLAIN:
+            ctx.log.warning(PLAIN_BANNER)
+
+        # handshake: plan -> acks (bottom width, key, checkpoints) -> resume epoch (+ our key)
+        ctx.broadcast("plan", plan.to_wire())
+        acks = {h: self._ack(ctx, h) for h in ctx.hosts}
+        ckpt = None if self.checkpoint_dir is None else EpochCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        common = set(ckpt.epochs()) if ckpt is not None else set()
+        for ack in acks.values():
+            common &= set(ack["epochs"])
+        start = max(common, default=0)
+        ctx.broadcast("resume", {"epoch": start})
+        keys: dict[str, il.HeKeys] = {}
+        layouts: dict[str, il.Layouts] = {}
+        if plan.mode == HE:
+            pub, priv = generate_keypair(self.key_bits)
+            ctx.broadcast("guest_key", pub.to_wire())
+            for h, ack in acks.items():
+                host_pub = PaillierPublicKey.from_wire(ack["key"])
+                keys[h] = il.HeKeys(pub, priv, host_pub, ctx.executor)
+                layouts[h] = il.Layouts.build(ack["bottom_width"], d, plan.batch_size,
+                                              pub.n_bits, host_pub.n_bits)
+        widths = {h: ack["bottom_width"] for h, ack in acks.items()}
+        # he: U is a secret share (OS entropy); plain: the guest holds all of W (reproducible)
+        rng = np.random.default_rng()
+        self.shares_ = {
+            h: il.Share(il.init_share(rng, k, d, 2) if plan.mode == HE
+                        else plain_initial_weights(plan.seed, i, k, d))
+            for i, (h, k) in enumerate(widths.items())
+        }
+        mask_rng = np.random.default_rng()
+        history: list[dict[str, float]] = []
+        best: dict[str, Any] | None = None
+        best_score, self.best_epoch_, wait = -np.inf, -1, 0
+        if start > 0 and ckpt is not None:
+            state = ckpt.load(start)
+            self._load_state(state, opt)
+            history, best = state["history"], state["best"]
+            best_score, self.best_epoch_, wait = state["best_score"], state["best_epoch"], state["wait"]
+            ctx.log.info(f"split NN resumes after epoch {start} from {self.checkpoint_dir}")
+
+        for epoch in range(start, plan.epochs):
+            t0 = time.perf_counter()
+            ectx = ctx.child("epoch", epoch)
+            losses = []
+            rows_list = batches(len(Xg), plan.batch_size, plan.seed, epoch)
+            for b, rows in enumerate(rows_list):
+                losses.append(self._train_batch(ectx.child("batch", b), plan, Xg[rows], yv[rows],
+                                                opt, keys, layouts, widths, mask_rng))
+                ctx.progress(b + 1, len(rows_list), epoch=epoch)
+            record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses)),
+                      "seconds": time.perf_counter() - t0}
+            if Xv is not None and yvv is not None:
+                p = self._proba(ectx.child("val"), plan, Xv, keys, layouts, widths)
+                record.update(val_auc=_metric("auc", yvv, p), val_ks=_metric("ks", yvv, p))
+            improved, stop = True, False
+            if self.early_stopping is not None:
+                score = record[f"val_{self.early_stopping}"]
+                improved = score > best_score
+                if improved:
+                    best_score, self.best_epoch_, wait = score, epoch, 0
+                    best = self._snapshot()
+                else:
+                    wait += 1
+                stop = wait >= self.patience
+            ectx.broadcast("epoch_end", {"improved": improved, "stop": stop})
+            history.append(record)
+            if ckpt is not None:
+                ckpt.save(epoch + 1, {**self._state(opt), "history": history, "best": best,
+                                      "best_score": float(best_score),
+                                      "best_epoch": self.best_epoch_, "wait": wait})
+            ctx.log.info(f"split NN [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: " +
+                         ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+            if stop:
+                break
+        if best is not None:
+            self._restore(best)
+        # export: each host's serving part becomes bottom_h(X_h) (U_h + V_h)
+        for h, share in self.shares_.items():
+            ctx.child("export").send(h, "U_share", share.value)
+        self.history_ = history
+        self.part_ = SplitNNGuestPart(self.top_, self.guest_bottom_)
+        return self
+
+    def _ack(self, ctx: Context, host: str) -> dict[str, Any]:
+        ack = ctx.recv(host, "plan_ack")
+        if not isinstance(ack, dict) or not isinstance(ack.get("ok"), bool):
+            raise ProtocolError(f"malformed 'plan_ack' from '{host}'")
+        if not ack["ok"]:
+            raise ProtocolError(f"host '{host}' refused the split NN plan: {ack.get('reason')}")
+        k, epochs = ack.get("bottom_width"), ack.get("epochs")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1024:
+            raise ProtocolError(f"'plan_ack' from '{host}': bottom_width must be an int in [1, 1024]")
+        if not isinstance(epochs, list) or not all(isinstance(e, int) for e in epochs):
+            raise ProtocolError(f"'plan_ack' from '{host}': epochs must be a list of ints")
+        return ack
+
+    def _train_batch(self, bctx: Context, plan: TrainingPlan, Xb: np.ndarray, yb: np.ndarray,
+                     opt: torch.optim.Optimizer | None, keys: dict[str, il.HeKeys],
+                     layouts: dict[str, il.Layouts], widths: dict[str, int],
+                     mask_rng: np.random.Generator) -> float:
+        n = len(Xb)
+        A_plain: dict[str, np.ndarray] = {}
+        hw = np.zeros((n, plan.interactive_width))
+        for h in widths:  # forward: A W from every host
+            if plan.mode == HE:
+                hw += il.guest_forward(bctx, h, self.shares_[h].value, n, keys[h], layouts[h])
+            else:
+                A_plain[h] = il.guest_forward_plain(bctx, h, n, widths[h])
+                hw += A_plain[h] @ self.shares_[h].value
+        hw_t = torch.tensor(hw, dtype=torch.float32, requires_grad=True)
+        loss = self._loss(Xb, yb, hw_t, train=True)
+        if opt is not None:
+            opt.zero_grad()
+        loss.backward()
+        assert hw_t.grad is not None
+        G = hw_t.grad.double().numpy()
+        for h, share in self.shares_.items():  # backward through the interactive layer
+            if plan.mode == HE:
+                g = il.guest_backward(bctx, h, G, share.value, keys[h], layouts[h], mask_rng)
+            else:
+                g = il.guest_backward_plain(bctx, h, A_plain[h], G, share.value,
+                                            plan.noise_scale, mask_rng)
+            share.step(g, plan.interactive_lr, plan.interactive_momentum)
+        if opt is not None:
+            opt.step()
+        return float(loss.detach())
+
+    def _loss(self, Xb: np.ndarray, yb: np.ndarray, hw: torch.Tensor, train: bool) -> torch.Tensor:
+        z = hw
+        if self.guest_bottom_ is not None:
+            self.guest_bottom_.train(train)
+            z = z + self.guest_bottom_(torch.from_numpy(Xb))
+        self.top_.train(train)
+        logits = self.top_(z).reshape(len(Xb), -1)[:, 0]
+        return nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(yb))
+
+    def _proba(self, vctx: Context, plan: TrainingPlan, Xv: np.ndarray, keys: dict[str, il.HeKeys],
+               layouts: dict[str, il.Layouts], widths: dict[str, int]) -> np.ndarray:
+        """Validation scores during training (W still split): forward pass only."""
+        out = []
+        for c, start in enumerate(range(0, len(Xv), plan.batch_size)):
+            cctx = vctx.child("chunk", c)
+            Xc = Xv[start : start + plan.batch_size]
+            contribs = []
+            for h in widths:
+                if plan.mode == HE:
+                    contribs.append(il.guest_forward(cctx, h, self.shares_[h].value, len(Xc),
+                                                     keys[h], layouts[h]))
+                else:
+                    contribs.append(il.guest_forward_plain(cctx, h, len(Xc), widths[h])
+                                    @ self.shares_[h].value)
+            out.append(SplitNNGuestPart(self.top_, self.guest_bottom_).predict_proba(Xc, contribs))
+        return np.concatenate(out)
+
+    # -- state for checkpoints and early stopping ----------------------------------------
+    def _snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy({
+            "guest_bottom": None if self.guest_bottom_ is None else self.guest_bottom_.state_dict(),
+            "top": self.top_.state_dict(),
+            "shares": {h: _share_state(s) for h, s in self.shares_.items()},
+        })
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        if self.guest_bottom_ is not None:
+            self.guest_bottom_.load_state_dict(snap["guest_bottom"])
+        self.top_.load_state_dict(snap["top"])
+        for h, s in self.shares_.items():
+            _load_share(s, snap["shares"][h])
+
+    def _state(self, opt: torch.optim.Optimizer | None) -> dict[str, Any]:
+        return {**self._snapshot(), "optimizer": None if opt is None else opt.state_dict()}
+
+    def _load_state(self, state: dict[str, Any], opt: torch.optim.Optimizer | None) -> None:
+        if set(state["shares"]) != set(self.shares_):
+            raise ConfigError(f"checkpoint in {self.checkpoint_dir} is for hosts "
+                              f"{sorted(state['shares'])}, this job has {sorted(self.shares_)}")
+        self._restore(state)
+        if opt is not None and state["optimizer"] is not None:
+            opt.load_state_dict(state["optimizer"])
+
+    # -- inference ----------------------------------------------------------------------------
+    def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
+        """(n, 2) class probabilities; every host sends bottom_h(X_h) W_h for the same rows."""
+        if not hasattr(self, "part_"):
+            raise ConfigError("SplitNNClassifier is not fitted: call fit first")
+        Xg = as_float_matrix(X, f"{ctx.name} features X")
+        pctx = ctx.child("predict")
+        pctx.broadcast("predict", {"n_rows": len(Xg)})
+        contribs = [il.recv_array(pctx, h, "AW", (len(Xg), self.interactive_width))
+                    for h in ctx.hosts]
+        p = self.part_.predict_proba(Xg, contribs)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, ctx: Context, X: Any, threshold: float = 0.5) -> np.ndarray:
+        return (self.predict_proba(ctx, X)[:, 1] >= threshold).astype(np.int64)
+
+    def export_part(self) -> SplitNNGuestPart:
+        return self.part_
+
+
+class SplitNNHost:
+    """A host's side of split NN: its own bottom model, optimizer and policy.
+
+    bottom: module X_h -> k features (the host's choice; only k is told to the guest).
+    allow_plain: this host's policy on plain mode (default: refuse it).
+    key_bits: size of this host's Paillier key (protects its activations A).
+    random_state: seed of the host's secret share V (None: OS entropy, the right choice
+        outside tests).
+    """
+
+    part_: SplitNNHostPart
+
+    def __init__(
+        self,
+        bottom: nn.Module,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        allow_plain: bool = False,
+        key_bits: int = 2048,
+        checkpoint_dir: str | Path | None = None,
+        random_state: int | None = None,
+        torch_threads: int | None = 1,
+    ) -> None:
+        self.bottom = bottom
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.allow_plain = allow_plain
+        self.key_bits = key_bits
+        self.checkpoint_dir = checkpoint_dir
+        self.random_state = random_state
+        self.torch_threads = torch_threads
+
+    def _refuse(self, ctx: Context, reason: str, error: type[Exception]) -> Exception:
+        """Tell the guest why (so it does not wait for a timeout); the caller raises it."""
+        ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason})
+        return error(f"{ctx.name}: refused split NN plan from '{ctx.guest}': {reason}")
+
+    def _width(self, n_features: int) -> int:
+        with torch.no_grad():
+            out = self.bottom_(torch.zeros(2, n_features))
+        if out.ndim != 2:
+            raise ConfigError(f"host bottom model must output (n, k), got shape {tuple(out.shape)}")
+        return int(out.shape[1])
+
+    def fit(self, ctx: Context, X: Any, X_val: Any = None) -> SplitNNHost:
+        _set_threads(self.torch_threads)
+        Xh = as_float_matrix(X, f"{ctx.name} features X")
+        Xv = None if X_val is None else as_float_matrix(X_val, f"{ctx.name} validation features X_val")
+        try:
+            plan = TrainingPlan.from_wire(ctx.recv(ctx.guest, "plan"))
+        except ProtocolError as exc:
+            raise self._refuse(ctx, str(exc), ProtocolError) from exc
+        if plan.mode == PLAIN and not self.allow_plain:
+            raise self._refuse(ctx, "plain mode is not allowed by this host's policy", PolicyError)
+        if plan.n_rows != len(Xh):
+            raise self._refuse(ctx, f"plan has {plan.n_rows} rows, host has {len(Xh)} aligned rows", DataError)
+        n_val = 0 if Xv is None else len(Xv)
+        if plan.n_val_rows != n_val:
+            raise self._refuse(ctx, f"plan has {plan.n_val_rows} validation rows, host has {n_val}", DataError)
+        self.bottom_ = copy.deepcopy(self.bottom)
+        k = self._width(Xh.shape[1])
+        opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, [self.bottom_], "host")
+        ckpt = None if self.checkpoint_dir is None else EpochCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        keys: il.HeKeys | None = None
+        pub, priv = generate_keypair(self.key_bits) if plan.mode == HE else (None, None)
+        if plan.mode == PLAIN:
+            ctx.log.warning(PLAIN_BANNER)
+        ctx.send(ctx.guest, "plan_ack", {
+            "ok": True, "bottom_width": k, "key": None if pub is None else pub.to_wire(),
+            "epochs": [] if ckpt is None else ckpt.epochs(),
+        })
+        resume = ctx.recv(ctx.guest, "resume")
+        have = [] if ckpt is None else ckpt.epochs()
+        if not (isinstance(resume, dict) and isinstance(resume.get("epoch"), int)
+                and (resume["epoch"] == 0 or resume["epoch"] in have)):
+            raise ProtocolError(f"'resume' from '{ctx.guest}' must name 0 or a checkpointed epoch {have}")
+        start = resume["epoch"]
+        lay: il.Layouts | None = None
+        if pub is not None and priv is not None:
+            guest_pub = PaillierPublicKey.from_wire(ctx.recv(ctx.guest, "guest_key"))
+            keys = il.HeKeys(pub, priv, guest_pub, ctx.executor)
+            lay = il.Layouts.build(k, plan.interactive_width, plan.batch_size,
+                                   guest_pub.n_bits, pub.n_bits)
+        # he: the host's secret share V; plain: the guest holds W, V stays zero
+        rng = np.random.default_rng(self.random_state)
+        d = plan.interactive_width
+        self.share_ = il.Share(il.init_share(rng, k, d, 2) if plan.mode == HE else np.zeros((k, d)))
+        best: dict[str, Any] | None = None
+        if start > 0 and ckpt is not None:
+            state = ckpt.load(start)
+            self.bottom_.load_state_dict(state["bottom"])
+            _load_share(self.share_, state["share"])
+            if opt is not None and state["optimizer"] is not None:
+                opt.load_state_dict(state["optimizer"])
+            best = state["best"]
+
+        for epoch in range(start, plan.epochs):
+            ectx = ctx.child("epoch", epoch)
+            self.bottom_.train(True)
+            for b, rows in enumerate(batches(len(Xh), plan.batch_size, plan.seed, epoch)):
+                bctx = ectx.child("batch", b)
+                A_t = self.bottom_(torch.from_numpy(Xh[rows]))
+                A = A_t.detach().double().numpy()
+                if keys is not None and lay is not None:
+                    il.host_forward(bctx, A, self.share_.value, keys, lay, training=True)
+                    dA, g_V = il.host_backward(bctx, self.share_.value, len(rows), keys, lay)
+                    self.share_.step(g_V, plan.interactive_lr, plan.interactive_momentum)
+                else:
+                    il.host_forward_plain(bctx, A)
+                    dA = il.host_backward_plain(bctx, len(rows), k)
+                if opt is not None:
+                    opt.zero_grad()
+                    A_t.backward(torch.from_numpy(dA).to(A_t.dtype))
+                    opt.step()
+            if Xv is not None:
+                self._validation(ectx.child("val"), plan, Xv, keys, lay)
+            decision = ectx.recv(ctx.guest, "epoch_end")
+            if not (isinstance(decision, dict)
+                    and all(isinstance(decision.get(f), bool) for f in ("improved", "stop"))):
+                raise ProtocolError(f"malformed 'epoch_end' from '{ctx.guest}' at step '{ectx.step}'")
+            if plan.early_stopping and decision["improved"]:
+                best = copy.deepcopy({"bottom": self.bottom_.state_dict(),
+                                      "share": _share_state(self.share_)})
+            if ckpt is not None:
+                ckpt.save(epoch + 1, {"bottom": self.bottom_.state_dict(),
+                                      "share": _share_state(self.share_),
+                                      "optimizer": None if opt is None else opt.state_dict(),
+                                      "best": best})
+            if decision["stop"]:
+                break
+        if best is not None:
+            self.bottom_.load_state_dict(best["bottom"])
+            _load_share(self.share_, best["share"])
+        U = il.recv_array(ctx.child("export"), ctx.guest, "U_share", (k, d))
+        self.part_ = SplitNNHostPart(self.bottom_, U + self.share_.value)
+        return self
+
+    @torch.no_grad()
+    def _validation(self, vctx: Context, plan: TrainingPlan, Xv: np.ndarray,
+                    keys: il.HeKeys | None, lay: il.Layouts | None) -> None:
+        for c, start in enumerate(range(0, len(Xv), plan.batch_size)):
+            cctx = vctx.child("chunk", c)
+            A = run_module(self.bottom_, Xv[start : start + plan.batch_size])
+            if keys is not None and lay is not None:
+                il.host_forward(cctx, A, self.share_.value, keys, lay, training=False)
+            else:
+                il.host_forward_plain(cctx, A)
+
+    def predict(self, ctx: Context, X: Any) -> None:
+        """Answer the guest's predict request with bottom_h(X_h) W for the same rows."""
+        if not hasattr(self, "part_"):
+            raise ConfigError("SplitNNHost is not fitted: call fit first")
+        Xh = as_float_matrix(X, f"{ctx.name} features X")
+        pctx = ctx.child("predict")
+        request = pctx.recv(ctx.guest, "predict")
+        if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
+            raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, "
+                                f"host has {len(Xh)} rows")
+        pctx.send(ctx.guest, "AW", self.part_.contribution(Xh))
+
+    def export_part(self) -> SplitNNHostPart:
+        return self.part_
