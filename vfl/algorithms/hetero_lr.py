@@ -35,7 +35,7 @@ from vfl.algorithms.hetero_lr_protocol import (
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart, sigmoid
 from vfl.algorithms.optim import Optimizer, OptimizerConfig, epoch_batches
 from vfl.crypto import MIN_KEY_BITS
-from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
+from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError
 from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties.context import Context
 
@@ -303,7 +303,8 @@ class HeteroLogisticRegression:
             if not isinstance(ack, dict) or not isinstance(ack.get("ok"), bool):
                 raise ProtocolError(f"malformed 'plan_ack' from host '{h}'")
             if not ack["ok"]:
-                raise PolicyError(f"host '{h}' refused the training plan: {ack.get('reason')}")
+                error = _REFUSALS.get(str(ack.get("error")), ProtocolError)
+                raise error(f"host '{h}' refused the training plan: {ack.get('reason')}")
             width, h_last = ack.get("n_features"), ack.get("last_epoch")
             if not isinstance(width, int) or width < 1 or not isinstance(h_last, int) or h_last < -1:
                 raise ProtocolError(f"'plan_ack' from host '{h}' has invalid n_features/last_epoch")
@@ -424,9 +425,14 @@ class HeteroLogisticRegression:
 
 
 # --- host -----------------------------------------------------------------------------------
-def _refuse(ctx: Context, reason: str, error: type[Exception]) -> Exception:
+_REFUSALS: dict[str, type[VflError]] = {
+    e.__name__: e for e in (PolicyError, DataError, ConfigError, ProtocolError)
+}
+
+
+def _refuse(ctx: Context, reason: str, error: type[VflError]) -> VflError:
     """Tell the guest why (so it does not wait for a timeout); the caller raises the result."""
-    ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason})
+    ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason, "error": error.__name__})
     return error(f"{ctx.name}: refused hetero LR plan from '{ctx.guest}': {reason}")
 
 

@@ -1,0 +1,203 @@
+"""HE logistic regression: federated runs against the centralized Taylor reference, hyper-
+parameters, policy, validation/early stopping, warm start and serving parts."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vfl.algorithms.hetero_lr import (
+    INSECURE,
+    HeteroLogisticRegression,
+    TrainingPlan,
+    host_fit,
+    host_predict,
+)
+from vfl.algorithms.lr_centralized import TaylorLogisticRegression
+from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
+from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
+from vfl.evaluation.binary import fast_auc_ks
+from vfl.parties import simulate
+
+KEY_BITS = 1024  # the library default is 2048; small keys keep the suite fast
+
+
+def make_data(n: int, widths: list[int], seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Feature blocks (guest first) and 0/1 labels from a noisy logistic model."""
+    rng = np.random.default_rng(seed)
+    blocks = [rng.normal(size=(n, w)) for w in widths]
+    z = sum(b @ rng.normal(size=b.shape[1]) for b in blocks) + 0.3
+    y = (z + rng.logistic(size=n) > 0).astype(int)
+    return blocks, y
+
+
+def run_job(est, Xg, y, hosts, *, fit_kwargs=None, host_kwargs=None, predict=None):
+    """Simulate guest 'bank' and the given hosts; returns (guest's predictions, host parts)."""
+    fit_kwargs, host_kwargs = fit_kwargs or {}, host_kwargs or {}
+    predict = predict or {"bank": Xg, **hosts}
+
+    def guest(ctx):
+        est.fit(ctx, Xg, y, **fit_kwargs)
+        return est.predict_proba(ctx, predict["bank"])[:, 1]
+
+    def host(ctx, X, X_pred):
+        part = host_fit(ctx, X, **host_kwargs.get(ctx.name, {}))
+        host_predict(ctx, X_pred, part)
+        return part
+
+    parties = {"bank": (guest, {}), **{h: (host, {"X": X, "X_pred": predict[h]}) for h, X in hosts.items()}}
+    roles = {"bank": "guest", **dict.fromkeys(hosts, "host")}
+    out = simulate(parties, roles)
+    return out["bank"], {h: out[h] for h in hosts}
+
+
+def test_he_two_hosts_weighted_adam_l1_matches_centralized():
+    (Xg, Xa, Xb), y = make_data(240, [3, 2, 4], seed=1)
+    sw = np.random.default_rng(2).uniform(0.5, 2.0, len(y))
+    params = dict(epochs=3, batch_size=64, learning_rate=0.2, lr_schedule="inverse_time", decay=0.5,
+                  optimizer="adam", penalty="l1", alpha=0.01, class_weight="balanced", random_state=5)
+    est = HeteroLogisticRegression(key_bits=KEY_BITS, **params)
+    proba, parts = run_job(est, Xg, y, {"a": Xa, "b": Xb}, fit_kwargs={"sample_weight": sw})
+
+    ref = TaylorLogisticRegression(**params).fit(np.hstack([Xg, Xa, Xb]), y, sample_weight=sw)
+    federated = np.r_[est.coef_, parts["a"].coef_, parts["b"].coef_]
+    np.testing.assert_allclose(federated, ref.coef_, atol=1e-7)
+    assert est.intercept_ == pytest.approx(ref.intercept_, abs=1e-7)
+    np.testing.assert_allclose(proba, ref.predict_proba(np.hstack([Xg, Xa, Xb]))[:, 1], atol=1e-7)
+    assert est.n_iter_ == ref.n_iter_ == 3
+    assert parts["a"].coef_.shape == (2,) and parts["b"].coef_.shape == (4,) and est.coef_.shape == (3,)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("penalty", [None, "l1", "l2"])
+@pytest.mark.parametrize("schedule", ["constant", "inverse_sqrt"])
+def test_plaintext_mode_equals_centralized_for_each_optimizer(optimizer, penalty, schedule):
+    (Xg, Xh), y = make_data(150, [2, 3], seed=3)
+    params = dict(epochs=4, batch_size=32, learning_rate=0.3, lr_schedule=schedule,
+                  optimizer=optimizer, penalty=penalty, alpha=0.05, random_state=9, tol=None)
+    est = HeteroLogisticRegression(mode=INSECURE, **params)
+    _, parts = run_job(est, Xg, y, {"p": Xh}, host_kwargs={"p": {"policy_allows_insecure": True}})
+    ref = TaylorLogisticRegression(**params).fit(np.hstack([Xg, Xh]), y)
+    np.testing.assert_allclose(np.r_[est.coef_, parts["p"].coef_, est.intercept_],
+                               np.r_[ref.coef_, ref.intercept_], atol=1e-12)
+
+
+def test_insecure_plaintext_refused_unless_host_policy_allows():
+    (Xg, Xh), y = make_data(50, [2, 2])
+    est = HeteroLogisticRegression(mode=INSECURE, epochs=1)
+    with pytest.raises(PolicyError, match="insecure_plaintext mode is not allowed"):
+        run_job(est, Xg, y, {"p": Xh})
+
+
+def test_insecure_plaintext_is_labelled_everywhere(caplog, tmp_path):
+    (Xg, Xh), y = make_data(50, [2, 2])
+    est = HeteroLogisticRegression(mode=INSECURE, epochs=2, batch_size=16)
+    with caplog.at_level(logging.WARNING, logger="vfl.party"):
+        _, parts = run_job(est, Xg, y, {"p": Xh}, host_kwargs={"p": {"policy_allows_insecure": True}})
+    banners = [r.getMessage() for r in caplog.records if "INSECURE PLAINTEXT MODE" in r.getMessage()]
+    assert any("[bank " in m for m in banners) and any("[p " in m for m in banners)
+    assert all(rec["mode"] == INSECURE for rec in est.history_)
+    assert est.part_.mode == INSECURE and parts["p"].mode == INSECURE
+    est.part_.save(tmp_path)
+    parts["p"].save(tmp_path)
+    assert LRGuestPart.load(tmp_path).mode == INSECURE and LRHostPart.load(tmp_path).mode == INSECURE
+
+
+def test_host_rejects_malformed_plan_and_tells_the_guest():
+    (Xg, Xh), y = make_data(40, [2, 2])
+    est = HeteroLogisticRegression(epochs=1, key_bits=KEY_BITS)
+    good = est._plan(40, 0, 3, False, False).to_wire()
+
+    def guest(ctx):
+        ctx.send("p", "plan", {**good, "key_bits": 512})
+        return ctx.recv("p", "plan_ack")
+
+    acks = []
+    with pytest.raises(ProtocolError, match="key_bits"):
+        simulate({"bank": (lambda ctx: acks.append(guest(ctx)), {}), "p": (host_fit, {"X": Xh})},
+                 roles={"bank": "guest", "p": "host"})
+    assert acks and acks[0]["ok"] is False and "key_bits" in acks[0]["reason"]
+    with pytest.raises(ProtocolError, match="optimizer"):
+        TrainingPlan.from_wire({**good, "optimizer": {**good["optimizer"], "name": "lbfgs"}})
+    with pytest.raises(ProtocolError, match="n_rows"):
+        TrainingPlan.from_wire({**good, "n_rows": True})
+
+
+def test_host_refuses_a_plan_for_other_rows():
+    (Xg, Xh), y = make_data(40, [2, 2])
+    est = HeteroLogisticRegression(epochs=1, key_bits=KEY_BITS)
+    with pytest.raises(DataError, match="39 aligned rows"):
+        run_job(est, Xg, y, {"p": Xh[:39]})
+
+
+@pytest.mark.parametrize("metric", ["auc", "ks"])
+def test_early_stopping_restores_best_epoch_on_every_party(metric):
+    (Xg, Xh), y = make_data(600, [3, 3], seed=11)
+    tr, va = slice(0, 200), slice(200, 600)
+    est = HeteroLogisticRegression(mode=INSECURE, epochs=40, batch_size=20, learning_rate=2.0, tol=None,
+                                   early_stopping=True, validation_metric=metric, patience=2, random_state=1)
+    proba, parts = run_job(
+        est, Xg[tr], y[tr], {"p": Xh[tr]},
+        fit_kwargs={"X_val": Xg[va], "y_val": y[va]},
+        host_kwargs={"p": {"policy_allows_insecure": True, "X_val": Xh[va]}},
+        predict={"bank": Xg[va], "p": Xh[va]},
+    )
+    scores = [rec[f"val_{metric}"] for rec in est.history_]
+    assert est.n_iter_ < 40, "validation metric never stalled; the test data should make it stall"
+    assert est.best_epoch_ == int(np.argmax(scores))
+    assert est.n_iter_ == est.best_epoch_ + 1 + 2
+    auc, ks = fast_auc_ks(y[va], proba)  # the restored model, guest and host parts together
+    assert (auc if metric == "auc" else ks) == pytest.approx(scores[est.best_epoch_], abs=1e-12)
+    assert all({"val_auc", "val_ks", "val_loss", "seconds"} <= set(rec) for rec in est.history_)
+
+
+def test_tolerance_stops_like_the_centralized_reference():
+    (Xg, Xh), y = make_data(200, [2, 3], seed=4)
+    params = dict(epochs=50, batch_size=50, learning_rate=0.1, tol=5e-3, random_state=2)
+    est = HeteroLogisticRegression(mode=INSECURE, **params)
+    _, parts = run_job(est, Xg, y, {"p": Xh}, host_kwargs={"p": {"policy_allows_insecure": True}})
+    ref = TaylorLogisticRegression(**params).fit(np.hstack([Xg, Xh]), y)
+    assert 1 < est.n_iter_ == ref.n_iter_ < 50
+    assert est.history_[-1]["converged"] and est.history_[-1]["stop"]
+    np.testing.assert_allclose(np.r_[est.coef_, parts["p"].coef_], ref.coef_, atol=1e-12)
+
+
+def test_warm_start_continues_from_both_parties_fitted_weights():
+    (Xg, Xh), y = make_data(120, [2, 3], seed=6)
+    est = HeteroLogisticRegression(epochs=2, batch_size=40, key_bits=KEY_BITS)
+    _, parts = run_job(est, Xg, y, {"p": Xh})
+    first_g, first_h = np.r_[est.coef_, est.intercept_], parts["p"].coef_
+    est.warm_start, est.learning_rate, est.epochs = True, 1e-9, 1
+    _, parts2 = run_job(est, Xg, y, {"p": Xh}, host_kwargs={"p": {"init": parts["p"]}})
+    np.testing.assert_allclose(np.r_[est.coef_, est.intercept_], first_g, atol=1e-8)
+    np.testing.assert_allclose(parts2["p"].coef_, first_h, atol=1e-8)
+    assert np.any(first_h != 0)
+    with pytest.raises(ConfigError, match="warm_start"):
+        run_job(est, Xg, y, {"p": Xh})  # the host has no fitted part to start from
+
+
+def test_parts_save_load_and_predict(tmp_path):
+    (Xg, Xh), y = make_data(100, [2, 3], seed=8)
+    Xg_df = pd.DataFrame(Xg, columns=["income", "age"])
+    est = HeteroLogisticRegression(epochs=2, batch_size=50, key_bits=KEY_BITS)
+    proba, parts = run_job(est, Xg_df, y, {"p": pd.DataFrame(Xh, columns=["a", "b", "c"])})
+    est.part_.save(tmp_path / "g")
+    parts["p"].save(tmp_path / "h")
+    guest, host = LRGuestPart.load(tmp_path / "g"), LRHostPart.load(tmp_path / "h")
+    assert guest.feature_names == ["income", "age"] and host.feature_names == ["a", "b", "c"]
+    np.testing.assert_allclose(guest.predict_proba(Xg, [host.contribution(Xh)]), proba, atol=1e-15)
+    assert est.classes_.tolist() == [0, 1]
+
+
+def test_checkpoint_of_another_job_is_refused(tmp_path):
+    (Xg, Xh), y = make_data(60, [2, 2])
+    est = HeteroLogisticRegression(mode=INSECURE, epochs=1, batch_size=30, checkpoint_dir=tmp_path / "g")
+    hk = {"p": {"policy_allows_insecure": True, "checkpoint_dir": tmp_path / "h"}}
+    run_job(est, Xg, y, {"p": Xh}, host_kwargs=hk)
+    assert (tmp_path / "g" / "epoch_00000.json").exists() and (tmp_path / "h" / "epoch_00000.json").exists()
+    est.learning_rate = 0.01
+    with pytest.raises(ConfigError, match="holds another job"):
+        run_job(est, Xg, y, {"p": Xh}, host_kwargs=hk)
