@@ -189,3 +189,13 @@ def test_empty_operands(paillier_keys):
     assert (priv.decrypt(np.ones((2, 0)) @ empty) == 0).all()
     assert priv.decrypt(pub.encrypt(np.zeros(0)) @ np.zeros((0, 2))).shape == (2,)
     assert priv.decrypt(pub.encrypt(np.zeros(0)) + 1.0).shape == (0,)
+
+
+def test_keys_pickle_for_local_workers(paillier_keys):
+    import pickle
+
+    pub, priv = paillier_keys
+    pub.encrypt(1.0)  # lazily built DJN state (lock, pool) must not block pickling
+    pub2, priv2 = pickle.loads(pickle.dumps((pub, priv)))
+    assert pub2 == pub and priv2.public_key == pub
+    assert priv.decrypt(pub2.encrypt(np.array([2.5])))[0] == 2.5

@@ -28,7 +28,7 @@ from gmpy2 import mpz
 
 WINDOW_BITS = 8  # fixed-base table digit: one byte of alpha
 _TABLE_CACHE: dict[tuple[int, int], list[list[Any]]] = {}
-_TABLE_CACHE_MAX = 4
+_TABLE_CACHE_MAX = 8  # keys per process (parties in one simulation share the pool)
 ONE = mpz(1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ class PaillierPublicKey:
         self.executor: Executor | None = None  # used by the operators when set
         self._hs: Any = None
         self._pool: ObfuscationPool | None = None
+        self._lazy = threading.Lock()  # one h_s and one pool per key object, across threads
         self._phe: phe.PaillierPublicKey | None = None
 
     # -- construction / interop -------------------------------------------------------------
@@ -115,6 +117,10 @@ class PaillierPublicKey:
             raise ProtocolError("public key message: fingerprint does not match n")
         return key
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (to a local worker process) as ``n`` only: DJN state is per process."""
+        return (PaillierPublicKey, (int(self.n),))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PaillierPublicKey) and other.n == self.n
 
@@ -128,20 +134,23 @@ class PaillierPublicKey:
     @property
     def hs(self) -> Any:
         """DJN base ``h_s = (-x^2)^n mod n^2`` for a random unit ``x`` (drawn once per key)."""
-        if self._hs is None:
-            while True:
-                x = mpz(secrets.randbelow(int(self.n) - 2) + 2)
-                if gmpy2.gcd(x, self.n) == 1:
-                    break
-            self._hs = gmpy2.powmod(-(x * x) % self.n, self.n, self.nsquare)
-        return self._hs
+        with self._lazy:
+            if self._hs is None:
+                while True:
+                    x = mpz(secrets.randbelow(int(self.n) - 2) + 2)
+                    if gmpy2.gcd(x, self.n) == 1:
+                        break
+                self._hs = gmpy2.powmod(-(x * x) % self.n, self.n, self.nsquare)
+            return self._hs
 
     @property
     def pool(self) -> ObfuscationPool:
         """Precomputed obfuscators; call ``pool.refill(k, background=True)`` when idle."""
-        if self._pool is None:
-            self._pool = ObfuscationPool(int(self.n), int(self.hs))
-        return self._pool
+        hs = self.hs
+        with self._lazy:
+            if self._pool is None:
+                self._pool = ObfuscationPool(int(self.n), int(hs))
+            return self._pool
 
     def obfuscators(self, count: int, executor: Executor | None = None) -> list[Any]:
         """``count`` single-use obfuscators: first from the pool, the rest computed now."""
