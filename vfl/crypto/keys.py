@@ -20,6 +20,7 @@ import phe
 from gmpy2 import mpz
 
 from vfl.crypto import kernels
+from vfl.crypto.encoding import to_signed
 from vfl.crypto.pool import ObfuscationPool
 from vfl.errors import ConfigError, ProtocolError
 
@@ -244,9 +245,8 @@ class PaillierPrivateKey:
         from vfl.crypto.paillier import EncodedArray
 
         n = int(self.public_key.n)
-        half = (n - 1) // 2
         ints = np.empty(enc.shape, dtype=object)
-        values = [int(m) - n if m > half else int(m) for m in self.decrypt_residues(enc, executor)]
+        values = [to_signed(int(m), n) for m in self.decrypt_residues(enc, executor)]
         if values and max(abs(v) for v in values) > enc.bound:
             raise ProtocolError(
                 "decrypted value exceeds the bound tracked for this ciphertext: it was tampered "
