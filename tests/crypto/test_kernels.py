@@ -79,3 +79,21 @@ def test_pool_refills_in_background_and_hands_out_once(paillier_keys):
     assert list(priv.decrypt(enc)) == list(range(10))
     taken = pub.pool.take(25)
     assert len(taken) == 20 and len(pub.pool) == 0
+
+
+@pytest.mark.parametrize(("rows", "n"), [(200, 3), (64, 8), (3, 200)])
+def test_multiexp_rows_both_strategies_match_naive(paillier_keys, rows, n):
+    """Many exponent rows over few bases use shared tables, the others Pippenger."""
+    pub, _ = paillier_keys
+    nsq = pub.nsquare
+    rng = np.random.default_rng(rows)
+    bases = [pub.encrypt(float(v)).ciphertexts[()] for v in rng.normal(size=n)]
+    E = rng.integers(-(2**33), 2**33, size=(rows, n))
+    E[rng.random((rows, n)) < 0.2] = 0
+    got = kernels.multiexp_rows(int(nsq), [bases, bases[::-1]], E)
+    for b, base_row in enumerate([bases, bases[::-1]]):
+        for r in range(rows):
+            naive = mpz(1)
+            for base, x in zip(base_row, E[r], strict=True):
+                naive = naive * gmpy2.powmod(base, int(x), nsq) % nsq
+            assert got[b][r] == naive

@@ -11,7 +11,8 @@ can be shipped to a process pool (`concurrent.futures.Executor`) and run there u
 - Products ``prod_j c_j^(e_j)``: Pippenger's bucket method; a window of c bits costs one
   multiplication per nonzero digit plus ~2^(c+1) to fold the buckets, instead of ~1.3 * bits
   multiplications per element for independent powmods. Negative exponents are split off and
-  folded in with one modular inverse per product, never turned into huge exponents.
+  folded in with one modular inverse per product, never turned into huge exponents. Few
+  bases shared by many exponent rows get per-base window tables instead (no bucket folding).
 """
 
 from __future__ import annotations
@@ -172,8 +173,71 @@ def multiexp(bases: Sequence[Any], e: np.ndarray, nsq: Any) -> Any:
 def multiexp_rows(
     nsq: int, base_rows: Sequence[Sequence[Any]], exps: np.ndarray
 ) -> list[list[Any]]:
-    """``out[b][r] = prod_j base_rows[b][j] ^ exps[r, j]``: every base row with every exponent row."""
-    return [[multiexp(row, exps[r], nsq) for r in range(exps.shape[0])] for row in base_rows]
+    """``out[b][r] = prod_j base_rows[b][j] ^ exps[r, j]``: every base row with every exponent
+    row. Few bases shared by many exponent rows (``A @ [[U]]`` in split NN) use per-base
+    window tables built once; otherwise Pippenger runs per exponent row."""
+    rows, n = exps.shape
+    if rows == 0 or n == 0:
+        return [[ONE] * rows for _ in base_rows]
+    bits = int(np.abs(exps).max()).bit_length()
+    c, shared_cost = _table_window(n, rows, bits)
+    if c and 1.5 * shared_cost < rows * _pippenger_cost(n, bits):  # 1.5: measured margin
+        return [_fixed_base_rows(row, exps, mpz(nsq), c) for row in base_rows]
+    return [[multiexp(row, exps[r], nsq) for r in range(rows)] for row in base_rows]
+
+
+def _pippenger_cost(n: int, bits: int) -> float:
+    """Multiplications of one signed Pippenger product (two bucket passes of ~n/2 each)."""
+    c = _window(max(1, n // 2), bits)
+    if c == 0:
+        return n * 1.3 * bits
+    return 2 * (math.ceil(bits / c) * (n / 2 + (2 << c)) + bits)
+
+
+def _table_window(n: int, rows: int, bits: int) -> tuple[int, float]:
+    """Window for shared per-base tables: n * windows * 2^c to build, n * windows per row."""
+    best_c, best = 0, math.inf
+    for c in range(1, 11):
+        t = math.ceil(bits / c)
+        cost = n * t * (1 << c) + rows * (n * t + 1)
+        if cost < best:
+            best_c, best = c, cost
+    return best_c, best
+
+
+def _fixed_base_rows(bases: Sequence[Any], exps: np.ndarray, nsq: Any, c: int) -> list[Any]:
+    """``prod_j bases[j] ^ exps[r, j]`` for every row r, from tables
+    ``tables[j][t][d] = bases[j] ^ (d * 2^(c t))`` shared by all rows; negative exponents are
+    collected apart and folded in with one inverse per row."""
+    mask = (1 << c) - 1
+    mags = np.abs(exps)
+    tables: list[list[list[Any]]] = []
+    for j, base in enumerate(bases):
+        top = int(mags[:, j].max()).bit_length()
+        per_window: list[list[Any]] = []
+        g = base
+        for _ in range(math.ceil(top / c)):
+            row = [ONE, g]
+            for _d in range(2, mask + 1):
+                row.append(row[-1] * g % nsq)
+            per_window.append(row)
+            g = row[-1] * g % nsq
+        tables.append(per_window)
+    out = []
+    for r in range(exps.shape[0]):
+        acc = [ONE, ONE]  # positive, negative exponents
+        for j in np.flatnonzero(exps[r]).tolist():
+            x = int(exps[r, j])
+            side, x = (1, -x) if x < 0 else (0, x)
+            a = acc[side]
+            for row in tables[j]:
+                d = x & mask
+                if d:
+                    a = a * row[d] % nsq
+                x >>= c
+            acc[side] = a
+        out.append(acc[0] if acc[1] == ONE else acc[0] * gmpy2.invert(acc[1], nsq) % nsq)
+    return out
 
 
 def workers(executor: Executor | None) -> int:
