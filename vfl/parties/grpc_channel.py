@@ -280,6 +280,7 @@ class GrpcChannel:
         self.cancelled = cancelled
         self.connect_timeout = connect_timeout
         self.probe_interval = min(2.0, max(0.2, connect_timeout / 4))
+        self.probe_timeout = max(2.0, connect_timeout / 2)  # a busy peer is slow, not gone
 
     def _check_cancelled(self) -> None:
         if self.cancelled.is_set():
@@ -315,7 +316,7 @@ class GrpcChannel:
             if now >= deadline:
                 raise TimeoutError(key)
             try:
-                info = peer.get_job(self.job_id, timeout=max(1.0, self.probe_interval), retry=False)
+                info = peer.get_job(self.job_id, timeout=self.probe_timeout, retry=False)
             except PeerUnreachableError as exc:
                 unreachable_since = unreachable_since or now
                 if now - unreachable_since >= self.connect_timeout:

@@ -98,6 +98,7 @@ class PartyService:
         self._results: dict[str, bytes] = {}
         self._peers: dict[str, PeerClient] = {}
         self._lock = threading.RLock()
+        self.serving: Any = None  # vfl.serving.server.Serving once started
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
@@ -114,6 +115,9 @@ class PartyService:
             ],
         )
         pb_grpc.add_PartyServicer_to_server(_Servicer(self), server)
+        from vfl.serving.server import attach as attach_serving  # inference RPCs, HTTP endpoint
+
+        self.serving = attach_serving(self, server)
         try:
             if self.insecure:
                 _warn_insecure(self.name)
@@ -152,6 +156,9 @@ class PartyService:
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
+        if self.serving is not None:
+            self.serving.close()
+            self.serving = None
         for client in self._peers.values():
             client.close()
         self._peers.clear()
@@ -238,10 +245,10 @@ class PartyService:
             if job.role == GUEST:
                 self._start_hosts(job, params)
             yield self.context(job, on_progress)
-        except JobCancelledError as exc:
-            self._finish(job, CANCELLED, str(exc))
-            raise
         except BaseException as exc:
+            if job.cancelled.is_set() or isinstance(exc, JobCancelledError):
+                self._finish(job, CANCELLED, f"{type(exc).__name__}: {exc}")  # whatever followed
+                raise
             reason = f"{type(exc).__name__}: {exc}"
             self._finish(job, FAILED, reason)
             for peer in job.roles:
@@ -301,14 +308,14 @@ class PartyService:
             return
         log.info("%s: job '%s' cancelled by '%s'", self.name, job_id, requester)
         job.cancelled.set()
-        for peer in job.roles:
-            job.mailbox.fail_peer(peer, "job cancelled")
-        if job.role == GUEST:
+        if job.role == GUEST:  # hosts first: their roles must not see the guest vanish first
             for host in [p for p in job.roles if p != self.name]:
                 try:
                     self.peer(host).cancel_job(job_id)
                 except VflError as exc:
                     log.info("%s: could not cancel job '%s' on '%s': %s", self.name, job_id, host, exc)
+        for peer in job.roles:
+            job.mailbox.fail_peer(peer, "job cancelled")
 
     def _set_state(self, job: ActiveJob, state: str) -> None:
         self.jobs.set_state(job.job_id, state)
