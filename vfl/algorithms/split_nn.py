@@ -99,6 +99,8 @@ class SplitNNClassifier:
     checkpoint_dir: per-epoch checkpoints; a new fit with the same plan resumes from them.
     random_state: batch order (shared with the hosts) and, in plain mode, the initial W.
     torch_threads: torch intra-op threads (1 suits two parties sharing a small machine).
+    share_seed: seed of the guest's secret share U in he mode; None (default) draws from OS
+        entropy. Set it only for reproducible experiments: it must not be the plan's seed.
     """
 
     part_: SplitNNGuestPart
@@ -125,6 +127,7 @@ class SplitNNClassifier:
         random_state: int = 0,
         checkpoint_dir: str | Path | None = None,
         torch_threads: int | None = 1,
+        share_seed: int | None = None,
     ) -> None:
         self.guest_bottom = guest_bottom
         self.top = top
@@ -143,6 +146,7 @@ class SplitNNClassifier:
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.torch_threads = torch_threads
+        self.share_seed = share_seed
 
     # -- checks -----------------------------------------------------------------------------
     def _check_params(self, has_val: bool) -> None:
@@ -214,7 +218,7 @@ class SplitNNClassifier:
                                               pub.n_bits, host_pub.n_bits)
         widths = {h: ack["bottom_width"] for h, ack in acks.items()}
         # he: U is a secret share (OS entropy); plain: the guest holds all of W (reproducible)
-        rng = np.random.default_rng()
+        rng = np.random.default_rng(self.share_seed)
         self.shares_ = {
             h: il.Share(il.init_share(rng, k, d, 2) if plan.mode == HE
                         else plain_initial_weights(plan.seed, i, k, d))

@@ -8,6 +8,7 @@ SGD + momentum, the rest with the given optimizer, batches in the plan's order.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from vfl.algorithms.split_nn_plan import batches
 
 
 class CentralizedSplitNN(nn.Module):
+    epoch_seconds: list[float]
+
     def __init__(self, guest_bottom: nn.Module | None, host_bottom: nn.Module, top: nn.Module,
                  W0: np.ndarray) -> None:
         super().__init__()
@@ -44,8 +47,9 @@ class CentralizedSplitNN(nn.Module):
 
 def fit_centralized(
     model: CentralizedSplitNN, Xg: np.ndarray, Xh: np.ndarray, y: np.ndarray, *, epochs: int,
-    batch_size: int, seed: int, optimizer: Callable[..., torch.optim.Optimizer],
-    optimizer_kwargs: dict[str, Any] | None, interactive_lr: float, interactive_momentum: float,
+    batch_size: int, seed: int = 0, optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+    optimizer_kwargs: dict[str, Any] | None = None, interactive_lr: float = 0.1,
+    interactive_momentum: float = 0.9,
 ) -> CentralizedSplitNN:
     Xg_t = torch.from_numpy(np.asarray(Xg, np.float32))
     Xh_t = torch.from_numpy(np.asarray(Xh, np.float32))
@@ -55,7 +59,9 @@ def fit_centralized(
     opt_w = torch.optim.SGD(model.interactive.parameters(), lr=interactive_lr,
                             momentum=interactive_momentum)
     model.train()
+    model.epoch_seconds = []
     for epoch in range(epochs):
+        t0 = time.perf_counter()
         for rows in batches(len(y_t), batch_size, seed, epoch):
             idx = torch.from_numpy(rows)
             loss = nn.functional.binary_cross_entropy_with_logits(model(Xg_t[idx], Xh_t[idx]), y_t[idx])
@@ -64,4 +70,5 @@ def fit_centralized(
             loss.backward()
             opt.step()
             opt_w.step()
+        model.epoch_seconds.append(time.perf_counter() - t0)
     return model
