@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
@@ -30,6 +31,7 @@ from gmpy2 import mpz
 WINDOW_BITS = 8  # fixed-base table digit: one byte of alpha
 _TABLE_CACHE: dict[tuple[int, int], list[list[Any]]] = {}
 _TABLE_CACHE_MAX = 8  # keys per process (parties in one simulation share the pool)
+_TABLE_LOCK = threading.Lock()
 ONE = mpz(1)
 
 
@@ -52,9 +54,10 @@ def djn_table(n: int, hs: int) -> list[list[Any]]:
                 row.append(row[-1] * base % nsq)
             table.append(row)
             base = row[-1] * base % nsq
-        if len(_TABLE_CACHE) >= _TABLE_CACHE_MAX:
-            _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
-        _TABLE_CACHE[key] = table
+        with _TABLE_LOCK:
+            if len(_TABLE_CACHE) >= _TABLE_CACHE_MAX:
+                _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
+            _TABLE_CACHE[key] = table
     return table
 
 
@@ -80,12 +83,6 @@ def encrypt_ints(n: int, hs: int, ms: Sequence[int], obf: Sequence[Any] | None =
     if obf is None:
         obf = obfuscators(int(n), hs, len(ms))
     return [(1 + (mpz(m) % n) * n) * r % nsq for m, r in zip(ms, obf, strict=True)]
-
-
-def rerandomize(n: int, hs: int, cs: Sequence[Any]) -> list[Any]:
-    """Multiply each ciphertext by a fresh obfuscator (same plaintext, new randomness)."""
-    nsq = mpz(n) * mpz(n)
-    return [c * r % nsq for c, r in zip(cs, obfuscators(n, hs, len(cs)), strict=True)]
 
 
 def decrypt_ints(p: int, q: int, cs: Sequence[Any]) -> list[Any]:

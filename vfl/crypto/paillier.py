@@ -166,11 +166,6 @@ class EncryptedArray:
         flat = gmpy2.powmod_base_list(list(self.ciphertexts.flat), 1 << k, nsq)
         return self._new(_objects(flat, self.shape), scale_bits, self.bound << k, "rescale")
 
-    def _nude(self, ints: np.ndarray) -> np.ndarray:
-        """Trivial (unrandomized) encryptions ``1 + m n`` of plaintext integers."""
-        n, nsq = self.public_key.n, self.public_key.nsquare
-        return _objects([(1 + (mpz(int(m)) % n) * n) % nsq for m in ints.flat], ints.shape)
-
     # -- arithmetic ------------------------------------------------------------------------
     def __add__(self, other: object) -> EncryptedArray:
         nsq = self.public_key.nsquare
@@ -186,8 +181,11 @@ class EncryptedArray:
         else:
             a = self.with_scale(max(self.scale_bits, DEFAULT_SCALE_BITS))
         ints, _, pbound = encode(arr, a.scale_bits, DEFAULT_SCALE_BITS)
-        cs = a.ciphertexts * self._nude(ints) % nsq
-        return self._new(cs, a.scale_bits, a.bound + pbound, "add")
+        cs, ms = np.broadcast_arrays(a.ciphertexts, ints)
+        n = self.public_key.n
+        # c * (1 + m n) = c + n * (c m mod n)  (mod n^2): no full-size multiplication
+        flat = [(c + n * (c * int(m) % n)) % nsq for c, m in zip(cs.flat, ms.flat, strict=True)]
+        return self._new(_objects(flat, cs.shape), a.scale_bits, a.bound + pbound, "add")
 
     __radd__ = __add__
 
