@@ -33,8 +33,9 @@ def host_frames(n: int = 1500, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFram
     return shop, telco, y
 
 
-def run(y, frames, *, share_iv=True, channel=None, **host_kw):
-    parties = {"bank": (woe.guest, {"y": y, "key_bits": 1024, "share_iv": share_iv})}
+def run(y, frames, *, share_iv=True, iv_decimals=None, channel=None, **host_kw):
+    guest_kw = {"y": y, "key_bits": 1024, "share_iv": share_iv, "iv_decimals": iv_decimals}
+    parties = {"bank": (woe.guest, guest_kw)}
     parties |= {name: (woe.host, {"X": X, **host_kw}) for name, X in frames.items()}
     roles = {p: ROLES[p] for p in parties}
     return simulate(parties, roles=roles, channel=channel)
@@ -114,6 +115,14 @@ def test_messages_carry_no_column_names_edges_or_reusable_ciphertexts():
     assert counts[1].tolist() == [399, 1]  # the 'rare' column: one bin holds only row 7
     single = events.ciphertexts[len(counts[0]) + 1]
     assert single != enc_y.ciphertexts[7]  # re-randomized: the guest cannot tell which row
+
+
+def test_host_gets_iv_rounded_by_default():
+    shop, _, y = host_frames(300)
+    out = simulate({"bank": (woe.guest, {"y": y, "key_bits": 1024}),
+                    "shop": (woe.host, {"X": shop})}, roles={"bank": "guest", "shop": "host"})
+    exact = out["bank"]["shop"].iv.to_numpy()
+    assert np.array_equal(out["shop"].iv.to_numpy(), np.round(exact, 2))
 
 
 def test_iv_not_shared_leaves_the_host_without_label_information():

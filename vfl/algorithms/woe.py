@@ -13,7 +13,7 @@ guest's labels, without the host seeing a label or the guest seeing a feature va
 
 What each side learns (honest-but-curious) is in docs/preprocessing.md: the guest learns, per
 anonymous host column, the bin sizes and the label counts per bin; the host learns nothing
-about the labels unless the guest shares IV (one number per column).
+about the labels unless the guest shares IV (one rounded number per column).
 """
 
 from __future__ import annotations
@@ -149,8 +149,14 @@ def _labels(y: Any) -> np.ndarray:
 # the protocol
 
 
-def guest(ctx: Context, y: Any, *, key_bits: int = 2048, share_iv: bool = True) -> dict[str, WoeReport]:
-    """WOE/IV of every host's (anonymous) columns on this guest's labels, per host."""
+def guest(ctx: Context, y: Any, *, key_bits: int = 2048, share_iv: bool = True,
+          iv_decimals: int | None = 2) -> dict[str, WoeReport]:
+    """WOE/IV of every host's (anonymous) columns on this guest's labels, per host.
+
+    With `share_iv` each host gets its columns' IV, rounded to `iv_decimals` (None: exact):
+    enough to select features, too coarse for a host that crafts a column around one row to
+    read that row's label off the IV on a table of realistic size (see docs).
+    """
     labels = _labels(y)
     pub, priv = generate_keypair(key_bits)
     ctx.broadcast("pubkey", pub.to_wire())
@@ -171,7 +177,8 @@ def guest(ctx: Context, y: Any, *, key_bits: int = 2048, share_iv: bool = True) 
             tables.append(woe_table(col, cnt, ev))
         reports[h] = WoeReport.from_tables(tables)
         ctx.log.info("WOE/IV for %d columns of host %s", len(columns), h)
-        shared = {c: float(v) for c, v in reports[h].iv.items()} if share_iv else None
+        ivs = reports[h].iv if iv_decimals is None else reports[h].iv.round(iv_decimals)
+        shared = {c: float(v) for c, v in ivs.items()} if share_iv else None
         ctx.send(h, "iv", shared)
     return reports
 
