@@ -64,6 +64,28 @@ class TimeoutConfig(_Strict):
     connect: float = Field(10.0, gt=0, description="seconds to retry reaching a peer")
 
 
+class ServedModel(_Strict):
+    """Where this party's service reads the features of a served model's ids."""
+
+    dataset: str = Field(description="name of a dataset of this party: its URI is the feature source")
+    callable: str | None = Field(None, description="'package.module:function' returning features by id")
+
+
+class ServingConfig(_Strict):
+    """Online split inference on this party's service (see vfl.serving.server)."""
+
+    models: dict[str, ServedModel] = Field({}, description="model id -> its feature source")
+    http_listen: str | None = Field(None, description="host:port of the guest's HTTP/JSON endpoint")
+    http_tls: bool = Field(False, description="serve HTTP over mutual TLS with the party's certificate")
+    clients: list[str] = Field(["*"], description="certificate identities allowed to call Score")
+    audit_log: str | None = Field(None, description="SQLAlchemy URL of the audit table; default SQLite in the store")
+    audit: bool = Field(True, description="log every online prediction")
+    timeout: float = Field(5.0, gt=0, description="seconds to wait for a host's partial results")
+    on_host_error: Literal["error", "missing"] = Field(
+        "error", description="a failing host fails the request, or its ids are reported missing")
+    max_ids: int = Field(100_000, ge=1, description="largest number of ids in one request")
+
+
 class PartyConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     listen: str = "127.0.0.1:50051"
@@ -84,6 +106,7 @@ class PartyConfig(_Strict):
     max_message_bytes: int = Field(
         1 << 31, ge=1 << 16, description="largest message accepted from a peer (reassembled size)"
     )
+    serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
     def _transport_is_explicit(self) -> PartyConfig:

@@ -74,16 +74,24 @@ class GuestScorer:
     """The guest's side: its own features (given or looked up) + every host's partials."""
 
     def __init__(self, bundle: ModelBundle, hosts: Sequence[HostClient],
-                 source: FeatureSource | None = None) -> None:
+                 source: FeatureSource | None = None, on_host_error: str = "error") -> None:
         if bundle.role != "guest":
             raise DataError(f"GuestScorer needs a guest bundle, got a {bundle.role} one")
+        if on_host_error not in ("error", "missing"):
+            raise DataError(f"on_host_error must be 'error' or 'missing', not {on_host_error!r}")
         self.bundle = bundle
         self.hosts = list(hosts)
         self.source = source
-        self._pool = ThreadPoolExecutor(max(1, len(self.hosts)), thread_name_prefix="vfl-host-call")
+        self.on_host_error = on_host_error
+        # room for concurrent requests (online) to call every host at the same time
+        self._pool = ThreadPoolExecutor(max(1, 16 * len(self.hosts)), thread_name_prefix="vfl-host-call")
 
     def score(self, ids: pd.Series | Sequence[object], features: pd.DataFrame | None = None) -> pd.DataFrame:
-        """One row per id: `score` (NaN when not scorable), `missing` (who lacked the id)."""
+        """One row per id: `score` (NaN when not scorable), `missing` (who lacked the id).
+
+        A failing host raises PeerError (naming it), or with ``on_host_error="missing"`` its
+        ids are reported missing and its error is kept in ``result.attrs["host_errors"]``.
+        """
         ids = pd.Series(ids).reset_index(drop=True)
         calls = {h.name: self._pool.submit(_ask, h, ids) for h in self.hosts}
         if features is None:
@@ -95,7 +103,16 @@ class GuestScorer:
             if len(features) != len(ids):
                 raise DataError(f"{len(features)} feature rows for {len(ids)} ids")
             guest_found, guest_rows = np.ones(len(ids), dtype=bool), features.reset_index(drop=True)
-        answers = {name: call.result() for name, call in calls.items()}
+        answers, errors = {}, {}
+        for name, call in calls.items():
+            try:
+                answers[name] = call.result()
+            except PeerError as exc:
+                if self.on_host_error == "error":
+                    raise
+                log.warning("host '%s' failed; its ids are reported missing: %s", name, exc)
+                errors[name] = str(exc)
+                answers[name] = Partials(np.zeros((0, 1)), np.zeros(len(ids), dtype=bool))
 
         ok = guest_found.copy()
         for ans in answers.values():
@@ -105,12 +122,13 @@ class GuestScorer:
         scores = np.full(len(ids), np.nan)
         if X is not None:
             scores[ok] = self.bundle.part.predict_proba(X, contributions)
-        missing = [
-            ",".join(([] if guest_found[i] else ["guest"]) +
-                     [name for name, ans in answers.items() if not ans.found[i]])
-            for i in range(len(ids))
-        ]
-        return pd.DataFrame({"id": ids, "score": scores, "missing": missing})
+        missing = [""] * len(ids)
+        for i in np.flatnonzero(~ok):
+            missing[i] = ",".join(([] if guest_found[i] else ["guest"]) +
+                                  [name for name, ans in answers.items() if not ans.found[i]])
+        result = pd.DataFrame({"id": ids, "score": scores, "missing": missing})
+        result.attrs["host_errors"] = errors
+        return result
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -1,0 +1,109 @@
+"""The guest's servable model: its own part from its store, every host reached over gRPC.
+
+Loading checks that every host serves the same version of the model (the version is the id
+of the training job both sides took part in): scoring with parts of two different trainings
+would give wrong scores without any error, so a mismatch refuses to load, naming the host
+and both versions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vfl.config import PartyConfig
+from vfl.errors import ConfigError, DataError
+from vfl.serving.bundle import ModelBundle
+from vfl.serving.client import GrpcHost
+from vfl.serving.features import source_for
+from vfl.serving.scoring import BatchSummary, GuestScorer, score_batch
+from vfl.serving.store import ModelRecord, ModelStore
+
+log = logging.getLogger("vfl.serving")
+
+
+def feature_source(config: PartyConfig, model_id: str) -> Any:
+    """This party's configured feature source for `model_id` (None when not configured)."""
+    served = config.serving.models.get(model_id)
+    if served is None:
+        return None
+    if served.dataset not in config.datasets:
+        raise ConfigError(f"serving.models.{model_id}.dataset: '{config.name}' has no dataset "
+                          f"'{served.dataset}' (datasets: {sorted(config.datasets)})")
+    return source_for(config.datasets[served.dataset], served.callable, name=served.dataset)
+
+
+@dataclass
+class GuestModel:
+    """A loaded guest part and its scorer; `close()` releases the host connections."""
+
+    record: ModelRecord
+    scorer: GuestScorer
+    hosts: list[GrpcHost]
+
+    @property
+    def version(self) -> str:
+        return self.record.version
+
+    def close(self) -> None:
+        self.scorer.close()
+        for host in self.hosts:
+            host.close()
+
+
+def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
+                     version: str | None = None, source: Any = None) -> GuestModel:
+    """The guest's part of `model_id` (production version unless given), checked with every host."""
+    record = store.get(model_id, version)
+    if record.role != "guest":
+        raise DataError(f"'{config.name}' holds the {record.role} part of model '{model_id}'; "
+                        "scores are asked from the guest's service")
+    bundle = ModelBundle.load(store.open(record))
+    hosts = [GrpcHost(config, name, model_id, record.version) for name in record.peers]
+    try:
+        for host in hosts:
+            check_counterpart(config.name, record, host)
+        scorer = GuestScorer(bundle, hosts, source if source is not None else feature_source(config, model_id),
+                             on_host_error=config.serving.on_host_error)
+    except BaseException:
+        for host in hosts:
+            host.close()
+        raise
+    log.info("%s: serving model '%s' version '%s' with hosts %s", config.name, model_id,
+             record.version, record.peers)
+    return GuestModel(record, scorer, hosts)
+
+
+def check_counterpart(me: str, record: ModelRecord, host: GrpcHost) -> None:
+    """Refuse a host whose part of the model is another training's (or another kind, or not a host)."""
+    info = host.describe()
+    if info.version != record.version:
+        raise DataError(
+            f"model '{record.model_id}': '{me}' serves version '{record.version}' but host "
+            f"'{host.name}' serves version '{info.version}'; promote the same version on both"
+        )
+    if info.kind != record.kind or info.role != "host":
+        raise DataError(f"model '{record.model_id}' version '{record.version}': host '{host.name}' "
+                        f"holds a {info.kind} {info.role} part, expected a {record.kind} host part")
+
+
+def batch_score(
+    config: PartyConfig, model_id: str, source: str, sink: str, *, id_column: str | None = None,
+    chunk_rows: int = 50_000, retries: int = 2, version: str | None = None,
+    on_progress: Callable[[int, BatchSummary], None] | None = None,
+) -> BatchSummary:
+    """`vfl score` from Python: ids (and guest features, if the source has them) in chunks from
+    any connector, every host over its service, id + score + missing to any sink (replaced)."""
+    store = ModelStore(config.name, config.store.path, url=config.store.url)
+    model = load_guest_model(config, store, model_id, version)
+    if id_column is None:
+        served = config.serving.models.get(model_id)
+        spec = config.datasets.get(served.dataset) if served else None
+        id_column = spec.id_columns[0] if spec is not None else "id"
+    try:
+        return score_batch(model.scorer, source, sink, id_column=id_column, chunk_rows=chunk_rows,
+                           retries=retries, on_progress=on_progress)
+    finally:
+        model.close()

@@ -1,0 +1,427 @@
+"""Split inference on a party's service: the host's `Partials` RPC, the guest's `Score` RPC
+and HTTP/JSON endpoint, the audit log and metrics.
+
+Host side: a peer asks for its partial results for a model version and some ids. The peer's
+identity comes from its certificate; the host's own policy must allow it the protocol
+"inference" on the model's dataset, it must be a party of the training, and the version asked
+must be the one the host serves. The host reads the ids' features from its configured source,
+applies its own fitted preprocessing and its own part, and reports the ids it lacks.
+
+Guest side: applications send ids (and optionally the guest's features); the guest loads its
+part (checking every host's version), asks every host in parallel, merges, logs each
+prediction and answers per id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+import numpy as np
+import pandas as pd
+
+from vfl.config import PartyConfig
+from vfl.errors import ConfigError, DataError, PeerError, PolicyError, ProtocolError, VflError
+from vfl.parties.grpc_channel import ERROR_KIND
+from vfl.serving.audit import AuditLog, Metrics
+from vfl.serving.bundle import ModelBundle
+from vfl.serving.online import GuestModel, feature_source, load_guest_model
+from vfl.serving.proto import serving_pb2 as spb
+from vfl.serving.proto import serving_pb2_grpc as spb_grpc
+from vfl.serving.scoring import HostScorer, Partials
+from vfl.serving.store import ModelRecord, ModelStore
+from vfl.serving.wire import features_from_json, ids_from_json, ids_from_pb, partials_to_pb
+
+if TYPE_CHECKING:
+    from vfl.parties.service import PartyService
+
+log = logging.getLogger("vfl.serving")
+
+INFERENCE = "inference"  # the protocol name a host's policy allows for serving
+PRODUCTION_TTL = 1.0  # seconds a looked-up production version is trusted (promotions show up after)
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_BODY = 64 << 20
+
+
+@dataclass
+class ScoreOutcome:
+    request_id: str
+    model_id: str
+    version: str
+    result: pd.DataFrame
+
+    def to_json(self) -> dict[str, Any]:
+        results = [
+            {"id": i, "score": None if np.isnan(s) else float(s), "missing": m.split(",") if m else []}
+            for i, s, m in zip(self.result["id"].tolist(), self.result["score"].to_numpy(),
+                               self.result["missing"].tolist(), strict=True)
+        ]
+        body: dict[str, Any] = {"request_id": self.request_id, "model_id": self.model_id,
+                                "version": self.version, "results": results}
+        if self.result.attrs.get("host_errors"):
+            body["host_errors"] = self.result.attrs["host_errors"]
+        return body
+
+
+class Serving:
+    """One party's serving state: the parts it has loaded, its audit log and metrics."""
+
+    def __init__(self, config: PartyConfig, store: ModelStore | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.store = store or ModelStore(config.name, config.store.path, url=config.store.url)
+        self.metrics = Metrics()
+        self.audit: AuditLog | None = None
+        if config.serving.audit:
+            self.audit = AuditLog(config.serving.audit_log
+                                  or f"sqlite:///{self.store.root / 'predictions.db'}")
+        self._lock = threading.Lock()
+        self._production: dict[str, tuple[float, ModelRecord]] = {}
+        self._host_parts: dict[tuple[str, str], HostScorer] = {}
+        self._sources: dict[str, Any] = {}
+        self._guests: dict[str, GuestModel] = {}
+        self._loading: dict[str, threading.Lock] = {}
+        self._http: ThreadingHTTPServer | None = None
+
+    # --- the served version -------------------------------------------------------------
+    def production(self, model_id: str) -> ModelRecord:
+        """The production record, re-read from the registry at most every PRODUCTION_TTL s."""
+        now = time.monotonic()
+        cached = self._production.get(model_id)
+        if cached is not None and now - cached[0] < PRODUCTION_TTL:
+            return cached[1]
+        record = self.store.get(model_id)
+        self._production[model_id] = (now, record)
+        return record
+
+    # --- host side ----------------------------------------------------------------------
+    def check_peer(self, peer: str, model_id: str) -> str:
+        """The dataset this host serves `model_id` from, if its policy lets `peer` ask for it."""
+        served = self.config.serving.models.get(model_id)
+        if served is None:
+            raise PolicyError(f"'{self.name}' serves no model '{model_id}' (serving.models: "
+                              f"{sorted(self.config.serving.models)})")
+        allowed = any(
+            _match(rule.peers, peer) and _match(rule.protocols, INFERENCE) and _match(rule.datasets, served.dataset)
+            for rule in self.config.policy.allow
+        )
+        if not allowed:
+            raise PolicyError(f"policy of '{self.name}' does not allow peer '{peer}' protocol "
+                              f"'{INFERENCE}' on dataset '{served.dataset}'")
+        return served.dataset
+
+    def host_record(self, peer: str, model_id: str) -> ModelRecord:
+        self.check_peer(peer, model_id)
+        record = self.production(model_id)
+        if record.role != "host":
+            raise DataError(f"'{self.name}' holds the {record.role} part of model '{model_id}', not a host part")
+        if peer not in record.peers:
+            raise PolicyError(f"'{peer}' took no part in training model '{model_id}' "
+                              f"version '{record.version}' on '{self.name}'")
+        return record
+
+    def describe(self, peer: str, model_id: str) -> spb.ModelInfo:
+        record = self.host_record(peer, model_id)
+        part = self._host_part(record).bundle.part
+        width = int(part.W.shape[1]) if hasattr(part, "W") else 1
+        return spb.ModelInfo(party=self.name, model_id=model_id, version=record.version,
+                             kind=record.kind, role=record.role, width=width)
+
+    def partials(self, peer: str, model_id: str, version: str, ids: pd.Series) -> tuple[str, Partials]:
+        record = self.host_record(peer, model_id)
+        if version != record.version:
+            raise DataError(f"model '{model_id}': '{peer}' asks for version '{version}' but "
+                            f"'{self.name}' serves version '{record.version}'; promote the same "
+                            "version on both")
+        return record.version, self._host_part(record).partials(ids)
+
+    def _host_part(self, record: ModelRecord) -> HostScorer:
+        key = (record.model_id, record.version)
+        scorer = self._host_parts.get(key)
+        if scorer is None:
+            with self._lock:
+                scorer = self._host_parts.get(key)
+                if scorer is None:
+                    bundle = ModelBundle.load(self.store.open(record))
+                    if record.model_id not in self._sources:
+                        self._sources[record.model_id] = feature_source(self.config, record.model_id)
+                    scorer = HostScorer(bundle, self._sources[record.model_id])
+                    self._host_parts[key] = scorer
+        return scorer
+
+    # --- guest side ---------------------------------------------------------------------
+    def guest_model(self, model_id: str) -> GuestModel:
+        """The loaded guest part, reloaded (and re-checked with every host) after a promotion."""
+        record = self.production(model_id)
+        loaded = self._guests.get(model_id)
+        if loaded is not None and loaded.version == record.version:
+            return loaded
+        with self._lock:
+            lock = self._loading.setdefault(model_id, threading.Lock())
+        with lock:
+            loaded = self._guests.get(model_id)
+            if loaded is None or loaded.version != record.version:
+                fresh = load_guest_model(self.config, self.store, model_id, record.version)
+                self._guests[model_id] = fresh
+                if loaded is not None:
+                    loaded.close()
+                loaded = fresh
+        return loaded
+
+    def score(self, model_id: str, ids: pd.Series, features: pd.DataFrame | None, request_id: str = "",
+              client: str = "") -> ScoreOutcome:
+        """Score ids online: metrics always, the audit log when configured."""
+        if request_id and not REQUEST_ID.match(request_id):
+            raise ProtocolError("request_id must be 1-64 characters of letters, digits, '_.:-'")
+        request_id = request_id or uuid.uuid4().hex
+        start = time.perf_counter()
+        try:
+            model = self.guest_model(model_id)
+            result = model.scorer.score(ids, features)
+        except Exception as exc:
+            self.metrics.observe(model_id, 0.0, len(ids), error=type(exc).__name__)
+            raise
+        latency_ms = (time.perf_counter() - start) * 1e3
+        self.metrics.observe(model_id, latency_ms, len(ids))
+        if self.audit is not None:
+            self.audit.record(request_id, client, model_id, model.version, result, latency_ms)
+        return ScoreOutcome(request_id, model_id, model.version, result)
+
+    # --- HTTP ---------------------------------------------------------------------------
+    def start_http(self) -> int | None:
+        listen = self.config.serving.http_listen
+        if listen is None:
+            return None
+        host, _, port = listen.rpartition(":")
+        try:
+            server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _http_handler(self))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"serving.http_listen: cannot listen on {listen}: {exc}") from None
+        server.daemon_threads = True
+        if self.config.serving.http_tls:
+            if self.config.tls is None:
+                raise ConfigError("serving.http_tls needs the party's `tls` section")
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.config.tls.ca))
+            context.load_cert_chain(str(self.config.tls.cert), str(self.config.tls.key))
+            context.verify_mode = ssl.CERT_REQUIRED
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, name=f"vfl-{self.name}-http", daemon=True).start()
+        self._http = server
+        log.info("%s: HTTP scoring endpoint on %s (%s)", self.name, listen,
+                 "mutual TLS" if self.config.serving.http_tls else "plain HTTP")
+        return int(server.server_address[1])
+
+    def health(self) -> dict[str, Any]:
+        return {"party": self.name, "status": "ok", "models_loaded": sorted(self._guests),
+                "host_parts_loaded": sorted(f"{m}@{v}" for m, v in self._host_parts)}
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        for model in self._guests.values():
+            model.close()
+        self._guests.clear()
+        if self.audit is not None:
+            self.audit.close()
+
+
+def _match(patterns: list[str], value: str) -> bool:
+    return "*" in patterns or value in patterns
+
+
+# --- gRPC ---------------------------------------------------------------------------------
+
+_GRPC_CODES: list[tuple[type[Exception], grpc.StatusCode, str]] = [
+    (PolicyError, grpc.StatusCode.PERMISSION_DENIED, "policy"),
+    (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT, "protocol"),
+    (DataError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
+    (ConfigError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
+    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "peer"),
+    (PeerError, grpc.StatusCode.UNAVAILABLE, "peer"),
+]
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+    for cls, code, kind in _GRPC_CODES:
+        if isinstance(exc, cls):
+            context.set_trailing_metadata(((ERROR_KIND, kind),))
+            context.abort(code, str(exc))
+    log.exception("serving: unexpected error")
+    context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _identity(context: grpc.ServicerContext, insecure: bool, claimed: str = "") -> str:
+    """The caller's name from its verified certificate (plaintext mode: the claimed name)."""
+    if insecure:
+        return claimed or "anonymous"
+    names = context.auth_context().get("x509_common_name") or []
+    if not names:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "no verified client certificate")
+    identity = names[0].decode("utf-8", "replace")
+    if claimed and claimed != identity:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                      f"request claims to come from '{claimed}' but the certificate identifies '{identity}'")
+    return str(identity)
+
+
+class InferenceServicer(spb_grpc.InferenceServicer):
+    """Host side: a peer asks for this party's partial results."""
+
+    def __init__(self, serving: Serving, insecure: bool) -> None:
+        self.serving, self.insecure = serving, insecure
+
+    def _peer(self, context: grpc.ServicerContext, claimed: str) -> str:
+        peer = _identity(context, self.insecure, claimed)
+        if peer not in self.serving.config.peers:
+            log.warning("%s: refused inference for '%s' (not a configured peer)", self.serving.name, peer)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"'{peer}' is not a configured peer of '{self.serving.name}'")
+        return peer
+
+    def Describe(self, request: spb.DescribeRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
+        peer = self._peer(context, request.sender)
+        try:
+            return self.serving.describe(peer, request.model_id)
+        except VflError as exc:
+            _abort(context, exc)
+
+    def Partials(self, request: spb.PartialsRequest, context: grpc.ServicerContext) -> spb.PartialsReply:
+        peer = self._peer(context, request.sender)
+        try:
+            ids = ids_from_pb(request.ids, self.serving.config.serving.max_ids, peer)
+            version, answer = self.serving.partials(peer, request.model_id, request.version, ids)
+            return partials_to_pb(answer, version)
+        except VflError as exc:
+            _abort(context, exc)
+
+
+class ScoringServicer(spb_grpc.ScoringServicer):
+    """Guest side: an application (any certificate of the federation's CA) asks for scores."""
+
+    def __init__(self, serving: Serving, insecure: bool) -> None:
+        self.serving, self.insecure = serving, insecure
+
+    def Score(self, request: spb.ScoreRequest, context: grpc.ServicerContext) -> spb.ScoreReply:
+        client = _identity(context, self.insecure)
+        allowed = self.serving.config.serving.clients
+        if not _match(allowed, client):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"'{client}' is not in serving.clients of '{self.serving.name}'")
+        try:
+            ids = ids_from_pb(request.ids, self.serving.config.serving.max_ids, client)
+            features = None
+            if request.features_json:
+                features = features_from_json(_json(request.features_json), len(ids))
+            out = self.serving.score(request.model_id, ids, features, request.request_id, client)
+        except (VflError, TimeoutError) as exc:
+            _abort(context, exc)
+        return spb.ScoreReply(
+            request_id=out.request_id, model_id=out.model_id, version=out.version,
+            scores=out.result["score"].tolist(), missing=out.result["missing"].tolist(),
+            host_errors=out.result.attrs.get("host_errors", {}),
+        )
+
+
+def _json(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"body is not valid JSON: {exc}") from None
+
+
+def attach(service: PartyService, server: grpc.Server) -> Serving:
+    """Hook for PartyService.start: host the inference RPCs (and the guest's HTTP endpoint)."""
+    serving = Serving(service.config)
+    spb_grpc.add_InferenceServicer_to_server(InferenceServicer(serving, service.insecure), server)
+    spb_grpc.add_ScoringServicer_to_server(ScoringServicer(serving, service.insecure), server)
+    serving.start_http()
+    return serving
+
+
+# --- HTTP/JSON ----------------------------------------------------------------------------
+
+_HTTP_STATUS: list[tuple[type[Exception], int]] = [
+    (PolicyError, 403), (ProtocolError, 400), (DataError, 422), (ConfigError, 422),
+    (TimeoutError, 504), (PeerError, 502),
+]
+_SCORE_PATH = re.compile(r"^/v1/models/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})/score$")
+
+
+def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "vfl-serving"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            log.debug("http %s: " + format, self.client_address[0], *args)
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _client(self) -> str:
+            getpeercert = getattr(self.connection, "getpeercert", None)
+            cert = getpeercert() if getpeercert else None
+            for rdn in (cert or {}).get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        return str(value)
+            return f"http:{self.client_address[0]}"
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            if self.path == "/v1/health":
+                self._send(200, serving.health())
+            elif self.path == "/v1/metrics":
+                self._send(200, serving.metrics.snapshot())
+            else:
+                self._send(404, {"error": f"no such path {self.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            match = _SCORE_PATH.match(self.path)
+            if match is None:
+                self._send(404, {"error": f"no such path {self.path}"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length <= 0 or length > MAX_BODY:
+                    raise ProtocolError(f"a JSON body of 1..{MAX_BODY} bytes is required")
+                body = _json(self.rfile.read(length))
+                if not isinstance(body, dict):
+                    raise ProtocolError("the body must be a JSON object")
+                unknown = set(body) - {"ids", "features", "request_id"}
+                if unknown:
+                    raise ProtocolError(f"unknown field(s) {sorted(unknown)}")
+                ids = ids_from_json(body.get("ids"), serving.config.serving.max_ids)
+                features = features_from_json(body.get("features"), len(ids))
+                request_id = body.get("request_id") or ""
+                if not isinstance(request_id, str):
+                    raise ProtocolError("request_id must be a string")
+                out = serving.score(match.group(1), ids, features, request_id, self._client())
+            except (VflError, TimeoutError) as exc:
+                status = next((s for cls, s in _HTTP_STATUS if isinstance(exc, cls)), 500)
+                self._send(status, {"error": str(exc), "kind": type(exc).__name__})
+                return
+            except Exception as exc:  # noqa: BLE001 - the client gets a 500, the log the trace
+                log.exception("serving: unexpected error")
+                self._send(500, {"error": f"{type(exc).__name__}: {exc}", "kind": "internal"})
+                return
+            self._send(200, out.to_json())
+
+    return Handler
