@@ -20,8 +20,8 @@ from vfl.connectors.filesystems import FileSystem
 from vfl.connectors.uri import Format, Location, format_of_name
 from vfl.errors import DataError
 
-CSV_BLOCK_BYTES = 4 << 20
-PARQUET_ROW_GROUP = 128 * 1024
+CSV_BLOCK_BYTES = 1 << 20
+PARQUET_ROW_GROUP = 64 * 1024
 PART_PREFIX = "part-"
 
 
@@ -87,10 +87,10 @@ def _open_batches(fs: FileSystem, loc: Location, files: list[str], fmt: Format,
             if fmt == "parquet":
                 pf = pq.ParquetFile(handle)
                 _check_columns(loc, pf.schema_arrow.names, columns)
-                batches: Iterator[pa.RecordBatch] = pf.iter_batches(batch_size=chunk_rows,
-                                                                   columns=columns)
+                batches: Iterator[pa.RecordBatch] = _row_group_batches(pf, chunk_rows, columns)
             else:
-                options = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+                # Serial parsing: threads would read ahead of a slow consumer without bound.
+                options = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
                 if columns is not None:
                     _check_columns(loc, _csv_header(handle), columns)
                     handle.seek(0)
@@ -102,6 +102,13 @@ def _open_batches(fs: FileSystem, loc: Location, files: list[str], fmt: Format,
                 elif batch.schema != schema:
                     batch = _cast(loc, pa.Table.from_batches([batch]), schema).to_batches()[0]
                 yield batch
+
+
+def _row_group_batches(pf: pq.ParquetFile, chunk_rows: int, columns: list[str] | None
+                       ) -> Iterator[pa.RecordBatch]:
+    """Batches one row group at a time: a whole-file ``iter_batches`` reads ahead all of them."""
+    for group in range(pf.num_row_groups):
+        yield from pf.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=columns)
 
 
 def _cast(loc: Location, table: pa.Table, schema: pa.Schema) -> pa.Table:
