@@ -163,3 +163,40 @@ def test_job_submitted_to_own_service_runs_guest_role_there(fed, partner):
         assert info.result == {"pong": {"partner": True}}
         assert info.role == "guest" and info.peer == "bank"
         assert bank.wait_job("partner", "j-run", 10).peer == "bank"
+
+
+def test_role_reads_only_the_datasets_its_job_was_approved_for(fed, tmp_path):
+    for name in ("features", "secret"):
+        (tmp_path / f"{name}.csv").write_text("id,x\n1,0.5\n2,0.25\n3,0.125\n")
+    fed.write_config("partner", datasets={
+        name: {"uri": str(tmp_path / f"{name}.csv"), "id_column": "id"} for name in ("features", "secret")
+    })
+    with PartyService(fed.config("partner")), connect_federation(fed.config("bank")) as bank:
+        with bank.job("j-ok", "test-dataset", {"dataset": "features"}, ROLES,
+                      {"partner": ["features"]}) as ctx:
+            assert kit.read_dataset(ctx, None, {}) == {"partner": 3}
+        # approved for "features", but the guest's parameters point the role at "secret"
+        with pytest.raises(PeerError, match=r"approved for datasets \['features'\] of 'partner', not 'secret'"):
+            with bank.job("j-sneaky", "test-dataset", {"dataset": "secret"}, ROLES,
+                          {"partner": ["features"]}) as ctx:
+                kit.read_dataset(ctx, None, {})
+        assert "PolicyError" in (bank.wait_job("partner", "j-sneaky", 10).error or "")
+
+
+def test_plaintext_service_trusts_only_configured_peer_names(fed):
+    plain = {"tls": None, "insecure": True, "policy": {"allow": [{}], "allow_insecure": True}}
+    fed.write_config("partner", **plain)
+    fed.write_config("bank", **plain)
+    with pytest.warns(UserWarning, match="PLAINTEXT"):
+        host = PartyService(fed.config("partner")).start()
+    try:
+        with pytest.warns(UserWarning, match="PLAINTEXT"), connect_federation(fed.config("bank")) as bank:
+            assert bank.health("partner")["insecure"] is True
+            assert bank.run("j-plain", "ping", {}, ROLES, {}, timeout=30).result == {"pong": {"partner": True}}
+        stranger = PeerClient(fed.config("bank").model_copy(update={"name": "mallory"}), "partner",
+                              fed.config("bank").peers["partner"].address)
+        with pytest.raises(PeerError, match="'mallory' is not a configured peer of 'partner'"):
+            stranger.health()
+        stranger.close()
+    finally:
+        host.stop()
