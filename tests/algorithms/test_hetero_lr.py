@@ -201,3 +201,28 @@ def test_checkpoint_of_another_job_is_refused(tmp_path):
     est.learning_rate = 0.01
     with pytest.raises(ConfigError, match="holds another job"):
         run_job(est, Xg, y, {"p": Xh}, host_kwargs=hk)
+
+
+def test_resume_uses_the_newest_epoch_every_party_has(tmp_path):
+    (Xg, Xh), y = make_data(90, [2, 2], seed=12)
+    hk = {"p": {"policy_allows_insecure": True, "checkpoint_dir": tmp_path / "h"}}
+
+    def fit(epochs, host_kwargs=hk):
+        est = HeteroLogisticRegression(mode=INSECURE, epochs=epochs, batch_size=30, tol=None,
+                                       optimizer="adam", checkpoint_dir=tmp_path / "g")
+        _, parts = run_job(est, Xg, y, {"p": Xh}, host_kwargs=host_kwargs)
+        return np.r_[est.coef_, est.intercept_, parts["p"].coef_], est
+
+    full, _ = fit(4, {"p": {"policy_allows_insecure": True}})
+    for d in ("g", "h"):
+        for f in (tmp_path / d).glob("*"):
+            f.unlink()
+    fit(2)  # then continue the same job to 4 epochs: same model as 4 epochs at once
+    extended, est = fit(4)
+    np.testing.assert_array_equal(extended, full)
+    assert [r["epoch"] for r in est.history_] == [1, 2, 3, 4]
+    for f in (tmp_path / "h").glob("*"):
+        f.unlink()  # the host lost its checkpoints: both parties start over
+    again, est = fit(4)
+    np.testing.assert_array_equal(again, full)
+    assert sorted(f.name for f in (tmp_path / "g").glob("*.json")) == ["epoch_00002.json", "epoch_00003.json"]

@@ -59,6 +59,13 @@ class EpochCheckpoints:
             self._path(old, ".json").unlink(missing_ok=True)
             self._path(old, ".npz").unlink(missing_ok=True)
 
+    def discard_after(self, epoch: int) -> None:
+        """Drop epochs newer than the one the parties agreed to resume from (-1: all)."""
+        for later in self.epochs():
+            if later > epoch:
+                self._path(later, ".json").unlink(missing_ok=True)
+                self._path(later, ".npz").unlink(missing_ok=True)
+
     def load(self, epoch: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         npz, js = self._path(epoch, ".npz"), self._path(epoch, ".json")
         if not (npz.exists() and js.exists()):

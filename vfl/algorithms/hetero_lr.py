@@ -315,6 +315,8 @@ class HeteroLogisticRegression:
         penalized = np.r_[np.ones(Xg.shape[1]), 0.0]
         state = _TrainState(init, init.copy(), Optimizer(plan.optimizer, Xa.shape[1], penalized))
         meta: dict[str, Any] = {"history": [], "best_score": None, "best_epoch": -1, "bad_epochs": 0}
+        if ckpt is not None:
+            ckpt.discard_after(last)
         if last >= 0 and ckpt is not None:
             arrays, meta = ckpt.load(last)
             state.load(arrays)
@@ -478,6 +480,8 @@ def host_fit(
     w0 = init.coef_.astype(np.float64) if plan.warm_start and init is not None else np.zeros(Xh.shape[1])
     state = _TrainState(w0, w0.copy(), Optimizer(plan.optimizer, Xh.shape[1]))
     best_epoch = -1
+    if ckpt is not None:
+        ckpt.discard_after(start)
     if start >= 0 and ckpt is not None:
         arrays, meta = ckpt.load(start)
         state.load(arrays)
