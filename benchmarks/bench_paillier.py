@@ -28,18 +28,21 @@ from vfl.crypto import generate_keypair
 from vfl.parties.executor import shared_process_pool
 
 
-def rate(fn: Callable[[], Any], count: int, repeats: int) -> float:
-    """Median ops/s of ``fn`` doing ``count`` operations."""
-    times = []
+def rates(cases: dict[str, tuple[Callable[[], Any], int]], repeats: int) -> dict[str, float]:
+    """Median ops/s per case; every round runs all cases in turn, so load drift on the shared
+    machine hits the engine and `phe` alike."""
+    times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return count / statistics.median(times)
+        for k, (fn, _count) in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: cases[k][1] / statistics.median(v) for k, v in times.items()}
 
 
 def bench(bits: int, rows: int, feats: int, m: int, sub: int, repeats: int, pool: Any) -> dict:
     pub, priv = generate_keypair(bits)
+    ppub, ppriv = pub.phe, priv.phe
     rng = np.random.default_rng(bits)
     x, w = rng.normal(size=m), rng.normal(size=m)
     X, d = rng.normal(size=(rows, feats)), rng.normal(size=rows) * 0.5
@@ -47,43 +50,41 @@ def bench(bits: int, rows: int, feats: int, m: int, sub: int, repeats: int, pool
     for _ in range(4):
         pub.encrypt(x, executor=pool)  # ... and in every pool worker
     e = pub.encrypt(x)
-    eng = {
-        "encrypt": rate(lambda: pub.encrypt(x), m, repeats),
-        "decrypt": rate(lambda: priv.decrypt(e), m, repeats),
-        "add": rate(lambda: e + e, m, repeats),
-        "multiply": rate(lambda: e * w, m, repeats),
-        "encrypt_2w": rate(lambda: pub.encrypt(x, executor=pool), m, repeats),
-        "decrypt_2w": rate(lambda: priv.decrypt(e, executor=pool), m, repeats),
-    }
     ed = pub.encrypt(d, executor=pool)
-    eng["xtd"] = rate(lambda: X.T @ ed, rows * feats, repeats)
-    eng["xtd_2w"] = rate(lambda: pub.matmul(X.T, ed, executor=pool), rows * feats, repeats)
-    got, want = priv.decrypt(pub.matmul(X.T, ed, executor=pool)), X.T @ d
-    xtd_error = float(np.abs(got - want).max())
-
-    ppub, ppriv = pub.phe, priv.phe
     xs, ws = [float(v) for v in x[:sub]], [float(v) for v in w[:sub]]
     pe = [ppub.encrypt(v) for v in xs]
     pd = [ppub.encrypt(float(v)) for v in d[:sub]]
     Xs = X[:sub]
 
-    def phe_xtd() -> None:
+    def phe_xtd() -> None:  # element by element: multiply, then add up per feature
         for j in range(feats):
             functools.reduce(operator.add, (c * float(Xs[i, j]) for i, c in enumerate(pd)))
 
-    ref = {
-        "encrypt": rate(lambda: [ppub.encrypt(v) for v in xs], sub, repeats),
-        "decrypt": rate(lambda: [ppriv.decrypt(c) for c in pe], sub, repeats),
-        "add": rate(lambda: [a + b for a, b in zip(pe, pe, strict=True)], sub, repeats),
-        "multiply": rate(lambda: [c * v for c, v in zip(pe, ws, strict=True)], sub, repeats),
-        "xtd": rate(phe_xtd, sub * feats, repeats),
+    cases = {
+        "engine.encrypt": (lambda: pub.encrypt(x), m),
+        "engine.encrypt_2w": (lambda: pub.encrypt(x, executor=pool), m),
+        "phe.encrypt": (lambda: [ppub.encrypt(v) for v in xs], sub),
+        "engine.decrypt": (lambda: priv.decrypt(e), m),
+        "engine.decrypt_2w": (lambda: priv.decrypt(e, executor=pool), m),
+        "phe.decrypt": (lambda: [ppriv.decrypt(c) for c in pe], sub),
+        "engine.add": (lambda: e + e, m),
+        "phe.add": (lambda: [a + b for a, b in zip(pe, pe, strict=True)], sub),
+        "engine.multiply": (lambda: e * w, m),
+        "phe.multiply": (lambda: [c * v for c, v in zip(pe, ws, strict=True)], sub),
+        "engine.xtd": (lambda: X.T @ ed, rows * feats),
+        "engine.xtd_2w": (lambda: pub.matmul(X.T, ed, executor=pool), rows * feats),
+        "phe.xtd": (phe_xtd, sub * feats),
     }
+    r = rates(cases, repeats)
+    eng = {k.split(".", 1)[1]: v for k, v in r.items() if k.startswith("engine.")}
+    ref = {k.split(".", 1)[1]: v for k, v in r.items() if k.startswith("phe.")}
+    got, want = priv.decrypt(pub.matmul(X.T, ed, executor=pool)), X.T @ d
     ratio = {k: v / ref[k.removesuffix("_2w")] for k, v in eng.items()}
     return {
         "engine_ops_per_s": {k: round(v, 1) for k, v in eng.items()},
         "phe_ops_per_s": {k: round(v, 1) for k, v in ref.items()},
         "ratio_vs_phe": {k: round(v, 2) for k, v in ratio.items()},
-        "xtd_max_abs_error": xtd_error,
+        "xtd_max_abs_error": float(np.abs(got - want).max()),
     }
 
 

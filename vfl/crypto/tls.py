@@ -86,9 +86,15 @@ def create_ca(folder: Path, name: str = "vfl federation CA", days: int = 10 * DE
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -112,7 +118,9 @@ def issue_party_cert(
         ca_cert = x509.load_pem_x509_certificate((ca_folder / CA_CERT).read_bytes())
         ca_key = serialization.load_pem_private_key((ca_folder / CA_KEY).read_bytes(), None)
     except OSError as exc:
-        raise ConfigError(f"no CA in {ca_folder} ({exc.strerror}); run `vfl certs ca` first") from exc
+        raise ConfigError(
+            f"no CA in {ca_folder} ({exc.strerror}); run `vfl certs ca` first"
+        ) from exc
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ConfigError(f"{ca_folder / CA_KEY} is not an EC key made by `vfl certs ca`")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -128,7 +136,9 @@ def issue_party_cert(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(party)]), critical=False)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .add_extension(
