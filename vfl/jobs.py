@@ -20,7 +20,7 @@ import pandas as pd
 from vfl.algorithms import training
 from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.config import JobConfig, SplitStep, parse
-from vfl.connectors import Dataset
+from vfl.connectors import Dataset, write_table
 from vfl.errors import DataError, ProtocolError
 from vfl.evaluation import evaluate_scores
 from vfl.parties.context import Context
@@ -30,6 +30,9 @@ from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, score_batch
 from vfl.serving.session import ContextHost, serve_partials
+
+TEST_SCORES = "test_scores.csv"
+"""Written beside the report: id, label and joint score of every test row (re-evaluable)."""
 
 
 @dataclass
@@ -91,6 +94,8 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
             out_dir = steps.evaluate.out_dir / ctx.job_id
             metrics = evaluate_scores(y[test], scores, out_dir, threshold=steps.evaluate.threshold,
                                       title=f"{ctx.job_id}: {steps.train.algorithm}")
+            test_ids = _take(dataset.ids, rows).iloc[test].reset_index(drop=True)
+            write_table(test_ids.assign(y=y[test], score=scores), str(out_dir / TEST_SCORES))
             report = str(out_dir / "report.html")
 
     bundle = ModelBundle(steps.train.algorithm, "guest", model.part, list(dataset.X.columns), pre)
