@@ -1,14 +1,18 @@
-"""Torch models declared by layer sizes, so a YAML config can name a bottom or top model.
+"""Torch models and optimizers declared in config, so a YAML file can name a bottom or top model.
 
 `mlp(...)` builds the module and remembers its spec (`module_spec`), which is what a saved
 model part writes as JSON beside its weights; `build_module(spec)` rebuilds it on load. Code
 that wants another architecture passes its own `nn.Module` and supplies it again on load.
+`config_module` fills a config's partial spec (the sizes the data fixes); `optimizer_class`
+turns a name like "adam" into the torch optimizer.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+import torch
 from torch import nn
 
 from vfl.errors import ConfigError
@@ -61,3 +65,30 @@ def build_module(spec: Any, where: str = "model spec") -> nn.Sequential:
 def module_spec(module: nn.Module | None) -> dict[str, Any] | None:
     """The spec a module was built from by `mlp`/`build_module`, else None."""
     return None if module is None else getattr(module, SPEC_ATTR, None)
+
+
+def config_module(spec: Any, in_features: int, out: int | None, where: str,
+                  seed: int | None = None) -> nn.Sequential:
+    """An MLP from a config mapping whose sizes the data fixes: `in_features` always, `out`
+    when not None (else the config must give it). `seed` makes the initial weights repeatable."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping like {{hidden: [16], out: 8}}, got {spec!r}")
+    fixed = {"in_features": in_features} if out is None else {"in_features": in_features, "out": out}
+    for name, value in fixed.items():
+        if name in spec and spec[name] != value:
+            raise ConfigError(f"{where}: field '{name}' is {spec[name]!r} but must be {value} here")
+    full = {"type": "mlp", "hidden": [], **spec, **fixed}
+    if seed is None:
+        return build_module(full, where)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_module(full, where)
+
+
+def optimizer_class(name: Any, where: str) -> type[torch.optim.Optimizer]:
+    """A torch optimizer by (case-insensitive) class name: "adam", "SGD", "AdamW", ..."""
+    found = {n.lower(): c for n, c in vars(torch.optim).items()
+             if inspect.isclass(c) and issubclass(c, torch.optim.Optimizer) and c is not torch.optim.Optimizer}
+    if not isinstance(name, str) or name.lower() not in found:
+        raise ConfigError(f"{where}: optimizer must be one of {sorted(found)}, got {name!r}")
+    return found[name.lower()]

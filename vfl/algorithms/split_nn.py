@@ -25,6 +25,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from vfl.algorithms import interactive_layer as il
+from vfl.algorithms.nn_spec import config_module, optimizer_class
 from vfl.algorithms.split_nn_parts import (
     SplitNNGuestPart,
     SplitNNHostPart,
@@ -147,6 +148,31 @@ class SplitNNClassifier:
         self.checkpoint_dir = checkpoint_dir
         self.torch_threads = torch_threads
         self.share_seed = share_seed
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], n_features: int, where: str = "steps.train.params",
+                    **kwargs: Any) -> SplitNNClassifier:
+        """The estimator a job spec asks for: modules as MLP mappings whose sizes the data fixes
+        (`guest_bottom`: n_features -> interactive_width, null for none; `top`:
+        interactive_width -> 1), the optimizer by name, `init_seed` (default `random_state`)
+        for the initial weights; every other key is an `__init__` parameter."""
+        p = dict(params)
+        d = p.get("interactive_width", 8)
+        if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+            raise ConfigError(f"{where}.interactive_width: must be a positive int, got {d!r}")
+        seed = p.pop("init_seed", p.get("random_state", 0))
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ConfigError(f"{where}.init_seed: must be None or an int >= 0, got {seed!r}")
+        bottom_spec = p.pop("guest_bottom", {"hidden": [16]})
+        guest_bottom = None if bottom_spec is None else config_module(
+            bottom_spec, n_features, d, f"{where}.guest_bottom", seed)
+        top = config_module(p.pop("top", {"hidden": [8]}), d, 1, f"{where}.top",
+                            None if seed is None else seed + 1)
+        optimizer = optimizer_class(p.pop("optimizer", "adam"), f"{where}.optimizer")
+        try:
+            return cls(guest_bottom, top, optimizer=optimizer, **p, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     # -- checks -----------------------------------------------------------------------------
     def _check_params(self, has_val: bool) -> None:
@@ -427,6 +453,26 @@ class SplitNNHost:
         self.random_state = random_state
         self.torch_threads = torch_threads
 
+    @classmethod
+    def from_config(cls, settings: dict[str, Any] | None, n_features: int, where: str,
+                    **kwargs: Any) -> SplitNNHost:
+        """The host's estimator from its OWN party config (`models.split_nn`): `bottom` is an
+        MLP mapping (n_features -> its `out`, the host's choice), the optimizer by name,
+        `init_seed` for the initial weights; every other key is an `__init__` parameter."""
+        s = dict(settings or {})
+        if "bottom" not in s:
+            raise ConfigError(f"{where}.bottom: this host's own bottom model is required, "
+                              "e.g. {hidden: [16], out: 8}")
+        seed = s.pop("init_seed", None)
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ConfigError(f"{where}.init_seed: must be None or an int >= 0, got {seed!r}")
+        bottom = config_module(s.pop("bottom"), n_features, None, f"{where}.bottom", seed)
+        optimizer = optimizer_class(s.pop("optimizer", "adam"), f"{where}.optimizer")
+        try:
+            return cls(bottom, optimizer=optimizer, **s, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
     def _refuse(self, ctx: Context, reason: str, error: type[Exception]) -> Exception:
         """Tell the guest why (so it does not wait for a timeout); the caller raises it."""
         ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason})
@@ -547,13 +593,34 @@ class SplitNNHost:
         """Answer the guest's predict request with bottom_h(X_h) W for the same rows."""
         if not hasattr(self, "part_"):
             raise ConfigError("SplitNNHost is not fitted: call fit first")
-        Xh = as_float_matrix(X, f"{ctx.name} features X")
-        pctx = ctx.child("predict")
-        request = pctx.recv(ctx.guest, "predict")
-        if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
-            raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, "
-                                f"host has {len(Xh)} rows")
-        pctx.send(ctx.guest, "AW", self.part_.contribution(Xh))
+        host_predict(ctx, X, self.part_)
 
     def export_part(self) -> SplitNNHostPart:
         return self.part_
+
+
+def host_fit(ctx: Context, X: Any, settings: dict[str, Any] | None, where: str,
+             **kwargs: Any) -> SplitNNHostPart:
+    """The host's role in a job: its estimator from its own settings, trained, as a serving part.
+
+    Bad settings are refused to the guest at once (so it does not wait for a timeout), with no
+    detail of the host's model; the host raises the full ConfigError."""
+    Xh = as_float_matrix(X, f"{ctx.name} features X")
+    try:
+        host = SplitNNHost.from_config(settings, Xh.shape[1], where, **kwargs)
+    except ConfigError:
+        ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": "the host's split NN settings are "
+                                         "invalid (its party config; details in its log)"})
+        raise
+    return host.fit(ctx, Xh).part_
+
+
+def host_predict(ctx: Context, X: Any, part: SplitNNHostPart) -> None:
+    """Answer one `predict` request of the guest with bottom_h(X_h) W for the same rows."""
+    Xh = as_float_matrix(X, f"{ctx.name} features X")
+    pctx = ctx.child("predict")
+    request = pctx.recv(ctx.guest, "predict")
+    if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
+        raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, "
+                            f"host has {len(Xh)} rows")
+    pctx.send(ctx.guest, "AW", part.contribution(Xh))

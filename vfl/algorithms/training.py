@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vfl.algorithms import hetero_lr
+from vfl.algorithms import hetero_lr, split_nn
 from vfl.config import TrainStep
 from vfl.errors import ConfigError
 from vfl.parties.context import Context
@@ -46,6 +46,8 @@ class HostModel:
     def predict(self, ctx: Context, X: np.ndarray) -> None:
         if self.algorithm == "hetero_lr":
             hetero_lr.host_predict(ctx, X, self.part)
+        elif self.algorithm == "split_nn":
+            split_nn.host_predict(ctx, X, self.part)
 
 
 def guest_fit(
@@ -57,6 +59,10 @@ def guest_fit(
         except TypeError as exc:
             raise ConfigError(f"steps.train.params: {exc}") from None
         return GuestModel(step.algorithm, estimator.fit(ctx, X, y))
+    if step.algorithm == "split_nn":
+        nn_guest = split_nn.SplitNNClassifier.from_params(
+            step.params, X.shape[1], checkpoint_dir=checkpoint_dir)
+        return GuestModel(step.algorithm, nn_guest.fit(ctx, X, y))
     raise ConfigError(f"steps.train.algorithm: '{step.algorithm}' is not available")
 
 
@@ -69,4 +75,12 @@ def host_fit(
             policy_allows_insecure=party.config.policy.allow_insecure,
         )
         return HostModel(step.algorithm, part)
+    if step.algorithm == "split_nn":
+        # the bottom model is the host's own (its party config), never the guest's choice
+        nn_part = split_nn.host_fit(
+            ctx, X, party.config.models.get("split_nn"),
+            f"party '{party.name}' config: models.split_nn", checkpoint_dir=checkpoint_dir,
+            allow_plain=party.config.policy.allow_insecure,
+        )
+        return HostModel(step.algorithm, nn_part)
     raise ConfigError(f"steps.train.algorithm: '{step.algorithm}' is not available")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
 from vfl.algorithms.preprocessing import PartyPreprocessor
+from vfl.algorithms.split_nn_parts import SplitNNGuestPart, SplitNNHostPart
 from vfl.errors import DataError
 
 BUNDLE_FILE = "bundle.json"
@@ -26,6 +27,8 @@ PREPROCESSING_DIR = "preprocessing"
 PART_TYPES: dict[tuple[str, str], Any] = {
     ("hetero_lr", "host"): LRHostPart,
     ("hetero_lr", "guest"): LRGuestPart,
+    ("split_nn", "host"): SplitNNHostPart,
+    ("split_nn", "guest"): SplitNNGuestPart,
 }
 
 
