@@ -58,6 +58,9 @@ def rpc_error(exc: grpc.RpcError, where: str, what: str, timeout: float | None =
         return DataError(f"{where}: {detail}")
     if kind == "protocol":
         return ProtocolError(f"{where} rejected {what}: {detail}")
+    if kind == "peer":  # `where` answered, but a party behind it failed: keep its account
+        cls = PeerTimeoutError if code == grpc.StatusCode.DEADLINE_EXCEEDED else PeerError
+        return cls(f"{where} could not answer {what}: {detail}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return PeerTimeoutError(f"{where} did not answer {what} within {timeout:g}s")
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -148,3 +151,9 @@ class ScoringClient:
 
     def close(self) -> None:
         self._channel.close()
+
+    def __enter__(self) -> ScoringClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
