@@ -37,11 +37,16 @@ def _fmt(value: object) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from vfl.config import load_job_config
-    from vfl.runner import run_simulated
+    from vfl.config import load_job_config, load_party_config
+    from vfl.runner import run_federated, run_simulated
 
     job = load_job_config(args.job)
-    outcome = run_simulated(job, on_progress=ProgressPrinter())
+    if args.party is None:
+        outcome = run_simulated(job, on_progress=ProgressPrinter())
+    else:
+        submit = {"auto": None, "submit": True, "embedded": False}[args.mode]
+        outcome = run_federated(job, load_party_config(args.party), on_progress=ProgressPrinter(),
+                                submit=submit)
     print(json.dumps(_summary(outcome), indent=2))
     return 0
 
@@ -84,8 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a job YAML (all parties simulated in this process)")
+    run = sub.add_parser(
+        "run", help="run a job YAML: across party services with --party, else simulated here",
+        description="With --party (the guest's party YAML) the job runs across the parties' "
+                    "services; without, every party of the job's `parties` runs in this process.")
     run.add_argument("job", type=Path)
+    run.add_argument("--party", type=Path, default=None,
+                     help="the guest's party YAML: run across the party services")
+    run.add_argument("--mode", choices=("auto", "submit", "embedded"), default="auto",
+                     help="submit: hand the job to the guest's running `vfl serve`; embedded: run "
+                          "the guest's service inside this command; auto: submit if it answers")
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser("demo", help="bank + partner demo on ../shared/data (or a bundled data set)")

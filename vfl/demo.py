@@ -52,9 +52,9 @@ def run_demo(data_dir: Path | None = None, out_dir: Path = Path("runs/demo"), ke
         guest, host, guest_pre, host_pre, train = _uci(Path(data_dir))
         source = f"UCI credit card data from {data_dir}"
     else:
-        guest, host, guest_pre, host_pre, train = _breast_cancer()
+        guest, host, guest_pre, host_pre, train = breast_cancer_parties()
         source = "scikit-learn's breast cancer data (no ../shared/data found)"
-    guest, host = _partial_overlap(guest, host, seed=7)
+    guest, host = partial_overlap(guest, host, seed=7)
 
     write_table(guest, str(out_dir / "bank.parquet"))
     write_table(host, f"sqlite:///{out_dir / 'partner.db'}?table=customers")
@@ -82,7 +82,7 @@ def _uci(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], di
     return guest, host, demo_data.UCI_GUEST_PREPROCESSING, demo_data.UCI_HOST_PREPROCESSING, train
 
 
-def _breast_cancer() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, Any], dict[str, Any]]:
+def breast_cancer_parties() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, Any], dict[str, Any]]:
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer(as_frame=True)
@@ -97,7 +97,7 @@ def _breast_cancer() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[s
     return guest, host, pre_g, pre_h, {"epochs": 5, "batch_size": 128, "learning_rate": 0.1, "optimizer": "adam"}
 
 
-def _partial_overlap(guest: pd.DataFrame, host: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def partial_overlap(guest: pd.DataFrame, host: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each side lacks a different 20% of the other's customers, so PSI has work to do."""
     rng = np.random.default_rng(seed)
     ids = guest["id"].to_numpy()

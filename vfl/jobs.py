@@ -23,9 +23,11 @@ from vfl.config import JobConfig, SplitStep, parse
 from vfl.connectors import Dataset, write_table
 from vfl.errors import DataError, ProtocolError
 from vfl.evaluation import evaluate_scores
-from vfl.parties.context import Context
+from vfl.parties import registry
+from vfl.parties.context import GUEST, Context
 from vfl.parties.runtime import PartyRuntime
 from vfl.psi import ecdh
+from vfl.psi.ids import encode_rows, id_columns
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, score_batch
@@ -47,6 +49,18 @@ class JobOutcome:
     scored: dict[str, Any] | None
     seconds: dict[str, float]
 
+    def summary(self) -> dict[str, Any]:
+        """The headline as a codec value: what a party service reports back to the submitter."""
+        return {
+            "job_id": self.job_id, "intersection_size": self.intersection_size,
+            "metrics": _headline(self.metrics), "report": self.report, "model_id": self.model_id,
+            "scored": self.scored, "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> JobOutcome:
+        return cls(**summary)
+
 
 @dataclass
 class Aligned:
@@ -56,6 +70,39 @@ class Aligned:
     y: np.ndarray | None
     train: np.ndarray
     test: np.ndarray
+
+
+def job_params(job: JobConfig) -> dict[str, Any]:
+    """The params of protocol "job": a spec for the hosts, the full job for the guest only.
+
+    Hosts see dataset names, steps and the guest's hyper-parameters; the guest's output
+    folder and scoring source/sink stay on the guest (the service strips ``GUEST_ONLY``).
+    """
+    full = job.model_dump(mode="json", exclude={"parties"})
+    spec = job.model_dump(mode="json", exclude={"parties"})
+    steps = spec["steps"]
+    if steps.get("evaluate") is not None:
+        steps["evaluate"]["out_dir"] = REDACTED
+    if steps.get("score") is not None:
+        steps["score"].update(source=REDACTED, sink=REDACTED)
+    return {"spec": spec, registry.GUEST_ONLY: full}
+
+
+REDACTED = "(kept by the guest)"
+
+
+@registry.register("job")
+def job_protocol(ctx: Context, party: PartyRuntime, params: Any) -> dict[str, Any]:
+    """The whole pipeline as a protocol of the party service: the guest runs the job its
+    operator submitted, each host answers with its own data and settings."""
+    if not isinstance(params, dict):
+        raise ProtocolError(f"protocol 'job': params must be a mapping, got {type(params).__name__}")
+    if ctx.role == GUEST:
+        if registry.GUEST_ONLY not in params:
+            raise ProtocolError("protocol 'job': the guest's params carry no job")
+        job = parse(JobConfig, params[registry.GUEST_ONLY], "job")
+        return run_guest(ctx, party, job).summary()
+    return run_host(ctx, party, params)
 
 
 # --- guest -------------------------------------------------------------------------------
@@ -73,7 +120,7 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
             result = ecdh.guest(ctx.child("psi"), dataset.ids, cardinality_only=steps.psi.cardinality_only)
         if result.cardinality_only:
             return JobOutcome(ctx.job_id, result.size, {}, None, None, None, timer.seconds)
-        rows, size = result.rows, result.size
+        rows, size = _in_id_order(dataset.ids, result.rows), result.size
 
     y = _take(dataset.y, rows).to_numpy()
     train, test = _split_rows(y, steps.split)
@@ -115,8 +162,9 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
 
 
 def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[str, Any]:
-    """The host's side of a job the guest started; `params` is the guest's job spec."""
-    job = parse(JobConfig, params, f"job spec from '{ctx.guest}'")
+    """The host's side of a job the guest started; `params` is `job_params` without the
+    guest's own part."""
+    job = parse(JobConfig, params.get("spec"), f"job spec from '{ctx.guest}'")
     steps = job.steps
     dataset = party.dataset(job.datasets[ctx.name])
 
@@ -126,7 +174,7 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
                            min_intersection=party.config.policy.min_intersection)
         if result.cardinality_only:
             return {"intersection_size": result.size}
-        rows = result.rows
+        rows = _in_id_order(dataset.ids, result.rows)
     X = _take(dataset.X, rows)
     test = _received_rows(ctx.child("split").recv(ctx.guest, "test_rows"), len(X))
     data = Aligned(X, None, np.setdiff1d(np.arange(len(X)), test), test)
@@ -197,6 +245,14 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
         scorer.close()
     return {"rows": summary.rows, "scored": summary.scored, "missing": summary.missing,
             "seconds": round(summary.seconds, 3)}
+
+
+def _in_id_order(ids: pd.DataFrame, rows: Any) -> np.ndarray:
+    """The common rows sorted by their canonical id bytes (PSI's encoding, the same on every
+    party). PSI's own order is random per session; this one makes a job reproducible, and
+    costs no privacy: every party already knows the ids it shares."""
+    keys = np.array(encode_rows(id_columns(ids.iloc[rows], "aligned ids")), dtype=object)
+    return np.asarray(rows)[np.argsort(keys, kind="stable")]
 
 
 def _split_rows(y: np.ndarray, split: SplitStep | None) -> tuple[np.ndarray, np.ndarray]:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from vfl.config import JobConfig, load_party_config
-from vfl.errors import ConfigError
-from vfl.jobs import JobOutcome, run_guest, run_host
+from vfl.config import JobConfig, PartyConfig, load_party_config
+from vfl.errors import ConfigError, PeerError
+from vfl.jobs import JobOutcome, job_params, run_guest, run_host
+from vfl.parties import registry
 from vfl.parties.context import ProgressEvent, new_job_id
+from vfl.parties.grpc_channel import Federation, connect_federation
 from vfl.parties.local import simulate
 from vfl.parties.runtime import PartyRuntime
+from vfl.parties.service import JobRuntime
 
 log = logging.getLogger("vfl.runner")
 
-
-def job_spec(job: JobConfig) -> dict[str, Any]:
-    """What the guest sends to hosts: the steps and dataset names, never its local paths."""
-    return job.model_dump(mode="json", exclude={"parties"})
+JOB_PROTOCOL = "job"
 
 
 def run_simulated(
@@ -29,13 +30,13 @@ def run_simulated(
     if missing:
         raise ConfigError(f"parties: no party config given for {sorted(missing)} (needed to simulate)")
     runtimes = {name: PartyRuntime(load_party_config(job.parties[name])) for name in job.roles}
-    job = job.model_copy(update={"job_id": job.job_id or new_job_id(job.guest)})
-    spec = job_spec(job)
+    job = _with_id(job)
+    host_params = registry.for_hosts(job_params(job))
     roles: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
         job.guest: (run_guest, {"party": runtimes[job.guest], "job": job})
     }
     for host in job.hosts:
-        roles[host] = (run_host, {"party": runtimes[host], "params": spec})
+        roles[host] = (run_host, {"party": runtimes[host], "params": host_params})
     timeout = runtimes[job.guest].config.timeouts.message
     results = simulate(
         roles, job.roles, job_id=job.job_id, timeout=timeout,
@@ -43,3 +44,83 @@ def run_simulated(
     )
     outcome: JobOutcome = results[job.guest]
     return outcome
+
+
+def run_federated(
+    job: JobConfig,
+    party: PartyConfig,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    submit: bool | None = None,
+    poll: float = 2.0,
+) -> JobOutcome:
+    """Run `job` with `party` (the guest) as the driver, every host on its own service.
+
+    With `submit` the job goes to the guest's running service (``vfl serve``), which runs the
+    guest's role there; without, the guest's service runs embedded here for the job's
+    duration and the role runs in this thread (progress events come straight through).
+    ``None`` picks: submit if the service answers at ``party.listen``, else embedded.
+    """
+    if job.guest != party.name:
+        raise ConfigError(f"job.guest is '{job.guest}' but the party config is '{party.name}'; "
+                          "a job is started by its guest")
+    job = _with_id(job)
+    assert job.job_id is not None
+    datasets = {name: [job.datasets[name]] for name in job.roles}
+    if submit is None:
+        submit = _service_answers(party)
+        log.info("%s's service %s at %s: %s", party.name, "answers" if submit else "does not answer",
+                 party.listen, "submitting the job to it" if submit else "running it embedded")
+    if submit:
+        return _submit(job, party, datasets, on_progress, poll)
+    with connect_federation(party) as fed:
+        assert fed.service is not None
+        with fed.job(job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets, on_progress) as ctx:
+            return run_guest(ctx, JobRuntime(fed.service.runtime, datasets[party.name]), job)
+
+
+def _submit(job: JobConfig, party: PartyConfig, datasets: dict[str, list[str]],
+            on_progress: Callable[[ProgressEvent], None] | None, poll: float) -> JobOutcome:
+    assert job.job_id is not None
+    fed = Federation(party)
+    try:
+        fed.start_job(party.name, job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets)
+        last = ""
+        while True:
+            info = fed.job_status(party.name, job.job_id)
+            if info.done:
+                break
+            if info.progress and info.progress != last and on_progress is not None:
+                on_progress(_service_progress(party.name, job.job_id, info.progress))
+                last = info.progress
+            time.sleep(poll)
+        result = info.raise_for_state().result
+    finally:
+        fed.close()
+    if not isinstance(result, dict):
+        raise PeerError(f"job '{job.job_id}' on '{party.name}' returned no outcome")
+    return JobOutcome.from_summary(result)
+
+
+def _service_progress(party: str, job_id: str, progress: str) -> ProgressEvent:
+    """The service reports progress as 'step: done/total'; turn it back into an event."""
+    step, _, counts = progress.rpartition(": ")
+    done, _, total = counts.partition("/")
+    try:
+        return ProgressEvent(party, job_id, step, int(done), int(total), {})
+    except ValueError:
+        return ProgressEvent(party, job_id, progress, 0, 0, {})
+
+
+def _service_answers(party: PartyConfig) -> bool:
+    fed = Federation(party)
+    try:
+        fed.health(party.name)
+        return True
+    except PeerError:
+        return False
+    finally:
+        fed.close()
+
+
+def _with_id(job: JobConfig) -> JobConfig:
+    return job if job.job_id else job.model_copy(update={"job_id": new_job_id(job.guest)})

@@ -4,7 +4,9 @@ A protocol entry is ``fn(ctx, party, params) -> dict | None``: `ctx` is this par
 for the job (``ctx.role`` says guest or host), `party` its PartyRuntime (restricted to the
 datasets the job was approved for), `params` the codec value the guest sent, which the entry
 must validate. The return value must be a codec value; the guest's one is reported back to
-whoever submitted the job. Modules named in a party config's ``plugins`` are imported at
+whoever submitted the job. A dict of params may carry the key ``GUEST_ONLY``: the guest's
+service strips it before it starts the hosts, so the guest's local settings (paths, sinks)
+never leave it. Modules named in a party config's ``plugins`` are imported at
 service start so that their ``@register`` decorators run.
 """
 
@@ -18,6 +20,10 @@ from typing import Any
 from vfl.errors import ConfigError, PolicyError
 
 Entry = Callable[[Any, Any, Any], Any]
+
+GUEST_ONLY = "guest_only"
+BUILTIN = ("vfl.jobs",)
+"""Modules whose protocols every service offers (the whole pipeline as protocol "job")."""
 
 _entries: dict[str, Entry] = {}
 _lock = threading.Lock()
@@ -48,6 +54,13 @@ def get(name: str) -> Entry:
 def names() -> list[str]:
     with _lock:
         return sorted(_entries)
+
+
+def for_hosts(params: Any) -> Any:
+    """What the hosts of a job receive: the guest's params without its ``GUEST_ONLY`` part."""
+    if isinstance(params, dict) and GUEST_ONLY in params:
+        return {k: v for k, v in params.items() if k != GUEST_ONLY}
+    return params
 
 
 def load_plugins(modules: list[str]) -> None:

@@ -102,7 +102,7 @@ class PartyService:
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
-        registry.load_plugins(self.config.plugins)
+        registry.load_plugins([*registry.BUILTIN, *self.config.plugins])
         interrupted = self.jobs.mark_interrupted()
         if interrupted:
             log.warning("%s: marked %d job(s) failed (%s): %s", self.name, len(interrupted),
@@ -274,7 +274,8 @@ class PartyService:
         started: list[str] = []
         try:
             for host in [p for p, r in job.roles.items() if r != GUEST]:
-                self.peer(host).start_job(job.job_id, job.protocol, params, job.roles, job.datasets)
+                self.peer(host).start_job(job.job_id, job.protocol, registry.for_hosts(params), job.roles,
+                                          job.datasets)
                 started.append(host)
         except VflError:
             for host in started:
