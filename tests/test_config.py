@@ -77,3 +77,22 @@ hosts: [partner]
 datasets: {bank: c, partner: c}
 steps: {train: {algorithm: xgboost}}
 """))
+
+
+def test_environment_variables_fill_secrets_and_ports(tmp_path, monkeypatch):
+    cfg = write(tmp_path / "partner.yaml", """
+name: partner
+listen: "127.0.0.1:${PARTNER_PORT:-7102}"
+insecure: true
+datasets:
+  credit: {uri: "${PARTNER_DB_URL}?table=customers", id_columns: [id]}
+""")
+    monkeypatch.setenv("PARTNER_DB_URL", "mysql+pymysql://u:p%40ss@db/partner")
+    party = load_party_config(cfg)
+    assert party.listen == "127.0.0.1:7102"
+    assert party.datasets["credit"].uri == "mysql+pymysql://u:p%40ss@db/partner?table=customers"
+    monkeypatch.setenv("PARTNER_PORT", "9000")
+    assert load_party_config(cfg).listen == "127.0.0.1:9000"
+    monkeypatch.delenv("PARTNER_DB_URL")
+    with pytest.raises(ConfigError, match=r"partner.yaml: datasets.credit.uri: environment variable PARTNER_DB_URL is not set"):
+        load_party_config(cfg)

@@ -2,10 +2,15 @@
 
 Every validation error names the file and the field (``partner.yaml: policy.min_intersection:
 Input should be a valid integer``), so an operator can fix it without reading code.
+
+String values may name environment variables, ``${NAME}`` or ``${NAME:-default}``, so that
+secrets (a database password in a URI) and per-machine settings (ports) stay out of the file.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -224,9 +229,33 @@ def read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return _expand(data, str(path), "")
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, source: str, where: str) -> Any:
+    """``${NAME}`` / ``${NAME:-default}`` in string values, from the environment."""
+    if isinstance(value, dict):
+        return {k: _expand(v, source, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def variable(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise ConfigError(f"{source}: {where}: environment variable {name} is not set")
+        return default
+
+    return _ENV_REFERENCE.sub(variable, value)
 
 
 def _resolve(base: Path, value: Path) -> Path:
