@@ -28,6 +28,24 @@ def test_obfuscators_are_fresh_encryptions_of_zero(paillier_keys):
     assert (priv.decrypt(zeros) == 0).all()
 
 
+def test_obfuscator_is_hs_to_the_random_alpha(paillier_keys, monkeypatch):
+    """The fixed-base table walk equals one full powmod ``h_s^alpha`` for the alpha drawn."""
+    pub, _ = paillier_keys
+    nbytes = kernels.alpha_bytes(pub.n_bits)
+    for alpha in [b"\x00" * nbytes, b"\xff" * nbytes, bytes(range(7, 7 + nbytes))]:
+        monkeypatch.setattr(kernels.os, "urandom", lambda k, a=alpha: a[:k])
+        expected = gmpy2.powmod(pub.hs, int.from_bytes(alpha, "big"), pub.nsquare)
+        assert kernels.obfuscators(int(pub.n), int(pub.hs), 1) == [expected]
+
+
+def test_table_window_keeps_tables_small():
+    assert [kernels.djn_window(b) for b in (1024, 2048, 3072, 4096)] == [10, 10, 8, 7]
+    for bits in (1024, 2048, 3072, 4096, 8192):
+        w = kernels.djn_window(bits)
+        rows = -(-8 * kernels.alpha_bytes(bits) // w)
+        assert rows * 2**w * bits // 4 <= kernels.MAX_TABLE_BYTES
+
+
 @pytest.mark.parametrize("n", [1, 3, 40, 700])
 def test_multiexp_matches_naive(paillier_keys, n):
     pub, _ = paillier_keys

@@ -170,3 +170,27 @@ def test_phe_tiny_exponents_refused_not_wrapped(paillier_keys):
     numbers = [pub.phe.encrypt(1e5), pub.phe.encrypt(1e-300)]
     with pytest.raises(CryptoOverflowError):
         EncryptedArray.from_phe(numbers, max_abs=1e5)
+
+
+@SETTINGS
+@given(data=st.data(), p=st.integers(2, 2**200) | st.integers(-(2**200), -2))
+def test_products_exact_up_to_the_bound_and_refused_past_it(paillier_keys, data, p):
+    """Multiply, sum and matmul results right at n/2 decrypt exactly; one step past it is a
+    CryptoOverflowError, never a wrapped value."""
+    pub, priv = paillier_keys
+    top = int(pub.max_int) // abs(p)
+    vals = data.draw(st.lists(st.integers(-top, top), min_size=1, max_size=3))
+    vals[0] = data.draw(st.sampled_from([top, -top]))
+    enc = pub.encrypt(np.array(vals, dtype=object))
+    assert list(exact(priv, enc * p)) == [v * p for v in vals]
+    X = np.array([[p] + [0] * (len(vals) - 1)], dtype=object)
+    assert list(exact(priv, X @ enc)) == [vals[0] * p]
+    over = pub.encrypt(np.array([top + 1, 0], dtype=object))
+    with pytest.raises(CryptoOverflowError):
+        over * p
+    with pytest.raises(CryptoOverflowError):
+        np.array([[p, 0]], dtype=object) @ over
+    half = pub.encrypt(np.array([int(pub.max_int) // 2] * 2, dtype=object))
+    assert exact(priv, half.sum())[()] == 2 * (int(pub.max_int) // 2)
+    with pytest.raises(CryptoOverflowError):
+        pub.encrypt(np.array([int(pub.max_int) // 2 + 1] * 2, dtype=object)).sum()

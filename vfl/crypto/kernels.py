@@ -5,8 +5,9 @@ can be shipped to a process pool (`concurrent.futures.Executor`) and run there u
 
 - Obfuscation (DJN): ``r^n mod n^2`` is replaced by ``h_s^alpha`` with ``h_s = (-x^2)^n``
   fixed per key and ``alpha`` a fresh random exponent of ``n_bits/2 + 64`` bits. The powers
-  ``h_s^(d * 256^t)`` are tabulated once per process, so one obfuscator costs one modular
-  multiplication per random byte of alpha (~136 for a 2048-bit key) instead of a full powmod.
+  ``h_s^(d * 2^(w t))`` are tabulated once per process (windows of w = 10 bits up to 2048-bit
+  keys, fewer above, keeping a table under 64 MiB), so one obfuscator costs one modular
+  multiplication per window of alpha (~109 for a 2048-bit key) instead of a full powmod.
 - Decryption: CRT over p^2 and q^2, one exponent shared by a whole batch.
 - Products ``prod_j c_j^(e_j)``: Pippenger's bucket method; a window of c bits costs one
   multiplication per nonzero digit plus ~2^(c+1) to fold the buckets, instead of ~1.3 * bits
@@ -28,7 +29,8 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
-WINDOW_BITS = 8  # fixed-base table digit: one byte of alpha
+MAX_WINDOW_BITS = 10  # fixed-base table digit
+MAX_TABLE_BYTES = 64 << 20
 _TABLE_CACHE: dict[tuple[int, int], list[list[Any]]] = {}
 _TABLE_CACHE_MAX = 8  # keys per process (parties in one simulation share the pool)
 _TABLE_LOCK = threading.Lock()
@@ -40,17 +42,29 @@ def alpha_bytes(n_bits: int) -> int:
     return (n_bits // 2 + 64 + 7) // 8
 
 
+def djn_window(n_bits: int) -> int:
+    """Widest table window (<= MAX_WINDOW_BITS) whose table stays under MAX_TABLE_BYTES:
+    ``ceil(alpha bits / w) * 2^w`` entries of ``2 n_bits / 8`` bytes."""
+    bits, entry = 8 * alpha_bytes(n_bits), 2 * n_bits // 8
+    for w in range(MAX_WINDOW_BITS, 4, -1):
+        if math.ceil(bits / w) * (1 << w) * entry <= MAX_TABLE_BYTES:
+            return w
+    return 4
+
+
 def djn_table(n: int, hs: int) -> list[list[Any]]:
-    """``table[t][d] = hs^(d * 256^t) mod n^2`` for every byte position t of alpha (cached)."""
+    """``table[t][d] = hs^(d * 2^(w t)) mod n^2`` for every window t of alpha (cached)."""
     key = (int(n), int(hs))
     table = _TABLE_CACHE.get(key)
     if table is None:
+        n_bits = int(n).bit_length()
+        w = djn_window(n_bits)
         nsq = mpz(n) * mpz(n)
         base = mpz(hs)
         table = []
-        for _ in range(alpha_bytes(int(n).bit_length())):
+        for _ in range(math.ceil(8 * alpha_bytes(n_bits) / w)):
             row = [ONE, base]
-            for _d in range(2, 1 << WINDOW_BITS):
+            for _d in range(2, 1 << w):
                 row.append(row[-1] * base % nsq)
             table.append(row)
             base = row[-1] * base % nsq
@@ -65,11 +79,16 @@ def obfuscators(n: int, hs: int, count: int) -> list[Any]:
     """``count`` fresh values ``hs^alpha mod n^2`` with alpha uniform over alpha_bytes bytes."""
     table = djn_table(n, hs)
     nsq = mpz(n) * mpz(n)
-    nbytes = len(table)
+    nbytes = alpha_bytes(int(n).bit_length())
+    w = len(table[0]).bit_length() - 1
+    mask = (1 << w) - 1
     out = []
     for _ in range(count):
+        alpha = int.from_bytes(os.urandom(nbytes), "big")
         acc = None
-        for row, d in zip(table, os.urandom(nbytes), strict=True):
+        for row in table:
+            d = alpha & mask
+            alpha >>= w
             if d:
                 acc = row[d] if acc is None else acc * row[d] % nsq
         out.append(ONE if acc is None else acc)
