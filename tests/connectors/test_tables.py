@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import numpy as np
@@ -85,3 +86,38 @@ def test_bad_mode_and_bad_chunk_size(sink):
         write_table(pd.DataFrame({"a": [1]}), sink, mode="upsert")  # type: ignore[arg-type]
     with pytest.raises(DataError, match="chunk_rows"):
         next(iter_table(sink, chunk_rows=0))
+
+
+def test_credentials_never_reach_logs_or_errors(mariadb_server, webhdfs, caplog):
+    """Every library logging at DEBUG (vfl, SQLAlchemy, pymysql, hdfs, urllib3) while reading,
+    streaming, writing and failing: the password shows up in no record, only ``***``."""
+    from urllib.parse import quote
+
+    from vfl.connectors import load_dataset
+
+    caplog.set_level(logging.DEBUG)
+    password = mariadb_server.password
+    uri = f"{mariadb_server.url}?table=secret_t"
+    frame = pd.DataFrame({"id": [1, 2, 3], "v": [0.5, 1.5, 2.5]})
+    write_table(frame, uri)
+    write_table(frame, uri, mode="append")
+    assert len(read_table(uri)) == 6
+    assert sum(len(c) for c in iter_table(uri, chunk_rows=2)) == 6
+    load_dataset({"uri": uri, "id_column": "id", "duplicates": "keep_first"}, name="crm")
+    failures = [
+        mariadb_server.url.replace(quote(password, safe=""), quote(password + "x", safe=""))
+        + "?table=secret_t",
+        f"{mariadb_server.url}?table=absent",
+        f"{webhdfs.url}/absent/x.csv?user=etl&token={quote(password, safe='')}",
+    ]
+    messages = []
+    for bad in failures:
+        with pytest.raises(DataError) as info:
+            read_table(bad)
+        messages.append(str(info.value))
+    logged = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert "vfl:***@127.0.0.1" in logged  # vfl's own records name the redacted URI
+    for secret in (password, quote(password, safe=""), password + "x"):
+        assert secret not in logged
+        assert not any(secret in m for m in messages), messages
+    assert "token=***" in messages[2]
