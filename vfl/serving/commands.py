@@ -20,6 +20,7 @@ def add_commands(subparsers: Any) -> None:
     score.add_argument("--id-column", default=None, help="default: the served dataset's id column")
     score.add_argument("--chunk-rows", type=int, default=50_000)
     score.add_argument("--retries", type=int, default=2, help="retries of a failed chunk")
+    score.add_argument("--retry-delay", type=float, default=1.0, help="seconds before the first retry (doubling)")
     score.set_defaults(func=cmd_score)
 
     models = subparsers.add_parser("models", help="list/show/promote/rollback/delete model versions")
@@ -82,7 +83,8 @@ def cmd_score(args: argparse.Namespace) -> int:
               f"{s.rows_per_second:,.0f} rows/s", file=sys.stderr, flush=True)
 
     summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
-                          chunk_rows=args.chunk_rows, retries=args.retries, version=args.version,
+                          chunk_rows=args.chunk_rows, retries=args.retries, retry_delay=args.retry_delay,
+                          version=args.version,
                           on_progress=progress)
     print(json.dumps({"model_id": args.model, "rows": summary.rows, "scored": summary.scored,
                       "missing": summary.missing, "chunks": summary.chunks, "retries": summary.retries,

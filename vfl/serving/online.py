@@ -91,7 +91,7 @@ def check_counterpart(me: str, record: ModelRecord, host: GrpcHost) -> None:
 
 def batch_score(
     config: PartyConfig, model_id: str, source: str, sink: str, *, id_column: str | None = None,
-    chunk_rows: int = 50_000, retries: int = 2, version: str | None = None,
+    chunk_rows: int = 50_000, retries: int = 2, retry_delay: float = 1.0, version: str | None = None,
     on_progress: Callable[[int, BatchSummary], None] | None = None,
 ) -> BatchSummary:
     """`vfl score` from Python: ids (and guest features, if the source has them) in chunks from
@@ -104,6 +104,6 @@ def batch_score(
         id_column = spec.id_columns[0] if spec is not None else "id"
     try:
         return score_batch(model.scorer, source, sink, id_column=id_column, chunk_rows=chunk_rows,
-                           retries=retries, on_progress=on_progress)
+                           retries=retries, retry_delay=retry_delay, on_progress=on_progress)
     finally:
         model.close()
