@@ -34,7 +34,7 @@ def make_data(n: int, widths: list[int], seed: int = 0) -> tuple[list[np.ndarray
     return blocks, y
 
 
-def run_job(est, Xg, y, hosts, *, fit_kwargs=None, host_kwargs=None, predict=None):
+def run_job(est, Xg, y, hosts, *, fit_kwargs=None, host_kwargs=None, predict=None, on_progress=None):
     """Simulate guest 'bank' and the given hosts; returns (guest's predictions, host parts)."""
     fit_kwargs, host_kwargs = fit_kwargs or {}, host_kwargs or {}
     predict = predict or {"bank": Xg, **hosts}
@@ -50,7 +50,7 @@ def run_job(est, Xg, y, hosts, *, fit_kwargs=None, host_kwargs=None, predict=Non
 
     parties = {"bank": (guest, {}), **{h: (host, {"X": X, "X_pred": predict[h]}) for h, X in hosts.items()}}
     roles = {"bank": "guest", **dict.fromkeys(hosts, "host")}
-    out = simulate(parties, roles)
+    out = simulate(parties, roles, on_progress=on_progress)
     return out["bank"], {h: out[h] for h in hosts}
 
 
@@ -69,6 +69,22 @@ def test_he_two_hosts_weighted_adam_l1_matches_centralized():
     np.testing.assert_allclose(proba, ref.predict_proba(np.hstack([Xg, Xa, Xb]))[:, 1], atol=1e-7)
     assert est.n_iter_ == ref.n_iter_ == 3
     assert parts["a"].coef_.shape == (2,) and parts["b"].coef_.shape == (4,) and est.coef_.shape == (3,)
+
+
+def test_every_party_reports_progress_per_epoch(caplog):
+    (Xg, Xa, Xb), y = make_data(90, [2, 2, 1], seed=13)
+    est = HeteroLogisticRegression(epochs=3, batch_size=45, key_bits=KEY_BITS, tol=None)
+    events = []
+    with caplog.at_level(logging.INFO, logger="vfl.party"):
+        run_job(est, Xg, y, {"a": Xa, "b": Xb}, on_progress=events.append)
+    for party in ("bank", "a", "b"):
+        mine = [e for e in events if e.party == party]
+        assert [(e.done, e.total) for e in mine] == [(1, 3), (2, 3), (3, 3)], party
+        assert all(e.info["mode"] == "he" and e.info["seconds"] > 0 for e in mine)
+    assert [e.info["epoch"] for e in events if e.party == "bank"] == [1, 2, 3]
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("[a " in m and "hetero LR host [he] epoch" in m for m in lines) == 3
+    assert sum("[bank " in m and "hetero LR [he] epoch" in m for m in lines) == 3
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])

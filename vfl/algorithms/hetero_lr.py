@@ -511,8 +511,9 @@ def host_fit(
             state.best_w, best_epoch = state.w.copy(), epoch
         if ckpt is not None:
             ckpt.save(epoch, state.arrays(), {"epoch": epoch, "plan": plan.fingerprint(), "best_epoch": best_epoch})
-        ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} "
-                     f"done in {time.perf_counter() - t0:.1f}s")
+        seconds = time.perf_counter() - t0
+        ctx.progress(epoch + 1, plan.epochs, mode=plan.mode, seconds=seconds, converged=converged)
+        ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} done in {seconds:.1f}s")
         if decision["stop"]:
             break
     if plan.early_stopping and best_epoch >= 0:
