@@ -58,6 +58,20 @@ class Trained:
                                   self.root / "partner" / "serve.log")
 
 
+def check_batch_scores(trained: Trained, table: pd.DataFrame) -> None:
+    """Every bank id once; test rows == the trained estimator; the partner's gaps flagged."""
+    assert len(table) == N_ROWS and table["id"].is_unique
+    assert set(table["id"]) == set(trained.guest["id"])
+    merged = trained.expected.merge(table, on="id", suffixes=("_trained", "_batch"))
+    assert len(merged) == len(trained.expected)
+    np.testing.assert_allclose(merged["score_batch"], merged["score_trained"], rtol=0, atol=1e-9)
+    absent = table["id"].isin(trained.host_absent)
+    assert table.loc[absent, "score"].isna().all()
+    assert (table.loc[absent, "missing"] == "partner").all()
+    assert table.loc[~absent, "score"].notna().all()
+    assert table.loc[~absent, "missing"].fillna("").eq("").all()
+
+
 def _tables(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A bank table with a label and a partner table lacking 10% of the bank's customers."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.serving.conftest import HOST_TIMEOUT, MODEL, N_ROWS
+from tests.serving.conftest import HOST_TIMEOUT, MODEL, N_ROWS, check_batch_scores
 from vfl.connectors import read_table, write_table
 from vfl.errors import DataError, PeerTimeoutError
 from vfl.serving.client import GrpcHost
@@ -27,20 +27,6 @@ CHUNK = 64
 
 def _store(trained) -> ModelStore:
     return ModelStore("bank", trained.fed.config("bank").store.path)
-
-
-def _check_scores(trained, table: pd.DataFrame) -> None:
-    """Every bank id once; test rows == the trained estimator; the partner's gaps flagged."""
-    assert len(table) == N_ROWS and table["id"].is_unique
-    assert set(table["id"]) == set(trained.guest["id"])
-    merged = trained.expected.merge(table, on="id", suffixes=("_trained", "_batch"))
-    assert len(merged) == len(trained.expected)
-    np.testing.assert_allclose(merged["score_batch"], merged["score_trained"], rtol=0, atol=1e-9)
-    absent = table["id"].isin(trained.host_absent)
-    assert table.loc[absent, "score"].isna().all()
-    assert (table.loc[absent, "missing"] == "partner").all()
-    assert table.loc[~absent, "score"].notna().all()
-    assert table.loc[~absent, "missing"].fillna("").eq("").all()
 
 
 def test_loading_refuses_a_host_that_serves_another_version(trained):
@@ -92,12 +78,12 @@ def test_batch_scores_equal_the_trained_estimator_and_a_rerun_replaces_the_sink(
     assert progress == [min(N_ROWS, CHUNK * (i + 1)) for i in range(summary.chunks)]
     assert 0 < summary.seconds and summary.rows_per_second > 0
     first = read_table(sink)
-    _check_scores(trained, first)
+    check_batch_scores(trained, first)
 
     again = batch_score(config, MODEL, source, sink, chunk_rows=CHUNK)
     assert again.rows == N_ROWS
     second = read_table(sink)
-    _check_scores(trained, second)  # replaced, not appended: every id once
+    check_batch_scores(trained, second)  # replaced, not appended: every id once
 
     # a job that fails half-way leaves the previous sink untouched (and no staging table)
     def hang_partner(chunks: int, _: BatchSummary) -> None:
@@ -154,4 +140,4 @@ def test_a_failed_chunk_is_retried(trained):
         resumed.wait(10)
         trained.partner.proc.send_signal(signal.SIGCONT)
     assert summary.retries >= 1 and summary.rows == N_ROWS
-    _check_scores(trained, read_table(sink))
+    check_batch_scores(trained, read_table(sink))
