@@ -18,6 +18,7 @@ from vfl.algorithms.hetero_lr import (
 )
 from vfl.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
+from vfl.algorithms.optim import epoch_batches, smallest_batch
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties import simulate
@@ -140,6 +141,26 @@ def test_host_rejects_malformed_plan_and_tells_the_guest():
         TrainingPlan.from_wire({**good, "optimizer": {**good["optimizer"], "name": "lbfgs"}})
     with pytest.raises(ProtocolError, match="n_rows"):
         TrainingPlan.from_wire({**good, "n_rows": True})
+
+
+def test_batches_fold_a_short_tail_and_cover_every_row_once():
+    for n, b in [(100, 30), (100, 40), (90, 45), (10, 64), (1, 1), (7, 2), (24000, 1024)]:
+        batches = epoch_batches(n, b, 0, 1)
+        assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(n))
+        assert min(map(len, batches)) == smallest_batch(n, b)
+    assert [len(x) for x in epoch_batches(100, 30, 0, 0)] == [30, 30, 40]  # a tail of 10 joins
+    assert [len(x) for x in epoch_batches(100, 40, 0, 0)] == [40, 40, 20]
+
+
+def test_he_refuses_batches_a_party_could_solve_for_the_other_sides_secrets():
+    (Xg, Xh), y = make_data(100, [2, 6])
+    est = HeteroLogisticRegression(epochs=1, batch_size=8, key_bits=KEY_BITS)  # tail: 4 rows, kept
+    with pytest.raises(ConfigError, match="mini-batches of 4 rows, but host 'p' has 6 features"):
+        run_job(est, Xg, y, {"p": Xh})  # the guest protects its labels
+    with pytest.raises(PolicyError, match="mini-batches of 4 rows would let the guest"):
+        run_job(est, Xh, y, {"p": Xg})  # the host protects its partial scores (guest: 7 weights)
+    est.batch_size = 9  # a tail of 1 row joins the last batch: no batch under 9 rows
+    run_job(est, Xh, y, {"p": Xg})
 
 
 def test_host_refuses_a_plan_for_other_rows():

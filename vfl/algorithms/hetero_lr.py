@@ -33,7 +33,7 @@ from vfl.algorithms.hetero_lr_protocol import (
     host_keys,
 )
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart, sigmoid
-from vfl.algorithms.optim import Optimizer, OptimizerConfig, epoch_batches
+from vfl.algorithms.optim import Optimizer, OptimizerConfig, epoch_batches, smallest_batch
 from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError
 from vfl.evaluation.binary import fast_auc_ks
@@ -151,6 +151,18 @@ def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[EpochC
 
 def _max_change(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.max(np.abs(after - before))) if before.size else 0.0
+
+
+def _check_batches(plan: TrainingPlan, widths: dict[str, int]) -> None:
+    """Refuse batches a host could solve: X_h^T (s d) with rows <= its features gives d (labels)."""
+    rows = smallest_batch(plan.n_rows, plan.batch_size)
+    for host, width in widths.items():
+        if rows <= width:
+            raise ConfigError(
+                f"batch_size={plan.batch_size} with {plan.n_rows} rows makes mini-batches of {rows} "
+                f"rows, but host '{host}' has {width} features: its gradient of a batch with no "
+                f"more rows than features reveals the residuals, hence the labels; use a larger batch_size"
+            )
 
 
 # --- guest ----------------------------------------------------------------------------------
@@ -310,6 +322,8 @@ class HeteroLogisticRegression:
                 raise ProtocolError(f"'plan_ack' from host '{h}' has invalid n_features/last_epoch")
             widths[h] = width
             last = min(last, h_last)
+        if plan.mode == HE:
+            _check_batches(plan, widths)
 
         init = np.r_[self.coef_, self.intercept_] if warm else np.zeros(Xa.shape[1])
         penalized = np.r_[np.ones(Xg.shape[1]), 0.0]
@@ -462,6 +476,10 @@ def host_fit(
                       f"{0 if Xhv is None else len(Xhv)}", DataError)
     if Xhv is not None and Xhv.shape[1] != Xh.shape[1]:
         raise _refuse(ctx, "validation features have a different number of columns", DataError)
+    if plan.mode == HE and smallest_batch(plan.n_rows, plan.batch_size) <= plan.guest_width:
+        raise _refuse(ctx, f"mini-batches of {smallest_batch(plan.n_rows, plan.batch_size)} rows would let "
+                      f"the guest ({plan.guest_width} weights) solve its gradient for this host's "
+                      "partial scores; a larger batch_size is needed", PolicyError)
     if plan.warm_start and (init is None or init.coef_.shape != (Xh.shape[1],)):
         raise _refuse(ctx, "warm_start asked but this host has no fitted part of matching width", ConfigError)
     try:

@@ -126,6 +126,20 @@ def epoch_batches(n_rows: int, batch_size: int, seed: int, epoch: int) -> list[n
 
     The permutation comes from a numpy Generator seeded with (seed, epoch), so a resumed job
     (or the centralized reference) reproduces every batch without replaying earlier epochs.
+    A last batch shorter than half a batch joins the one before it: a party that gets its
+    gradient X^T (s d) of a batch with no more rows than it has features can solve it for
+    the residuals d it must not see (`smallest_batch` is what the parties check).
     """
     order = np.random.default_rng([seed, epoch]).permutation(n_rows)
-    return [order[i : i + batch_size] for i in range(0, n_rows, batch_size)]
+    starts = list(range(0, n_rows, batch_size))
+    if len(starts) > 1 and n_rows - starts[-1] < batch_size / 2:
+        starts.pop()
+    return [order[a:b] for a, b in zip(starts, [*starts[1:], n_rows], strict=True)]
+
+
+def smallest_batch(n_rows: int, batch_size: int) -> int:
+    """The fewest rows any mini-batch of `epoch_batches(n_rows, batch_size, ...)` has."""
+    if n_rows <= batch_size:
+        return n_rows
+    tail = n_rows % batch_size
+    return tail if tail >= batch_size / 2 else batch_size
