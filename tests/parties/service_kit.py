@@ -73,6 +73,16 @@ def read_dataset(ctx: Any, party: Any, params: Any) -> Any:
     return {h: ctx.recv(h, "rows") for h in ctx.hosts}
 
 
+@register("test-data-error")
+def data_error(ctx: Any, party: Any, params: Any) -> Any:
+    """The host fails on its own data with an error quoting a raw value."""
+    if ctx.role == "host":
+        from vfl.errors import DataError
+
+        raise DataError(f"customer {params['secret']} has a bad value")
+    return ctx.recv(ctx.hosts[0], "never")
+
+
 # --- federations on loopback ------------------------------------------------------------------
 
 

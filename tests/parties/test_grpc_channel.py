@@ -200,3 +200,21 @@ def test_plaintext_service_trusts_only_configured_peer_names(fed):
         stranger.close()
     finally:
         host.stop()
+
+
+def test_peers_see_neither_the_guests_result_nor_data_quoted_in_errors(fed, partner):
+    partner_view = PeerClient(fed.config("partner"), "bank", f"127.0.0.1:{fed.ports['bank']}")
+    try:
+        with connect_federation(fed.config("bank")) as bank:
+            bank.run("j-mine", "ping", {}, ROLES, {}, timeout=30)
+            assert bank.job_status("bank", "j-mine").result == {"pong": {"partner": True}}
+            assert partner_view.get_job("j-mine").result is None  # a party, not the submitter
+            with pytest.raises(PeerError) as err:
+                bank.run("j-bad", "test-data-error", {"secret": 4711}, ROLES, {}, timeout=30)
+            assert "DataError" in str(err.value) and "4711" not in str(err.value)
+            seen = bank.wait_job("partner", "j-bad", 10).error or ""
+            assert seen.startswith("DataError") and "4711" not in seen
+        # the partner's own store keeps the whole message for its operator
+        assert "customer 4711" in (partner.jobs.get("j-bad").error or "")
+    finally:
+        partner_view.close()

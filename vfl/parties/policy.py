@@ -45,7 +45,8 @@ def check_start(
         _check_rules(policy, me, requester, protocol, own)
     for name in own:
         if name not in config.datasets:
-            raise PolicyError(f"'{me}' offers no dataset named '{name}' (it offers {sorted(config.datasets)})")
+            offered = f" (it offers {sorted(config.datasets)})" if requester == me else ""
+            raise PolicyError(f"'{me}' offers no dataset named '{name}'{offered}")
     if config.insecure and not policy.allow_insecure:
         raise PolicyError(f"'{me}' runs plaintext transport but its policy has allow_insecure: false")
     if wants_insecure(params) and not policy.allow_insecure:

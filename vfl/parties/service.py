@@ -253,7 +253,7 @@ class PartyService:
             self._finish(job, FAILED, reason)
             for peer in job.roles:
                 if peer != self.name:
-                    self.peer(peer).report_failure(job.job_id, reason)
+                    self.peer(peer).report_failure(job.job_id, for_peers(self.name, reason))
             raise
         else:
             self._finish(job, SUCCEEDED, None)
@@ -329,19 +329,40 @@ class PartyService:
             self.jobs.set_state(job.job_id, state, error)
         log.info("%s: job '%s' %s%s", self.name, job.job_id, state, f": {error}" if error else "")
 
-    def status(self, job_id: str) -> pb.JobStatus:
+    def status(self, job_id: str, caller: str | None = None) -> pb.JobStatus:
+        """A job's record as `caller` may see it (None: this party itself).
+
+        The result goes only to this party and to whoever submitted the job; another party
+        of the job sees the state, and errors without the data they may quote.
+        """
         record = self.jobs.get(job_id)
         if record is None:
             raise KeyError(job_id)
         job = self.active_job(job_id)
+        mine = caller in (None, self.name)
         with self._lock:
-            result = self._results.get(job_id, b"")
+            result = self._results.get(job_id, b"") if mine or caller == record.peer else b""
+        error = record.error or ""
         return pb.JobStatus(
             job_id=record.job_id, protocol=record.protocol, role=record.role, peer=record.peer,
             state=record.state, created_at=record.created_at, started_at=record.started_at or 0.0,
-            finished_at=record.finished_at or 0.0, error=record.error or "",
+            finished_at=record.finished_at or 0.0, error=error if mine else for_peers(self.name, error),
             progress=job.progress if job else "", result=result,
         )
+
+
+SHARED_ERRORS = ("PolicyError", "PeerError", "PeerTimeoutError", "PeerUnreachableError",
+                 "ProtocolError", "ConfigError", "JobCancelledError", "CodecError")
+"""Errors whose messages are written for peers (rules, steps, fields); others, DataError
+above all, may quote this party's raw values and stay in its own logs and job store."""
+
+
+def for_peers(me: str, reason: str) -> str:
+    """`reason` ("Kind: message") as a peer may read it."""
+    kind, _, _ = reason.partition(": ")
+    if not reason or kind in SHARED_ERRORS:
+        return reason
+    return f"{kind}: the role of '{me}' failed on its own data (details in its own logs)"
 
 
 def _check_roles(me: str, job_id: str, roles: dict[str, str]) -> None:
@@ -448,7 +469,7 @@ class _Servicer(pb_grpc.PartyServicer):
         sender = self._sender(context, request.sender)
         record = self.service.jobs.get(request.job_id)
         if record is not None and record.peer == sender and record.protocol == request.protocol:
-            return self.service.status(request.job_id)  # a retried request: already accepted
+            return self.service.status(request.job_id, sender)  # a retried request: already accepted
         try:
             params = codec.decode(request.params, MAX_PARAMS_BYTES)
             datasets = {p: list(n.names) for p, n in request.datasets.items()}
@@ -460,7 +481,7 @@ class _Servicer(pb_grpc.PartyServicer):
         except (ProtocolError, CodecError) as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "protocol")
         self.service.run_in_thread(job, params)
-        return self.service.status(request.job_id)
+        return self.service.status(request.job_id, sender)
 
     def _known_job(self, context: grpc.ServicerContext, job_id: str, sender: str) -> pb.JobStatus:
         record = self.service.jobs.get(job_id)
@@ -469,7 +490,7 @@ class _Servicer(pb_grpc.PartyServicer):
         if sender != self.name and sender not in record.parties:
             self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
                         f"'{sender}' is not a party of job '{job_id}'")
-        return self.service.status(job_id)
+        return self.service.status(job_id, sender)
 
     def GetJob(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:
         sender = self._sender(context, request.sender)
@@ -482,7 +503,7 @@ class _Servicer(pb_grpc.PartyServicer):
         deadline = time.monotonic() + 5.0
         while self.service.active_job(request.job_id) is not None and time.monotonic() < deadline:
             time.sleep(0.05)  # let the role notice, so the reply shows the final state
-        return self.service.status(request.job_id)
+        return self.service.status(request.job_id, sender)
 
     def ReportFailure(self, request: pb.FailureReport, context: grpc.ServicerContext) -> pb.Empty:
         sender = self._sender(context, request.sender)
