@@ -6,8 +6,12 @@ audit log and the metrics.
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
+import socket
 import sqlite3
+import ssl
 import time
 
 import numpy as np
@@ -16,9 +20,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.parties import service_kit as kit
 from tests.serving.conftest import GUEST_FEATURES, HOST_TIMEOUT, MODEL
 from vfl.errors import DataError, PeerError, PeerTimeoutError
 from vfl.serving.online import load_guest_model
+from vfl.serving.server import Serving
 from vfl.serving.store import ModelStore
 
 UNKNOWN_ID = 99_999_999
@@ -192,3 +198,40 @@ def test_every_prediction_is_audited_and_metrics_are_exposed(trained):
     assert metrics["latency_ms_p50"] > 0 and metrics["latency_ms_p99"] >= metrics["latency_ms_p50"]
     health = requests.get(_url(trained, "/v1/health"), timeout=10).json()
     assert health["party"] == "bank" and MODEL in health["models_loaded"]
+
+
+def _https_post(trained, port: int, body: dict, identity: str | None) -> tuple[int, dict]:
+    """POST over TLS to the bank's HTTP endpoint, verifying its certificate names 'bank'."""
+    context = ssl.create_default_context(cafile=str(trained.fed.certs / "ca.pem"))
+    if identity is not None:
+        context.load_cert_chain(str(trained.fed.certs / f"{identity}.pem"), str(trained.fed.certs / f"{identity}.key"))
+    conn = http.client.HTTPSConnection("bank", port, context=context, timeout=30)
+    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="bank")
+    try:
+        conn.request("POST", f"/v1/models/{MODEL}/score", body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read())
+    finally:
+        conn.close()
+
+
+def test_http_over_mutual_tls_serves_only_the_configured_clients(trained):
+    port = kit.free_port()
+    config = trained.fed.config("bank")
+    config = config.model_copy(update={"serving": config.serving.model_copy(update={
+        "http_listen": f"127.0.0.1:{port}", "http_tls": True, "clients": ["app"], "audit": False})})
+    serving = Serving(config)
+    assert serving.start_http() == port
+    try:
+        ids = [int(i) for i in trained.expected["id"].head(3)]
+        status, body = _https_post(trained, port, {"ids": ids}, "app")
+        assert status == 200, body
+        np.testing.assert_allclose([r["score"] for r in body["results"]], trained.expected["score"].head(3),
+                                   rtol=0, atol=1e-9)
+        status, body = _https_post(trained, port, {"ids": ids}, "partner")  # a valid certificate, not a client
+        assert status == 403 and "'partner' is not in serving.clients" in body["error"]
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _https_post(trained, port, {"ids": ids}, None)  # no client certificate: no handshake
+    finally:
+        serving.close()

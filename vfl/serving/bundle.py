@@ -48,7 +48,7 @@ class ModelBundle:
         rows = X[self.columns]
         if self.preprocessor is not None:
             return self.preprocessor.transform(rows).to_numpy(np.float64)
-        bad = [c for c in self.columns if not pd.api.types.is_numeric_dtype(rows[c])]
+        bad = [c for c, dtype in rows.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
         if bad:
             raise DataError(f"scoring input column(s) {bad} are not numeric (the model has no preprocessing)")
         values = rows.to_numpy(np.float64)

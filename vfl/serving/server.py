@@ -398,6 +398,11 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
             if match is None:
                 self._send(404, {"error": f"no such path {self.path}"})
                 return
+            client = self._client()
+            if not _match(serving.config.serving.clients, client):  # plain HTTP: only with clients ["*"]
+                self._send(403, {"error": f"'{client}' is not in serving.clients of '{serving.name}'",
+                                 "kind": "PolicyError"})
+                return
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length <= 0 or length > MAX_BODY:
@@ -413,7 +418,7 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
                 request_id = body.get("request_id") or ""
                 if not isinstance(request_id, str):
                     raise ProtocolError("request_id must be a string")
-                out = serving.score(match.group(1), ids, features, request_id, self._client())
+                out = serving.score(match.group(1), ids, features, request_id, client)
             except (VflError, TimeoutError) as exc:
                 status = next((s for cls, s in _HTTP_STATUS if isinstance(exc, cls)), 500)
                 self._send(status, {"error": str(exc), "kind": type(exc).__name__})

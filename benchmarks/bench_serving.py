@@ -1,0 +1,290 @@
+"""Serving LR on default_credit: two `vfl serve` processes (bank = guest, partner = host) on
+loopback with mutual TLS.
+
+- online: single-id requests to the bank's Score RPC (gRPC + TLS, audit log on), sequential
+  latency p50/p99, and requests/s with concurrent clients (each its own channel);
+- batch: `vfl score`'s path (`batch_score`: ids + the bank's features from Parquet in chunks,
+  the partner's partial results over gRPC + TLS, scores to Parquet) over synthetic ids;
+- baseline, same run: the same guest and host scorers called in this process (no network,
+  no TLS, no service), for single ids and for the batch.
+
+The model is trained first on the 30,000 default_credit rows (the bank's 13 and the partner's
+10 columns; `--mode he` for Paillier, else `insecure_plaintext`, which gives parts of the same
+shape and serving cost in far less time). The partner's feature table for serving holds the
+30,000 real rows plus the synthetic ids (real partner rows resampled). Prints one JSON line.
+
+    flock /tmp/vfl-bench.lock .venv/bin/python benchmarks/bench_serving.py \\
+        [--requests 2000] [--clients 8] [--batch-rows 1000000] [--mode insecure_plaintext]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from vfl.config import JobConfig, load_party_config
+from vfl.connectors import write_table
+from vfl.crypto.tls import TlsFiles, create_ca, issue_party_cert
+from vfl.runner import run_simulated
+from vfl.serving.bundle import ModelBundle
+from vfl.serving.client import ScoringClient
+from vfl.serving.features import source_for
+from vfl.serving.online import batch_score
+from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost, score_batch
+from vfl.serving.store import ModelStore
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+MODEL = "credit"
+SYNTHETIC_BASE = 10_000_000  # synthetic ids start here (real ids are 1..30,000)
+
+
+def log(msg: str) -> None:
+    print(f"[bench_serving] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
+            "mean_ms": round(float(a.mean()), 3)}
+
+
+def prepare(root: Path, batch_rows: int, mode: str) -> dict[str, Any]:
+    guest = pd.read_csv(DATA / "default_credit_hetero_guest.csv").sort_values("id").reset_index(drop=True)
+    host = pd.read_csv(DATA / "default_credit_hetero_host.csv").sort_values("id").reset_index(drop=True)
+    assert (guest["id"].to_numpy() == host["id"].to_numpy()).all()
+    g_cols, h_cols = [c for c in guest.columns if c.startswith("x")], [c for c in host.columns if c != "id"]
+    write_table(guest, str(root / "bank.parquet"))
+    write_table(host, str(root / "partner.parquet"))
+
+    rng = np.random.default_rng(0)
+    synthetic = np.arange(SYNTHETIC_BASE, SYNTHETIC_BASE + batch_rows)
+    pick_g, pick_h = rng.integers(0, len(guest), batch_rows), rng.integers(0, len(host), batch_rows)
+    batch = guest[g_cols].iloc[pick_g].reset_index(drop=True)
+    batch.insert(0, "id", synthetic)
+    write_table(batch, str(root / "batch.parquet"))
+    served = host[h_cols].iloc[pick_h].reset_index(drop=True)
+    served.insert(0, "id", synthetic)
+    write_table(pd.concat([host, served], ignore_index=True), str(root / "partner_serving.parquet"))
+
+    create_ca(root / "certs")
+    for name in ("bank", "partner", "app"):
+        issue_party_cert(root / "certs", name)
+    ports = {"bank": free_port(), "partner": free_port()}
+
+    def tls(name: str) -> dict[str, str]:
+        c = root / "certs"
+        return {"ca": str(c / "ca.pem"), "cert": str(c / f"{name}.pem"), "key": str(c / f"{name}.key")}
+
+    def party(name: str, other: str, datasets: dict[str, Any], extra: dict[str, Any]) -> Path:
+        body = {"name": name, "listen": f"127.0.0.1:{ports[name]}", "tls": tls(name),
+                "peers": {other: {"address": f"127.0.0.1:{ports[other]}"}},
+                "store": {"path": str(root / name / "store")}, "datasets": datasets, **extra}
+        path = root / name / "party.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(body))
+        return path
+
+    bank = party("bank", "partner", {
+        "credit": {"uri": str(root / "bank.parquet"), "id_column": "id", "label": "y", "features": g_cols}},
+        {"serving": {"models": {MODEL: {"dataset": "credit"}}}})
+    partner = party("partner", "bank", {
+        "credit": {"uri": str(root / "partner.parquet"), "id_column": "id", "features": h_cols},
+        "serving": {"uri": str(root / "partner_serving.parquet"), "id_column": "id", "features": h_cols}},
+        {"serving": {"models": {MODEL: {"dataset": "serving"}}},
+         "policy": {"allow": [{"peers": ["bank"], "protocols": ["job", "inference"], "datasets": ["*"]}],
+                    "allow_insecure": mode == "insecure_plaintext"}})
+    job = JobConfig.model_validate({
+        "guest": "bank", "hosts": ["partner"], "datasets": {"bank": "credit", "partner": "credit"},
+        "parties": {"bank": str(bank), "partner": str(partner)},
+        "steps": {"psi": None, "split": None, "evaluate": None, "export": {"model_id": MODEL},
+                  "train": {"algorithm": "hetero_lr",
+                            "params": {"epochs": 3, "batch_size": 1024, "learning_rate": 0.05,
+                                       "optimizer": "adam", "key_bits": 1024, "mode": mode}}},
+    })
+    start = time.perf_counter()
+    outcome = run_simulated(job)
+    log(f"trained {MODEL} version {outcome.job_id} ({mode}) in {time.perf_counter() - start:.1f}s")
+    return {"bank": bank, "partner": partner, "ports": ports, "guest": guest, "version": outcome.job_id,
+            "train_seconds": round(time.perf_counter() - start, 1)}
+
+
+class Served:
+    def __init__(self, config: Path, port: int) -> None:
+        self.log = open(config.parent / "serve.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "vfl.cli", "serve", "--config", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=str(REPO),
+                                     env=dict(os.environ, PYTHONPATH=str(REPO)))
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"vfl serve did not start: {(config.parent / 'serve.log').read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def online(client_factory: Any, ids: np.ndarray, n: int, warmup: int) -> list[float]:
+    with client_factory() as client:
+        for i in range(warmup):
+            client.score(MODEL, [int(ids[i % len(ids)])])
+        out = []
+        for i in range(n):
+            t = time.perf_counter()
+            got = client.score(MODEL, [int(ids[i % len(ids)])])
+            out.append((time.perf_counter() - t) * 1e3)
+            assert got["missing"].iloc[0] == "", got
+    return out
+
+
+def concurrent(client_factory: Any, ids: np.ndarray, clients: int, per_client: int) -> float:
+    barrier = threading.Barrier(clients + 1)
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            with client_factory() as client:
+                client.score(MODEL, [int(ids[k])])
+                barrier.wait()
+                for i in range(per_client):
+                    client.score(MODEL, [int(ids[(k * per_client + i) % len(ids)])])
+        except BaseException as exc:  # noqa: BLE001 - reported after the run
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return clients * per_client / (time.perf_counter() - start)
+
+
+def local_scorer(setup: dict[str, Any]) -> GuestScorer:
+    """The same parts and feature sources, called in this process (the baseline)."""
+    bank, partner = load_party_config(setup["bank"]), load_party_config(setup["partner"])
+    parts = {}
+    for config in (bank, partner):
+        store = ModelStore(config.name, config.store.path)
+        parts[config.name] = ModelBundle.load(store.open(store.get(MODEL)))
+    host = HostScorer(parts["partner"], source_for(partner.datasets["serving"], name="serving"))
+    return GuestScorer(parts["bank"], [LocalHost("partner", host)],
+                       source_for(bank.datasets["credit"], name="credit"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--per-client", type=int, default=250)
+    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--chunk-rows", type=int, default=50_000)
+    parser.add_argument("--mode", choices=["he", "insecure_plaintext"], default="insecure_plaintext")
+    args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        root = Path(tmp)
+        setup = prepare(root, args.batch_rows, args.mode)
+        ids = setup["guest"]["id"].sample(frac=1.0, random_state=1).to_numpy()
+        app = root / "certs"
+        tls = TlsFiles(app / "ca.pem", app / "app.pem", app / "app.key")
+        partner = Served(setup["partner"], setup["ports"]["partner"])
+        bank = Served(setup["bank"], setup["ports"]["bank"])
+        try:
+            def grpc_client() -> ScoringClient:
+                return ScoringClient(f"127.0.0.1:{setup['ports']['bank']}", "bank", tls)
+
+            log("online: sequential single-id requests over gRPC + TLS")
+            remote_ms = online(grpc_client, ids, args.requests, warmup=100)
+            log(f"online: {args.clients} concurrent clients")
+            rps = concurrent(grpc_client, ids, args.clients, args.per_client)
+
+            log(f"batch: {args.batch_rows:,} ids through the partner's service")
+            bank_config = load_party_config(setup["bank"])
+            remote = batch_score(bank_config, MODEL, str(root / "batch.parquet"), str(root / "scores.parquet"),
+                                 chunk_rows=args.chunk_rows)
+            assert remote.rows == args.batch_rows and remote.scored == args.batch_rows, remote
+        finally:
+            bank.stop()
+            partner.stop()
+
+        log("baseline: the same scorers in this process")
+        scorer = local_scorer(setup)
+
+        class Local:
+            def __enter__(self) -> Local:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+            def score(self, model_id: str, one: list[int]) -> pd.DataFrame:
+                return scorer.score(pd.Series(one))
+
+        local_ms = online(Local, ids, args.requests, warmup=100)
+        local = score_batch(scorer, str(root / "batch.parquet"), str(root / "scores_local.parquet"),
+                            id_column="id", chunk_rows=args.chunk_rows)
+        scorer.close()
+        same = (pd.read_parquet(root / "scores.parquet")["score"].to_numpy()
+                - pd.read_parquet(root / "scores_local.parquet")["score"].to_numpy())
+        max_diff = float(np.abs(same).max())
+
+    grpc_lat, local_lat = percentiles(remote_ms), percentiles(local_ms)
+    result = {
+        "bench": "serving", "model": "hetero_lr default_credit (13 bank + 10 partner columns)",
+        "train_mode": args.mode, "train_seconds": setup["train_seconds"],
+        "online_grpc_tls": {**grpc_lat, "requests": args.requests},
+        "online_local": {**local_lat, "requests": args.requests},
+        "online_p50_ratio_grpc_vs_local": round(grpc_lat["p50_ms"] / local_lat["p50_ms"], 2),
+        "concurrent": {"clients": args.clients, "requests": args.clients * args.per_client,
+                       "requests_per_s": round(rps, 1)},
+        "batch_grpc_tls": {"rows": remote.rows, "chunks": remote.chunks, "seconds": round(remote.seconds, 2),
+                           "rows_per_s": round(remote.rows_per_second, 1)},
+        "batch_local": {"rows": local.rows, "seconds": round(local.seconds, 2),
+                        "rows_per_s": round(local.rows_per_second, 1)},
+        "batch_ratio_grpc_vs_local": round(remote.rows_per_second / local.rows_per_second, 3),
+        "batch_max_abs_diff_grpc_vs_local": max_diff,
+        "acceptance": {"p50_le_10ms": grpc_lat["p50_ms"] <= 10, "p99_le_30ms": grpc_lat["p99_ms"] <= 30,
+                       "batch_ge_20000_rows_per_s": remote.rows_per_second >= 20_000},
+        "load_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
