@@ -77,6 +77,14 @@ class SqlSource:
         missing = [c for c in [self.id_column, *self.columns] if c not in self._table.c]
         if missing:
             raise DataError(f"{self.loc.redacted}: table '{table}' has no column(s) {missing}")
+        # numbers stay numbers: a NULL-only answer or a MySQL DOUBLE (Decimal by default) would
+        # otherwise arrive as an object column and fail the schema check of the preprocessing
+        for column in self._table.columns:
+            if isinstance(column.type, sa.Float):
+                column.type.asdecimal = False  # reflected MySQL DOUBLEs: Decimal rounded to 10 places
+        self._numeric = [c for c in self.columns
+                         if isinstance(self._table.c[c].type, sa.Integer | sa.Float | sa.Numeric)
+                         and not isinstance(self._table.c[c].type, sa.Boolean)]
 
     def lookup(self, ids: pd.Series) -> Lookup:
         cols = [self._table.c[c] for c in [self.id_column, *self.columns]]
@@ -84,6 +92,12 @@ class SqlSource:
         query = sa.select(*cols).where(self._table.c[self.id_column].in_(wanted))
         with self._engine.connect() as conn:
             got = pd.DataFrame(conn.execute(query).fetchall(), columns=[self.id_column, *self.columns])
+        for c in self._numeric:
+            if got[c].dtype == object:
+                got[c] = pd.to_numeric(got[c], errors="coerce").astype(np.float64)
+        if got[self.id_column].duplicated().any():
+            dup = got.loc[got[self.id_column].duplicated(), self.id_column].head(3).tolist()
+            raise DataError(f"{self.loc.redacted}: id(s) {dup} appear more than once in column '{self.id_column}'")
         return _pick(got.set_index(self.id_column), ids)
 
 
