@@ -189,7 +189,7 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
     if steps.export is not None:
         _export(ctx, party, job, bundle, {})
     if steps.score is not None:
-        scorer = HostScorer(bundle, source_for(dataset.spec, name=dataset.name))
+        scorer = HostScorer(bundle, _feature_source(dataset))
         serve_partials(ctx.child("score"), scorer)
     return {"intersection_size": len(X)}
 
@@ -232,7 +232,7 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
     step = job.steps.score
     assert step is not None
     hosts = [ContextHost(ctx, h) for h in ctx.hosts]
-    scorer = GuestScorer(bundle, hosts, source_for(dataset.spec, name=dataset.name))
+    scorer = GuestScorer(bundle, hosts, _feature_source(dataset))
     try:
         summary = score_batch(
             scorer, step.source, step.sink, id_column=dataset.spec.id_columns[0],
@@ -245,6 +245,13 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
         scorer.close()
     return {"rows": summary.rows, "scored": summary.scored, "missing": summary.missing,
             "seconds": round(summary.seconds, 3)}
+
+
+def _feature_source(dataset: Dataset) -> Any:
+    """Where scoring reads features by id: the trained dataset, its feature list made explicit
+    (a SQL source selects exactly these columns)."""
+    spec = dataset.spec.model_copy(update={"features": list(dataset.X.columns)})
+    return source_for(spec, name=dataset.name)
 
 
 def _in_id_order(ids: pd.DataFrame, rows: Any) -> np.ndarray:
