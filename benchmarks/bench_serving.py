@@ -39,6 +39,7 @@ import yaml
 from vfl.config import JobConfig, load_party_config
 from vfl.connectors import write_table
 from vfl.crypto.tls import TlsFiles, create_ca, issue_party_cert
+from vfl.errors import VflError
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import ScoringClient
@@ -153,6 +154,21 @@ class Served:
         self.log.close()
 
 
+def wait_ready(client_factory: Any, one_id: int, timeout: float = 180.0) -> None:
+    """Until the partner has indexed its feature table and the bank has loaded its part."""
+    deadline = time.monotonic() + timeout
+    with client_factory() as client:
+        while True:
+            try:
+                client.score(MODEL, [one_id])
+                return
+            except VflError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log(f"not ready yet: {exc}")
+                time.sleep(1.0)
+
+
 def online(client_factory: Any, ids: np.ndarray, n: int, warmup: int) -> list[float]:
     with client_factory() as client:
         for i in range(warmup):
@@ -228,6 +244,7 @@ def main() -> None:
             def grpc_client() -> ScoringClient:
                 return ScoringClient(f"127.0.0.1:{setup['ports']['bank']}", "bank", tls)
 
+            wait_ready(grpc_client, int(ids[0]))
             log("online: sequential single-id requests over gRPC + TLS")
             remote_ms = online(grpc_client, ids, args.requests, warmup=100)
             log(f"online: {args.clients} concurrent clients")

@@ -86,6 +86,8 @@ class Serving:
             self.audit = AuditLog(config.serving.audit_log
                                   or f"sqlite:///{self.store.root / 'predictions.db'}")
         self._lock = threading.Lock()
+        self._host_lock = threading.Lock()  # held while a host part's feature source loads
+        self._bundles: dict[tuple[str, str], ModelBundle] = {}
         self._production: dict[str, tuple[float, ModelRecord]] = {}
         self._host_parts: dict[tuple[str, str], HostScorer] = {}
         self._sources: dict[str, Any] = {}
@@ -132,7 +134,7 @@ class Serving:
 
     def describe(self, peer: str, model_id: str) -> spb.ModelInfo:
         record = self.host_record(peer, model_id)
-        part = self._host_part(record).bundle.part
+        part = self._bundle(record).part  # never waits for a feature source to load
         width = int(part.W.shape[1]) if hasattr(part, "W") else 1
         return spb.ModelInfo(party=self.name, model_id=model_id, version=record.version,
                              kind=record.kind, role=record.role, width=width)
@@ -145,19 +147,37 @@ class Serving:
                             "version on both")
         return record.version, self._host_part(record).partials(ids)
 
+    def _bundle(self, record: ModelRecord) -> ModelBundle:
+        key = (record.model_id, record.version)
+        bundle = self._bundles.get(key)
+        if bundle is None:  # small files; two threads loading the same one at once is harmless
+            bundle = self._bundles[key] = ModelBundle.load(self.store.open(record))
+        return bundle
+
     def _host_part(self, record: ModelRecord) -> HostScorer:
         key = (record.model_id, record.version)
         scorer = self._host_parts.get(key)
         if scorer is None:
-            with self._lock:
+            with self._host_lock:
                 scorer = self._host_parts.get(key)
                 if scorer is None:
-                    bundle = ModelBundle.load(self.store.open(record))
                     if record.model_id not in self._sources:
                         self._sources[record.model_id] = feature_source(self.config, record.model_id)
-                    scorer = HostScorer(bundle, self._sources[record.model_id])
+                    scorer = HostScorer(self._bundle(record), self._sources[record.model_id])
                     self._host_parts[key] = scorer
         return scorer
+
+    def warm(self) -> None:
+        """Load the production host parts and their feature sources now rather than at the
+        first request: indexing a large file source can take longer than a guest waits."""
+        for model_id in self.config.serving.models:
+            try:
+                record = self.store.get(model_id)
+                if record.role == "host":
+                    self._host_part(record)
+                    log.info("%s: host part of '%s' version '%s' ready", self.name, model_id, record.version)
+            except VflError as exc:
+                log.warning("%s: model '%s' not preloaded: %s", self.name, model_id, exc)
 
     # --- guest side ---------------------------------------------------------------------
     def guest_model(self, model_id: str) -> GuestModel:
@@ -348,6 +368,7 @@ def attach(service: PartyService, server: grpc.Server) -> Serving:
     spb_grpc.add_InferenceServicer_to_server(InferenceServicer(serving, service.insecure), server)
     spb_grpc.add_ScoringServicer_to_server(ScoringServicer(serving, service.insecure), server)
     serving.start_http()
+    threading.Thread(target=serving.warm, name=f"vfl-{serving.name}-warm", daemon=True).start()
     return serving
 
 
