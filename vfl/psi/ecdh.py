@@ -205,7 +205,7 @@ def _guest_pair(ctx: Context, host: str, mine: _Ids, cardinality_only: bool,
         send_chunks(ctx, host, "a", progress.track(ordered(pool, hash_encrypt, calls, stop)))
 
     def return_ab() -> bytes:  # a.(b.u(y_j)), in the order received
-        calls = ((key, block) for block in recv_chunks(ctx, host, "b", m, host_chunk))
+        calls = ((key, block) for block in recv_chunks(ctx, host, "b", m, host_chunk, stop))
         blocks = progress.track(ordered(pool, encrypt, calls, stop))
         if cardinality_only:
             ab = _shuffled(b"".join(blocks))
@@ -253,7 +253,7 @@ def _host_pair(ctx: Context, mine: _Ids, min_intersection: int, cardinality_only
         send_chunks(ctx, guest, "b", progress.track(ordered(pool, hash_encrypt, calls, stop)))
 
     def encrypt_a() -> bytes:  # b.(a.u(x_i)), in the order received; held until the verdict
-        calls = ((key, block) for block in recv_chunks(ctx, guest, "a", n, guest_chunk))
+        calls = ((key, block) for block in recv_chunks(ctx, guest, "a", n, guest_chunk, stop))
         return b"".join(progress.track(ordered(pool, encrypt, calls, stop)))
 
     ba = in_parallel(stop, send_b, encrypt_a)[1]
@@ -315,8 +315,8 @@ def _obey(verdict: Any, ctx: Context, peer: str | None) -> None:
 
 
 def _empty(ctx: Context, detail: str) -> DataError:
-    return DataError(f"{ctx.name}: PSI intersection is empty ({detail}); check that all parties "
-                     "use the same id columns and types (int 1 and str '1' differ)")
+    return DataError(f"{ctx.name}: PSI intersection is empty at step '{ctx.step}' ({detail}); "
+                     "check that all parties use the same id columns and types (int 1 and str '1' differ)")
 
 
 def _check_chunk(chunk: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -15,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from vfl.errors import VflError
+from vfl.errors import PeerTimeoutError, VflError
 from vfl.parties.context import Context
 from vfl.parties.executor import shared_process_pool
 from vfl.psi.x25519 import POINT, check_points
 
 WINDOW = 4  # chunks in flight per stream: enough to keep every worker busy
+POLL = 5.0  # s: a receiving stream checks this often whether a sibling stream failed
 
 
 class Cancelled(VflError):
@@ -63,11 +65,31 @@ def send_chunks(ctx: Context, peer: str, tag: str, blocks: Iterable[bytes]) -> N
         ctx.child(tag, k).send(peer, "chunk", block)
 
 
-def recv_chunks(ctx: Context, peer: str, tag: str, total: int, chunk: int) -> Iterator[bytes]:
-    """The peer's stream `tag` of `total` points in chunks of `chunk`, each validated."""
+def recv_chunks(ctx: Context, peer: str, tag: str, total: int, chunk: int,
+                stop: threading.Event | None = None) -> Iterator[bytes]:
+    """The peer's stream `tag` of `total` points in chunks of `chunk`, each validated.
+
+    With `stop`, waits in slices so that a failed sibling stream ends this one too: the
+    peer, itself waiting on the failed stream, would otherwise never send.
+    """
     for k, (lo, hi) in enumerate(chunk_bounds(total, chunk)):
-        data = ctx.child(tag, k).recv(peer, "chunk")
+        data = _recv(ctx.child(tag, k), peer, "chunk", stop)
         yield check_points(data, hi - lo, f"{ctx.name}: '{tag}' chunk {k} from '{peer}'")
+
+
+def _recv(ctx: Context, peer: str, tag: str, stop: threading.Event | None) -> Any:
+    if stop is None:
+        return ctx.recv(peer, tag)
+    deadline = time.monotonic() + ctx.timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return ctx.recv(peer, tag, timeout=max(0.0, min(POLL, left)))
+        except PeerTimeoutError:
+            if left <= POLL:
+                raise
+        if stop.is_set():
+            raise Cancelled("stopped because a parallel PSI stream failed")
 
 
 def split(data: bytes, chunk: int) -> Iterator[bytes]:
