@@ -106,3 +106,12 @@ def test_type_change_inside_a_streamed_csv_is_a_clear_error(tmp_path):
 def test_write_needs_a_dataframe(tmp_path):
     with pytest.raises(DataError, match="only write a pandas DataFrame"):
         write_table([1, 2], str(tmp_path / "x.csv"))  # type: ignore[arg-type]
+
+
+def test_streams_csv_rows_wider_than_a_read_block(tmp_path):
+    """The CSV block grows with the widest first lines: a 300 KB row never straddles blocks."""
+    wide = pd.DataFrame({"id": [1, 2, 3], "s": ["x" * 300_000, "y" * 299_000, "z"]})
+    write_table(wide, tmp_path / "wide.csv")
+    chunks = list(iter_table(str(tmp_path / "wide.csv"), chunk_rows=2))
+    assert [len(c) for c in chunks] == [2, 1]
+    pd.testing.assert_frame_equal(pd.concat(chunks), wide)

@@ -20,7 +20,10 @@ from vfl.connectors.filesystems import FileSystem
 from vfl.connectors.uri import Format, Location, format_of_name
 from vfl.errors import DataError
 
-CSV_BLOCK_BYTES = 1 << 20
+# Arrow's streaming CSV reader reads up to 32 blocks ahead on its IO thread, whatever the
+# consumer does: the block size bounds that read-ahead (32 x 128 KiB = 4 MiB).
+CSV_BLOCK_BYTES = 128 << 10
+CSV_ROWS_PER_BLOCK = 16  # wide rows get a bigger block: a row must never straddle two
 PARQUET_ROW_GROUP = 64 * 1024
 PART_PREFIX = "part-"
 
@@ -78,6 +81,29 @@ def _csv_header(handle: IO[bytes]) -> list[str]:
     return list(reader.schema.names)
 
 
+def _stream_pool() -> pa.MemoryPool:
+    """jemalloc for streaming reads when Arrow has it: it hands freed blocks back to the OS,
+    where mimalloc (Arrow's default pool) keeps ~15 MiB cached per reading thread."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.default_memory_pool()
+
+
+def _csv_block_size(handle: IO[bytes]) -> int:
+    """Room for CSV_ROWS_PER_BLOCK rows as wide as the widest of the first lines (at least
+    the header and one row are looked at, however wide)."""
+    head = b""
+    while head.count(b"\n") < 2:
+        more = handle.read(CSV_BLOCK_BYTES)
+        if not more:
+            break
+        head += more
+    handle.seek(0)
+    widest = max(len(line) + 1 for line in head.split(b"\n"))
+    return max(CSV_BLOCK_BYTES, CSV_ROWS_PER_BLOCK * widest)
+
+
 def _open_batches(fs: FileSystem, loc: Location, files: list[str], fmt: Format,
                   chunk_rows: int, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
     """Record batches of every part in order; later parts are cast to the first part's types."""
@@ -90,12 +116,14 @@ def _open_batches(fs: FileSystem, loc: Location, files: list[str], fmt: Format,
                 batches: Iterator[pa.RecordBatch] = _row_group_batches(pf, chunk_rows, columns)
             else:
                 # Serial parsing: threads would read ahead of a slow consumer without bound.
-                options = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
+                options = pacsv.ReadOptions(block_size=_csv_block_size(handle),
+                                            use_threads=False)
                 if columns is not None:
                     _check_columns(loc, _csv_header(handle), columns)
                     handle.seek(0)
                 batches = iter(pacsv.open_csv(handle, read_options=options,
-                                              convert_options=_csv_convert(columns, schema)))
+                                              convert_options=_csv_convert(columns, schema),
+                                              memory_pool=_stream_pool()))
             for batch in batches:
                 if schema is None:
                     schema = batch.schema
@@ -148,7 +176,7 @@ def iter_file_table(fs: FileSystem, loc: Location, chunk_rows: int,
     try:
         for table in _rebatch(_open_batches(fs, loc, files, fmt, chunk_rows, columns),
                               chunk_rows):
-            frame = table.to_pandas()
+            frame = table.to_pandas(memory_pool=_stream_pool())
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)
             yield frame[columns] if columns is not None else frame
