@@ -65,3 +65,18 @@ def test_cli_creates_ca_and_certificates(tmp_path, capsys):
         assert certificate_identity((tmp_path / f"{name}.pem").read_bytes()) == name
     assert main(["certs", "ca", "--dir", str(tmp_path)]) == 2  # refuses to overwrite
     assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_extra_hosts_let_https_clients_verify_the_endpoint(tmp_path):
+    import ipaddress
+
+    from vfl.cli import main
+
+    assert main(["certs", "ca", "--dir", str(tmp_path)]) == 0
+    assert main(["certs", "issue", "bank", "--dir", str(tmp_path), "--host", "127.0.0.1",
+                 "--host", "scoring.bank.example"]) == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "bank.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["bank", "scoring.bank.example"]
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert certificate_identity((tmp_path / "bank.pem").read_bytes()) == "bank"  # identity unchanged

@@ -17,8 +17,10 @@ must be kept offline either way.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,10 +109,21 @@ def create_ca(folder: Path, name: str = "vfl federation CA", days: int = 10 * DE
 
 
 def issue_party_cert(
-    ca_folder: Path, party: str, out_folder: Path | None = None, days: int = DEFAULT_DAYS
+    ca_folder: Path, party: str, out_folder: Path | None = None, days: int = DEFAULT_DAYS,
+    hosts: Sequence[str] = (),
 ) -> TlsFiles:
-    """Issue ``<party>.pem`` / ``<party>.key`` signed by the CA in `ca_folder`."""
+    """Issue ``<party>.pem`` / ``<party>.key`` signed by the CA in `ca_folder`.
+
+    The identity is the party name (CN and a DNS name); `hosts` adds the DNS names or IP
+    addresses that plain HTTPS clients (the guest's HTTP endpoint) connect to.
+    """
     check_party_name(party)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(party)]
+    for host in hosts:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
     ca_folder = Path(ca_folder)
     out = Path(out_folder or ca_folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +147,7 @@ def issue_party_cert(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(party)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]

@@ -37,6 +37,9 @@ def add_commands(subparsers: Any) -> None:
     issue.add_argument("--dir", type=Path, required=True, help="folder holding ca.pem and ca.key")
     issue.add_argument("--out", type=Path, default=None, help="output folder (default: --dir)")
     issue.add_argument("--days", type=int, default=365)
+    issue.add_argument("--host", action="append", default=[], dest="hosts",
+                       help="a DNS name or IP address HTTPS clients use to reach this party "
+                            "(repeatable; the party name is always included)")
     issue.set_defaults(func=cmd_certs_issue)
 
 
@@ -79,6 +82,6 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     from vfl.crypto.tls import issue_party_cert
 
     for name in args.names:
-        files = issue_party_cert(args.dir, name, args.out, days=args.days)
+        files = issue_party_cert(args.dir, name, args.out, days=args.days, hosts=args.hosts)
         print(f"{name}: certificate {files.cert}, key {files.key}")
     return 0
