@@ -78,7 +78,8 @@ def run_demo(data_dir: Path | None = None, out_dir: Path = Path("runs/demo"), ke
 
 def _uci(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, Any], dict[str, Any]]:
     guest, host = demo_data.split_uci(data_dir / "UCI_Credit_Card.csv", missing_rate=0.05, seed=0)
-    train = {"epochs": 3, "batch_size": 1024, "learning_rate": 0.05, "optimizer": "adam"}
+    train = {"epochs": 5, "batch_size": 1024, "learning_rate": 0.15, "lr_schedule": "inverse_sqrt",
+             "optimizer": "adam"}
     return guest, host, demo_data.UCI_GUEST_PREPROCESSING, demo_data.UCI_HOST_PREPROCESSING, train
 
 
