@@ -1,8 +1,9 @@
 """Split NN: protocol math, fidelity against the centralized twin, privacy of the messages,
 label leakage, checkpoints/resume, early stopping, serving parts.
 
-HE runs here use 1024-bit keys and small row counts to keep the suite fast; the 2048-bit
-figures on the full data are in benchmarks/bench_split_nn.py (RESULTS.md).
+HE runs here use 1024-bit keys (and small row counts, except the one-epoch default_credit
+fidelity test) to keep the suite fast; the 2048-bit, 5-epoch figures are in
+benchmarks/bench_split_nn.py (RESULTS.md).
 """
 
 from __future__ import annotations
@@ -166,22 +167,23 @@ def test_fidelity_on_default_credit(credit: dict[str, np.ndarray]) -> None:
 
 @pytest.mark.slow
 def test_he_mode_trains_the_centralized_model(credit: dict[str, np.ndarray]) -> None:
-    """With the shares' seeds known, W0 = U0 + V0 is known to the test: he training then equals
-    centralized training up to fixed-point rounding (1024-bit keys, 2,048 rows, 2 epochs)."""
+    """Acceptance for he mode on all 24,000 training rows: with the shares' seeds known,
+    W0 = U0 + V0 is known to the test, and he training equals centralized training up to
+    fixed-point rounding, so the test AUC is within 0.01 (1024-bit keys, 1 epoch; 2048 bits
+    and 5 epochs with random shares: benchmarks/bench_split_nn.py)."""
     models = _models(13, 10)
     gb, hb, top = models
-    rows, te = slice(0, 2048), (credit["Xg_te"], credit["Xh_te"])
-    clf = SplitNNClassifier(gb, top, epochs=2, batch_size=128, optimizer_kwargs=ADAM,
+    te = (credit["Xg_te"], credit["Xh_te"])
+    clf = SplitNNClassifier(gb, top, epochs=1, batch_size=512, optimizer_kwargs=ADAM,
                             key_bits=1024, share_seed=11)
     host = SplitNNHost(hb, optimizer_kwargs=ADAM, key_bits=1024, random_state=12)
-    _run(clf.fit, {"X": credit["Xg"][rows], "y": credit["y"][rows]}, host.fit,
-         {"X": credit["Xh"][rows]})
+    _run(clf.fit, {"X": credit["Xg"], "y": credit["y"]}, host.fit, {"X": credit["Xh"]})
     W0 = sum(il.init_share(np.random.default_rng(s), 8, 8, 2) for s in (11, 12))
-    ref = _centralized(credit, models, W0, epochs=2, batch_size=128, rows=rows)
+    ref = _centralized(credit, models, W0, epochs=1, batch_size=512)
     p_he, p_ref = _predict(clf, host, *te), ref.predict_proba(*te)
     np.testing.assert_allclose(p_he, p_ref, atol=1e-3)
     auc_he, auc_ref = roc_auc_score(credit["y_te"], p_he), roc_auc_score(credit["y_te"], p_ref)
-    assert auc_ref > 0.68 and abs(auc_he - auc_ref) < 0.01, (auc_he, auc_ref)
+    assert auc_ref > 0.73 and abs(auc_he - auc_ref) < 0.01, (auc_he, auc_ref)
 
 
 # --- what crosses the boundary ---------------------------------------------------------------

@@ -96,10 +96,7 @@ def test_split_nn_job_trains_exports_and_serves_the_same_scores(tmp_path: Path, 
     params = {"mode": mode, "epochs": 3, "batch_size": 64, "interactive_width": 4,
               "guest_bottom": {"hidden": [8]}, "top": {"hidden": [4]}, "optimizer": "adam",
               "optimizer_kwargs": {"lr": 0.01}, "key_bits": 1024, "random_state": 5}
-    host_models = {"split_nn": HOST_NN}
-    if mode == "plain":
-        params["noise_scale"] = 0.0
-    job_yaml = _write_job(tmp_path, params, host_models)
+    job_yaml = _write_job(tmp_path, params, {"split_nn": HOST_NN})
     if mode == "plain":  # the host's own policy must allow the less private mode
         cfg = yaml.safe_load((tmp_path / "partner.yaml").read_text())
         cfg["policy"]["allow_insecure"] = True
