@@ -209,14 +209,17 @@ def _arrays(value: Any) -> list[np.ndarray]:
 
 def test_he_messages_reveal_only_AW_to_the_guest_and_no_labels_to_the_host(
         breast: dict[str, np.ndarray]) -> None:
-    n_tr = 192
+    n_tr, val = 192, slice(192, 256)  # with validation rows: the per-epoch exchange too
     models = _models(10, 20)
     gb, hb, top = models
-    clf = SplitNNClassifier(gb, top, epochs=1, batch_size=64, optimizer_kwargs=ADAM, key_bits=1024)
+    clf = SplitNNClassifier(gb, top, epochs=1, batch_size=64, optimizer_kwargs=ADAM, key_bits=1024,
+                            early_stopping="auc")
     host = SplitNNHost(hb, optimizer_kwargs=ADAM, key_bits=1024)
     channel, seen = _tapped()
-    _run(clf.fit, {"X": breast["Xg"][:n_tr], "y": breast["y"][:n_tr]}, host.fit,
-         {"X": breast["Xh"][:n_tr]}, channel)
+    _run(clf.fit, {"X": breast["Xg"][:n_tr], "y": breast["y"][:n_tr], "X_val": breast["Xg"][val],
+                   "y_val": breast["y"][val]},
+         host.fit, {"X": breast["Xh"][:n_tr], "X_val": breast["Xh"][val]}, channel)
+    assert any("/val/" in k for _, r, k, _ in seen if r == "bank")
     to_guest = [(_tag(k), v) for s, r, k, v in seen if r == "bank"]
     to_host = [(_tag(k), v) for s, r, k, v in seen if r == "partner"]
 
