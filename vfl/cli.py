@@ -115,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_evaluate)
 
     from vfl.parties.commands import add_commands  # `vfl serve`, `vfl certs`
+    from vfl.parties.job_commands import add_commands as add_job_commands  # `vfl jobs`
     from vfl.serving.commands import (
         add_commands as add_serving_commands,  # `vfl score`, `vfl models`
     )
 
     add_commands(sub)
+    add_job_commands(sub)
     add_serving_commands(sub)
     return parser
 

@@ -1,0 +1,76 @@
+"""`vfl jobs`: what this party's service has run and is running; cancel a job.
+
+`list` and `show` read the party's own job store (works with the service stopped); `cancel`
+asks the running service, which tells every other party of the job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from vfl.errors import ConfigError
+
+
+def add_commands(subparsers: Any) -> None:
+    jobs = subparsers.add_parser("jobs", help="this party's jobs: list, show, cancel")
+    jobs.add_argument("--config", type=Path, required=True, help="the party's YAML")
+    actions = jobs.add_subparsers(dest="jobs_command", required=True)
+    ls = actions.add_parser("list", help="the most recent jobs, newest first (one JSON line each)")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.set_defaults(func=cmd_list)
+    show = actions.add_parser("show", help="one job's record (and live progress if running)")
+    show.add_argument("job_id")
+    show.set_defaults(func=cmd_show)
+    cancel = actions.add_parser("cancel", help="cancel a running job on every party")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(func=cmd_cancel)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for record in _store(args.config).recent(args.limit):
+        print(json.dumps(dataclasses.asdict(record)))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    record = _store(args.config).get(args.job_id)
+    if record is None:
+        raise ConfigError(f"no job '{args.job_id}' in the job store of {args.config}")
+    shown: dict[str, Any] = dataclasses.asdict(record)
+    if record.state in ("queued", "running"):  # the live progress is the service's
+        fed = _federation(args.config)
+        try:
+            shown["progress"] = fed.job_status(fed.name, args.job_id).progress
+        finally:
+            fed.close()
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    fed = _federation(args.config)
+    try:
+        info = fed.cancel_job(fed.name, args.job_id)
+    finally:
+        fed.close()
+    print(json.dumps({"job_id": info.job_id, "state": info.state, "error": info.error}))
+    return 0
+
+
+def _store(config_path: Path) -> Any:
+    from vfl.config import load_party_config
+    from vfl.parties.jobstore import JobStore
+
+    config = load_party_config(config_path)
+    return JobStore.for_store(config.store.path, config.store.url)
+
+
+def _federation(config_path: Path) -> Any:
+    from vfl.config import load_party_config
+    from vfl.parties.grpc_channel import Federation
+
+    return Federation(load_party_config(config_path))
