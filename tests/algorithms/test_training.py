@@ -3,11 +3,15 @@ preprocessing, training, evaluation, export, batch scoring) through `run_simulat
 serving from each party's model store must reproduce the trained model's scores.
 
 Data: scikit-learn's breast cancer table split by columns (guest: label + 10 features, host:
-20 features), so these tests need no shared data. HE runs use 1024-bit keys for speed.
+20 features), so these tests need no shared data. HE runs use 1024-bit keys for speed. The
+slow test runs the job across two `vfl serve` OS processes (mTLS) and scores online over gRPC.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +21,15 @@ import pytest
 import yaml
 from sklearn.datasets import load_breast_cancer
 
+from tests.parties import service_kit as kit
 from vfl.config import load_job_config, load_party_config
 from vfl.connectors import read_table
+from vfl.crypto.tls import TlsFiles
 from vfl.errors import ConfigError, ProtocolError
 from vfl.parties.runtime import PartyRuntime
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle
+from vfl.serving.client import ScoringClient
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
 
@@ -135,3 +142,51 @@ def test_split_nn_job_params_errors_name_the_field(tmp_path: Path) -> None:
                           {"split_nn": HOST_NN})
     with pytest.raises(ConfigError, match=r"steps\.train\.params\.optimizer: optimizer must be"):
         run_simulated(load_job_config(job_yaml))
+
+
+@pytest.mark.slow
+def test_split_nn_job_between_two_served_parties(tmp_path: Path) -> None:
+    """The same job across two `vfl serve` OS processes (mTLS, the party's own process pool):
+    the bank submits with `vfl run`, then scores online through its service over gRPC (the
+    partner's service computes A W per id); the online scores equal the trained model's."""
+    job_yaml = _write_job(tmp_path, {"epochs": 2, "batch_size": 128, "interactive_width": 4,
+                                     "optimizer_kwargs": {"lr": 0.01}, "key_bits": 1024},
+                          {"split_nn": HOST_NN})
+    fed = kit.Federation(tmp_path / "fed", ["bank", "partner"])
+    for name in ("bank", "partner"):
+        local = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())
+        for spec in local["datasets"].values():
+            spec["uri"] = str(tmp_path / spec["uri"])
+        local["store"]["path"] = str(tmp_path / local["store"]["path"])
+        extra = {}
+        if name == "partner":  # the partner's own policy: this job, then serving the model
+            local["policy"]["allow"][0]["protocols"] = ["job", "inference"]
+            extra = {"policy": local["policy"]}
+        fed.write_config(name, datasets=local["datasets"], preprocessing=local["preprocessing"],
+                         models=local.get("models", {}), store=local["store"],
+                         serving={"models": {MODEL_ID: {"dataset": "credit"}}}, plugins=[],
+                         **extra)
+    job = yaml.safe_load(job_yaml.read_text())
+    job.pop("parties")
+    job["steps"]["evaluate"]["out_dir"] = str(tmp_path / "reports")
+    job["steps"].pop("score")
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+
+    served = [kit.Served(fed.root / n / "party.yaml", fed.ports[n], tmp_path / f"{n}.log")
+              for n in ("partner", "bank")]
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "vfl.cli", "run", str(tmp_path / "job.yaml"), "--party",
+             str(fed.root / "bank" / "party.yaml"), "--mode", "submit"],
+            capture_output=True, text=True, timeout=600, cwd=str(kit.REPO))
+        assert run.returncode == 0, run.stderr[-4000:] + served[1].log()[-4000:]
+        summary = json.loads(run.stdout)
+        assert summary["auc"] > 0.9, summary
+        trained = read_table(str(tmp_path / "reports" / summary["job_id"] / "test_scores.csv"))
+        tls = TlsFiles(fed.certs / "ca.pem", fed.certs / "bank.pem", fed.certs / "bank.key")
+        with ScoringClient(f"127.0.0.1:{fed.ports['bank']}", "bank", tls) as client:
+            online = client.score(MODEL_ID, trained["id"])
+        np.testing.assert_allclose(online["score"], trained["score"], rtol=0, atol=1e-6)
+    finally:
+        for proc in served:
+            proc.stop()
