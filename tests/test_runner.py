@@ -16,7 +16,7 @@ from tests.parties import service_kit as kit
 from vfl import demo
 from vfl.config import load_job_config
 from vfl.connectors import read_table, write_table
-from vfl.errors import ConfigError, PolicyError
+from vfl.errors import ConfigError, PolicyError, VflError
 from vfl.jobs import REDACTED, TEST_SCORES, job_params
 from vfl.parties import registry
 from vfl.parties.jobstore import JobStore
@@ -154,3 +154,19 @@ def test_hosts_never_see_the_guests_paths(fed):
     text = repr(sent)
     assert str(fed.root) not in text and REDACTED in text
     assert sent["spec"]["steps"]["train"] == job.steps.train.model_dump(mode="json")
+
+
+def test_a_failed_job_resubmitted_under_its_id_resumes_and_finishes(fed, served, simulated):
+    bad = write_job(fed, "resume", score={"source": "bank.csv", "sink": "sqlite:///no/such/dir/x.db?table=s"})
+    with pytest.raises(VflError):  # fails at its last step, after training and export
+        run_federated(bad.model_copy(update={"job_id": "resume-1"}), fed.config("bank"))
+    assert JobStore.for_store(fed.root / "partner" / "store", None).get("resume-1").state == "failed"
+    good = write_job(fed, "resume", score={"source": "bank.csv", "sink": "resumed.parquet"})
+    outcome = run_federated(good.model_copy(update={"job_id": "resume-1"}), fed.config("bank"))
+    assert outcome.metrics["auc"] == pytest.approx(simulated.metrics["auc"], abs=1e-12)
+    for party in ("bank", "partner"):
+        assert JobStore.for_store(fed.root / party / "store", None).get("resume-1").state == "succeeded"
+        log = (fed.root / party / "serve.log").read_text()
+        assert "job 'resume-1' (job, role" in log and "accepted again (resuming)" in log
+    assert "resuming hetero LR after epoch 5" in (fed.root / "bank" / "serve.log").read_text()
+    assert len(read_table(str(fed.root / "resumed.parquet"))) == len(fed.guest)

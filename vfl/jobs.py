@@ -218,8 +218,12 @@ def _export(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: ModelBund
     assert job.steps.export is not None
     model_id = job.steps.export.model_id
     store = party.model_store()
-    store.save(model_id, ctx.job_id, role=ctx.role, kind=bundle.algorithm, write=bundle.save,
-               peers=sorted(ctx.peers), metrics=_headline(metrics))
+    if any(r.version == ctx.job_id for r in store.list(model_id)):
+        ctx.log.info("model '%s' version '%s' was exported by an earlier attempt of this job",
+                     model_id, ctx.job_id)  # a resumed job reaches the same model
+    else:
+        store.save(model_id, ctx.job_id, role=ctx.role, kind=bundle.algorithm, write=bundle.save,
+                   peers=sorted(ctx.peers), metrics=_headline(metrics))
     if job.steps.export.promote:
         store.promote(model_id, ctx.job_id)
     ctx.log.info("exported model '%s' version '%s'", model_id, ctx.job_id)
@@ -240,9 +244,9 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
             on_progress=lambda n, s: ctx.progress(s.rows, s.rows, chunks=n, rows_per_s=s.rows_per_second),
         )
     finally:
-        for h in hosts:
-            h.finish()
         scorer.close()
+    for h in hosts:  # only now: on an error the hosts learn that the job failed instead
+        h.finish()
     return {"rows": summary.rows, "scored": summary.scored, "missing": summary.missing,
             "seconds": round(summary.seconds, 3)}
 

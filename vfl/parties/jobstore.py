@@ -79,6 +79,12 @@ class JobStore:
                 )
             )
 
+    def restart(self, job_id: str) -> None:
+        """A failed or cancelled job runs again under its id (its checkpoints resume it)."""
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(update(jobs_table).where(jobs_table.c.job_id == job_id).values(
+                state=QUEUED, error=None, started_at=None, finished_at=None))
+
     def set_state(self, job_id: str, state: str, error: str | None = None) -> None:
         values: dict[str, Any] = {"state": state}
         if state == RUNNING:

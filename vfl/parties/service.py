@@ -206,14 +206,20 @@ class PartyService:
             policy.check_start(self.config, requester, protocol, roles, datasets, params,
                                running_jobs=len(self._active))
             registry.get(protocol)
-            if job_id in self._active or self.jobs.get(job_id) is not None:
-                raise ProtocolError(f"job id '{job_id}' is already known to '{self.name}'")
+            record = self.jobs.get(job_id)
+            resumable = record is not None and _may_resume(record, protocol, requester, roles)
+            if job_id in self._active or (record is not None and not resumable):
+                raise ProtocolError(f"job id '{job_id}' is already known to '{self.name}'"
+                                    + (f" ({record.state})" if record is not None else ""))
             job = ActiveJob(job_id, protocol, roles[self.name], requester, roles, datasets,
                             Mailbox(self.name))
-            self.jobs.create(job_id, protocol, job.role, requester, roles)
+            if resumable:
+                self.jobs.restart(job_id)
+            else:
+                self.jobs.create(job_id, protocol, job.role, requester, roles)
             self._active[job_id] = job
-        log.info("%s: job '%s' (%s, role %s) accepted from '%s'", self.name, job_id, protocol,
-                 job.role, requester)
+        log.info("%s: job '%s' (%s, role %s) %s from '%s'", self.name, job_id, protocol,
+                 job.role, "accepted again (resuming)" if resumable else "accepted", requester)
         return job
 
     def context(self, job: ActiveJob, on_progress: Callable[[ProgressEvent], None] | None = None) -> Context:
@@ -365,6 +371,14 @@ def for_peers(me: str, reason: str) -> str:
     return f"{kind}: the role of '{me}' failed on its own data (details in its own logs)"
 
 
+def _may_resume(record: jobstore.JobRecord, protocol: str, requester: str,
+                roles: Mapping[str, str]) -> bool:
+    """A failed or cancelled job may run again under its id, same protocol, submitter and
+    parties: its roles then resume from their checkpoints."""
+    return (record.state in (FAILED, CANCELLED) and record.protocol == protocol
+            and record.peer == requester and record.parties == dict(roles))
+
+
 def _check_roles(me: str, job_id: str, roles: dict[str, str]) -> None:
     if not job_id or "/" in job_id or len(job_id) > 128:
         raise ProtocolError(f"invalid job id {job_id!r}")
@@ -468,7 +482,8 @@ class _Servicer(pb_grpc.PartyServicer):
     def StartJob(self, request: pb.StartJobRequest, context: grpc.ServicerContext) -> pb.JobStatus:
         sender = self._sender(context, request.sender)
         record = self.service.jobs.get(request.job_id)
-        if record is not None and record.peer == sender and record.protocol == request.protocol:
+        if record is not None and record.peer == sender and record.protocol == request.protocol \
+                and record.state not in (FAILED, CANCELLED):
             return self.service.status(request.job_id, sender)  # a retried request: already accepted
         try:
             params = codec.decode(request.params, MAX_PARAMS_BYTES)
