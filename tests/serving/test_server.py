@@ -235,3 +235,10 @@ def test_http_over_mutual_tls_serves_only_the_configured_clients(trained):
             _https_post(trained, port, {"ids": ids}, None)  # no client certificate: no handshake
     finally:
         serving.close()
+
+
+def test_the_partner_preloads_its_part_and_feature_source_at_start(trained):
+    deadline = time.monotonic() + 10
+    while f"host part of '{MODEL}' version '{trained.job_id}' ready" not in trained.partner.log():
+        assert time.monotonic() < deadline, trained.partner.log()
+        time.sleep(0.1)
