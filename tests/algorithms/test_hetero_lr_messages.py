@@ -30,14 +30,14 @@ def make_data(widths: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
     return blocks, (z + rng.logistic(size=N) > 0).astype(int)
 
 
-def run_tapped(mode: str, blocks: list[np.ndarray], y: np.ndarray):
+def run_tapped(mode: str, blocks: list[np.ndarray], y: np.ndarray, class_weight: str | None = None):
     """Train + predict with a tap on the channel; returns messages, estimator, host parts."""
     hosts = [f"h{i}" for i in range(1, len(blocks))]
     messages: list[tuple[str, str, str, Any]] = []
     channel = InProcessChannel(["bank", *hosts],
                                taps=[lambda s, r, k, p: messages.append((s, r, k, decode(p)))])
     est = HeteroLogisticRegression(epochs=2, batch_size=BATCH, key_bits=1024, mode=mode,
-                                   learning_rate=0.3, random_state=SEED)
+                                   learning_rate=0.3, random_state=SEED, class_weight=class_weight)
 
     def guest(ctx):
         est.fit(ctx, blocks[0], y)
@@ -64,10 +64,11 @@ def leaves(value: Any) -> list[Any]:
     return [value]
 
 
-def first_batch_gradients(blocks: list[np.ndarray], y: np.ndarray) -> list[np.ndarray]:
+def first_batch_gradients(blocks: list[np.ndarray], y: np.ndarray, balanced: bool) -> list[np.ndarray]:
     """Every party's true gradient of epoch 0, batch 0 (all weights are still zero)."""
     rows = epoch_batches(N, BATCH, SEED, 0)[0]
-    d = -np.where(y[rows] == 1, 1.0, -1.0) / 2 / len(rows)
+    s = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))[rows] if balanced else np.ones(len(rows))
+    d = -np.where(y[rows] == 1, 1.0, -1.0) / 2 * s / s.sum()
     guest = np.hstack([blocks[0][rows], np.ones((len(rows), 1))])
     return [guest.T @ d] + [b[rows].T @ d for b in blocks[1:]]
 
@@ -114,15 +115,17 @@ def violations(messages, blocks, y, weights) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("n_hosts", [1, 2])
-def test_he_traffic_reveals_nothing_and_masks_are_in_place(n_hosts):
+@pytest.mark.parametrize(("n_hosts", "class_weight"), [(1, None), (2, None), (2, "balanced")])
+def test_he_traffic_reveals_nothing_and_masks_are_in_place(n_hosts, class_weight):
     blocks, y = make_data([3, 4, 2][: n_hosts + 1])
-    messages, est, parts = run_tapped("he", blocks, y)
+    messages, est, parts = run_tapped("he", blocks, y, class_weight)
     weights = [np.r_[est.coef_, est.intercept_], *[p.coef_ for p in parts.values()]]
     assert violations(messages, blocks, y, weights) == []
+    # label-dependent row weights travel only encrypted (and only when there are any)
+    assert any(k.endswith("/s_g") for _, _, k, _ in messages) == (class_weight is not None)
 
     # masks: what each key owner decrypts for its peer is the gradient plus a wide mask
-    true = first_batch_gradients(blocks, y)
+    true = first_batch_gradients(blocks, y, class_weight == "balanced")
     hosts = list(parts)
     first = [(s, r, v) for s, r, k, v in messages if "/epoch/0/batch/0/" in k and k.endswith("_plain_masked")]
     assert len(first) == 1 + n_hosts
@@ -135,7 +138,8 @@ def test_he_traffic_reveals_nothing_and_masks_are_in_place(n_hosts):
     # the host partial scores reach the guest only at inference, as DESIGN's leakage table says
     scores = [k for s, r, k, v in messages if k.endswith("/predict/partial_score")]
     assert len(scores) == n_hosts
-    ref = TaylorLogisticRegression(epochs=2, batch_size=BATCH, learning_rate=0.3, random_state=SEED)
+    ref = TaylorLogisticRegression(epochs=2, batch_size=BATCH, learning_rate=0.3, random_state=SEED,
+                                   class_weight=class_weight)
     ref.fit(np.hstack(blocks), y)
     np.testing.assert_allclose(np.concatenate(weights), np.r_[ref.coef_[:3], ref.intercept_, ref.coef_[3:]],
                                atol=1e-7)
