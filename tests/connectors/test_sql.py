@@ -135,3 +135,28 @@ def test_append_grows_the_table_and_nan_becomes_null(db):
     pd.testing.assert_frame_equal(read_table(f"{db}?table=grow"),
                                   pd.DataFrame({"id": [1, 2, 3], "v": [0.5, np.nan, 1e-300]}),
                                   check_exact=True)
+
+
+def test_chunks_glued_from_small_fetches_keep_sizes_and_types(tmp_path, monkeypatch):
+    """Rows are converted a few at a time (FETCH_ROWS) and glued into chunk_rows chunks; a
+    query's untyped columns get the types one conversion of the whole chunk would give."""
+    from vfl.connectors import sql
+
+    monkeypatch.setattr(sql, "FETCH_ROWS", 3)
+    db = f"sqlite:///{tmp_path}/f.db"
+    _execute(db, "CREATE TABLE t (id BIGINT, v DOUBLE, n INTEGER)",
+             *[f"INSERT INTO t VALUES ({i}, {'NULL' if i < 5 else i / 4}, "
+               f"{'NULL' if i == 8 else 2**60 + i})" for i in range(10)])
+    query = quote("SELECT id, v, n FROM t ORDER BY id", safe="")
+    want = {"table": [("float64", "int64"), ("float64", "int64"), ("float64", "float64")],
+            "query": [("object", "int64"), ("float64", "int64"), ("float64", "float64")]}
+    for kind, uri in [("table", f"{db}?table=t"), ("query", f"{db}?query={query}")]:
+        chunks = list(iter_table(uri, chunk_rows=4))
+        assert [list(c.index) for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+        assert [(str(c.v.dtype), str(c.n.dtype)) for c in chunks] == want[kind]
+        whole = pd.concat(chunks)
+        assert whole.id.tolist() == list(range(10))
+        assert whole.v.iloc[5:].tolist() == [i / 4 for i in range(5, 10)]
+        assert whole.v.iloc[:5].isna().all() and whole.n.isna().tolist() == [False] * 8 + [True, False]
+        # ids above 2^53 next to a NULL (rows 6-8 are fetched together) stay exact
+        assert chunks[1].n.tolist() == [2**60 + i for i in range(4, 8)]

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from vfl.connectors.uri import Location
 from vfl.errors import DataError
 
+FETCH_ROWS = 10_000
+
 
 def engine_for(loc: Location) -> sa.Engine:
     try:
@@ -70,20 +72,32 @@ def _numpy_kind(sql_type: sa.types.TypeEngine[Any]) -> str | None:
     return None
 
 
-def _frame(rows: Sequence[Any], names: list[str], types: dict[str, sa.types.TypeEngine[Any]],
-           start: int) -> pd.DataFrame:
+def _frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str | None]
+           ) -> pd.DataFrame:
+    """A few fetched rows as columns; declared integer columns holding NULLs become nullable
+    Int64 (never through float64, which would round ids above 2^53) until :func:`_conform`."""
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names,
                                       coerce_float=True, nrows=len(rows))
-    for name in names:
-        kind = _numpy_kind(types[name]) if name in types else None
+    for i, name in enumerate(names):
+        kind = kinds.get(name)
+        if kind is None:  # a query's column: inferred per chunk by _chunks
+            frame[name] = pd.Series([r[i] for r in rows], dtype=object)
+        elif kind == "float":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
+        elif kind == "int" and frame[name].dtype != np.int64:
+            frame[name] = pd.array([r[i] for r in rows], dtype="Int64")
+    return frame
+
+
+def _conform(frame: pd.DataFrame, kinds: dict[str, str | None]) -> pd.DataFrame:
+    """Per chunk: integers int64 when the chunk has no NULL (float64 with NaN otherwise),
+    booleans bool when it has none."""
+    for name, kind in kinds.items():
         col = frame[name]
-        if kind == "float":
-            frame[name] = pd.to_numeric(col, errors="coerce").astype(np.float64)
-        elif kind == "int" and col.notna().all() and col.dtype != np.int64:
-            frame[name] = col.astype(np.int64)
-        elif kind == "bool" and col.notna().all():
+        if kind == "int" and col.dtype != np.int64:
+            frame[name] = col.astype(np.int64) if col.notna().all() else col.astype(np.float64)
+        elif kind == "bool" and col.dtype != bool and col.notna().all():
             frame[name] = col.astype(bool)
-    frame.index = pd.RangeIndex(start, start + len(frame))
     return frame
 
 
@@ -93,24 +107,57 @@ def _check_result_columns(loc: Location, names: list[str], columns: list[str] | 
         raise DataError(f"{loc.redacted}: missing column(s) {missing}; the query returns {names}")
 
 
+def _chunks(frames: Iterator[pd.DataFrame], chunk_rows: int,
+            kinds: dict[str, str | None]) -> Iterator[pd.DataFrame]:
+    """Glue small converted frames into chunks of exactly ``chunk_rows`` rows, typed as one
+    conversion of the whole chunk would be (a query's columns are re-inferred)."""
+    untyped = [n for n, kind in kinds.items() if kind is None]
+    pending: list[pd.DataFrame] = []
+    count = 0
+
+    def finish(frame: pd.DataFrame) -> pd.DataFrame:
+        if untyped:
+            raw = zip(*(frame[c].to_numpy() for c in untyped), strict=True)
+            inferred = pd.DataFrame.from_records(list(raw), columns=untyped,
+                                                 coerce_float=True, nrows=len(frame))
+            frame = frame.assign(**{c: inferred[c].to_numpy() for c in untyped})
+        return _conform(frame, kinds)
+
+    for frame in frames:
+        pending.append(frame)
+        count += len(frame)
+        while count >= chunk_rows:
+            whole = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+            yield finish(whole.iloc[:chunk_rows])
+            rest = whole.iloc[chunk_rows:]
+            pending, count = ([rest] if len(rest) else []), len(rest)
+    if pending:
+        yield finish(pd.concat(pending, ignore_index=True))
+
+
 def iter_sql_table(loc: Location, chunk_rows: int, columns: list[str] | None
                    ) -> Iterator[pd.DataFrame]:
+    """Rows are fetched and converted to columns ``FETCH_ROWS`` at a time: Python row objects
+    take ~550 bytes per row, so only a small batch of them ever exists, not a whole chunk."""
     engine = engine_for(loc)
+    fetch = min(chunk_rows, FETCH_ROWS)
     try:
         with engine.connect() as conn:
             statement, types = _statement(conn, loc, columns)
-            streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+            streaming = conn.execution_options(stream_results=True, max_row_buffer=fetch)
             result = streaming.execute(statement)
             try:
                 names = list(result.keys())
                 _check_result_columns(loc, names, columns)
+                kinds = {n: _numpy_kind(types[n]) if n in types else None for n in names}
+                frames = (_frame(rows, names, kinds) for rows in result.partitions(fetch))
                 start = 0
-                for rows in result.partitions(chunk_rows):
-                    frame = _frame(rows, names, types, start)
+                for frame in _chunks(frames, chunk_rows, kinds):
+                    frame.index = pd.RangeIndex(start, start + len(frame))
                     yield frame if columns is None else frame[columns]
-                    start += len(rows)
+                    start += len(frame)
                 if start == 0:
-                    frame = _frame([], names, types, 0)
+                    frame = _conform(_frame([], names, kinds), kinds)
                     yield frame if columns is None else frame[columns]
             finally:
                 result.close()
