@@ -206,7 +206,8 @@ def _https_post(trained, port: int, body: dict, identity: str | None) -> tuple[i
     if identity is not None:
         context.load_cert_chain(str(trained.fed.certs / f"{identity}.pem"), str(trained.fed.certs / f"{identity}.key"))
     conn = http.client.HTTPSConnection("bank", port, context=context, timeout=30)
-    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="bank")
+    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                    server_hostname="bank")
     try:
         conn.request("POST", f"/v1/models/{MODEL}/score", body=json.dumps(body),
                      headers={"Content-Type": "application/json"})
@@ -233,6 +234,9 @@ def test_http_over_mutual_tls_serves_only_the_configured_clients(trained):
         assert status == 403 and "'partner' is not in serving.clients" in body["error"]
         with pytest.raises((ssl.SSLError, ConnectionError)):
             _https_post(trained, port, {"ids": ids}, None)  # no client certificate: no handshake
+        with socket.create_connection(("127.0.0.1", port)):  # a client that never says hello ...
+            status, _ = _https_post(trained, port, {"ids": ids}, "app")  # ... blocks no one else
+        assert status == 200
     finally:
         serving.close()
 

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -51,6 +52,7 @@ INFERENCE = "inference"  # the protocol name a host's policy allows for serving
 PRODUCTION_TTL = 1.0  # seconds a looked-up production version is trusted (promotions show up after)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_BODY = 64 << 20
+HTTP_IDLE_TIMEOUT = 30.0  # seconds an HTTP connection may stay silent
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Serving:
         self._sources: dict[str, Any] = {}
         self._guests: dict[str, GuestModel] = {}
         self._loading: dict[str, threading.Lock] = {}
-        self._http: ThreadingHTTPServer | None = None
+        self._http: _HttpServer | None = None
 
     # --- the served version -------------------------------------------------------------
     def production(self, model_id: str) -> ModelRecord:
@@ -224,17 +226,18 @@ class Serving:
             return None
         host, _, port = listen.rpartition(":")
         try:
-            server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _http_handler(self))
+            server = _HttpServer((host or "127.0.0.1", int(port)), _http_handler(self))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"serving.http_listen: cannot listen on {listen}: {exc}") from None
-        server.daemon_threads = True
         if self.config.serving.http_tls:
             if self.config.tls is None:
                 raise ConfigError("serving.http_tls needs the party's `tls` section")
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.config.tls.ca))
             context.load_cert_chain(str(self.config.tls.cert), str(self.config.tls.key))
             context.verify_mode = ssl.CERT_REQUIRED
-            server.socket = context.wrap_socket(server.socket, server_side=True)
+            # the handshake runs in each connection's own thread (Handler.setup), never in the
+            # accept loop, where one silent client would block every other
+            server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         threading.Thread(target=server.serve_forever, name=f"vfl-{self.name}-http", daemon=True).start()
         self._http = server
         log.info("%s: HTTP scoring endpoint on %s (%s)", self.name, listen,
@@ -381,10 +384,25 @@ _HTTP_STATUS: list[tuple[type[Exception], int]] = [
 _SCORE_PATH = re.compile(r"^/v1/models/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})/score$")
 
 
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed (TLS handshake refused, client gone): one log line."""
+        log.warning("http %s: connection ended: %s", client_address[0], sys.exc_info()[1])
+
+
 def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "vfl-serving"
         protocol_version = "HTTP/1.1"
+        timeout = HTTP_IDLE_TIMEOUT  # a silent or stalled client loses its connection
+
+        def setup(self) -> None:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.settimeout(self.timeout)
+                self.request.do_handshake()  # a failure ends this connection (_HttpServer.handle_error)
+            super().setup()
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("http %s: " + format, self.client_address[0], *args)
