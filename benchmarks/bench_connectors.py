@@ -4,13 +4,14 @@ The table (int64 id + 10 float64 columns) is written once to each store -- local
 Parquet, SQLite, a real MariaDB server (tests/support/mariadb.py) and HDFS over WebHDFS
 (tests/support/webhdfs.py, a loopback NameNode + DataNode; CSV and Parquet files) -- then
 read back in fresh processes by tests/support/rss_probe.py (the same probe as the streaming
-test): once streamed in chunks (``iter_table``), once whole (``read_table``), alternating in
-every round. The whole-table read is the same-run baseline: peak RSS growth of the stream
-should be a small fraction of it, bounded by the chunk rather than the table. Medians over
+test): streamed in chunks (``iter_table``) of each ``--chunk-rows`` size, and whole
+(``read_table``), alternating in every round. The whole-table read is the same-run baseline:
+the stream's peak RSS growth should be a small fraction of it and follow the chunk size, not
+the table. Medians over
 ``--repeats`` rounds; write rows/s is measured once, in this process. Prints ONE JSON line.
 
     flock /tmp/vfl-bench.lock .venv/bin/python benchmarks/bench_connectors.py \
-        [--rows 1000000] [--chunk-rows 100000] [--repeats 3] [--only csv parquet ...]
+        [--rows 1000000] [--chunk-rows 10000 100000] [--repeats 3] [--only csv parquet ...]
 """
 
 from __future__ import annotations
@@ -69,16 +70,18 @@ def sinks(stack: ExitStack, workdir: str, only: list[str]) -> dict[str, str]:
     return {k: uris[k] for k in only}
 
 
-def bench(uri: str, df: pd.DataFrame, chunk_rows: int, repeats: int) -> dict[str, Any]:
+def bench(uri: str, df: pd.DataFrame, chunks: list[int], repeats: int) -> dict[str, Any]:
     from vfl.connectors import write_table
 
     t0 = time.perf_counter()
     write_table(df, uri)
     write_s = time.perf_counter() - t0
-    runs: dict[str, list[dict[str, Any]]] = {"stream": [], "full": []}
+    modes = [f"stream_{c}" for c in chunks] + ["full"]
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for _ in range(repeats):
-        for mode in runs:
-            got = probe(uri, mode, chunk_rows)
+        for mode in modes:
+            kind, _, chunk = mode.partition("_")
+            got = probe(uri, kind, int(chunk or max(chunks)))
             if got["rows"] != len(df):
                 raise RuntimeError(f"{uri}: {mode} read {got['rows']} rows, wrote {len(df)}")
             runs[mode].append(got)
@@ -87,19 +90,20 @@ def bench(uri: str, df: pd.DataFrame, chunk_rows: int, repeats: int) -> dict[str
         return statistics.median(r[field] for r in runs[mode])
 
     out: dict[str, Any] = {"write_rows_per_s": round(len(df) / write_s)}
-    for mode in runs:
+    for mode in modes:
         out[mode] = {"rows_per_s": round(len(df) / med(mode, "seconds")),
                      "rss_growth_mb": round(med(mode, "growth") / MB, 1),
                      "rss_base_mb": round(med(mode, "rss_base") / MB, 1)}
-    out["stream_vs_full_rss_growth"] = round(med("stream", "growth") / med("full", "growth"), 3)
-    out["stream_vs_full_rows_per_s"] = round(med("full", "seconds") / med("stream", "seconds"), 2)
+    for mode in modes[:-1]:
+        out[f"{mode}_vs_full_rss_growth"] = round(med(mode, "growth") / med("full", "growth"), 3)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--chunk-rows", type=int, nargs="+", default=[10_000, 100_000],
+                    help="stream with each chunk size (growth should follow the chunk)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", nargs="+", choices=CONNECTORS, default=CONNECTORS)
     args = ap.parse_args()
@@ -107,7 +111,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-connectors-") as workdir, ExitStack() as stack:
         uris = sinks(stack, workdir, args.only)
-        results = {name: bench(uri, df, args.chunk_rows, args.repeats)
+        results = {name: bench(uri, df, sorted(args.chunk_rows), args.repeats)
                    for name, uri in uris.items()}
     print(json.dumps({
         "benchmark": "connectors",
@@ -115,7 +119,7 @@ def main() -> None:
         "columns": 1 + FEATURES,
         "table_mb": round(df.memory_usage(index=False).sum() / MB, 1),
         "chunk_rows": args.chunk_rows,
-        "chunk_mb": round(args.chunk_rows * (1 + FEATURES) * 8 / MB, 1),
+        "chunk_mb": {str(c): round(c * (1 + FEATURES) * 8 / MB, 2) for c in args.chunk_rows},
         "repeats": args.repeats,
         "cores": os.cpu_count(),
         "results": results,
