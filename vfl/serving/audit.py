@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +35,8 @@ from vfl.connectors.uri import redact_uri
 from vfl.errors import ConfigError
 
 log = logging.getLogger("vfl.serving.audit")
+LINGER = 0.05  # seconds a batch of audit rows waits for more before it is written
+MAX_ROWS_PER_WRITE = 50_000
 
 _metadata = MetaData()
 predictions = Table(
@@ -88,9 +91,12 @@ class AuditLog:
             batch = self._queue.get()
             taken, stop = 1, batch is None
             rows = batch or []
-            while not stop:  # drain what is waiting: one transaction for many requests
+            linger_until = time.monotonic() + LINGER
+            while not stop and len(rows) < MAX_ROWS_PER_WRITE:
+                # collect what arrives for a moment: one transaction for many requests, so the
+                # database's per-commit cost is not paid (and competed for) on every request
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=max(0.0, linger_until - time.monotonic()))
                 except queue.Empty:
                     break
                 taken += 1
