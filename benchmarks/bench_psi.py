@@ -75,11 +75,23 @@ class Counting:
         return self.inner.recv(receiver, sender, key, timeout)
 
 
+OTHER_PARTIES: set[int] = set()  # pids of party processes started from this one
+
+
 def tree_cpu() -> dict[int, float]:
-    """CPU seconds (user + system) of this process and all its descendants, by pid."""
+    """CPU seconds (user + system) of this process and its descendants, by pid, leaving out
+    the other parties' process trees (the partner's service is a child of the bank's)."""
     me = psutil.Process()
+    others = set(OTHER_PARTIES)
+    for pid in OTHER_PARTIES:
+        try:
+            others |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
     out = {}
     for p in [me, *me.children(recursive=True)]:
+        if p.pid in others:
+            continue
         try:
             t = p.cpu_times()
             out[p.pid] = t.user + t.system
@@ -202,6 +214,7 @@ def main() -> None:
         stop = spawn.Event()
         partner = spawn.Process(target=_serve, args=(str(paths["partner"]), stop))
         partner.start()
+        OTHER_PARTIES.add(partner.pid)
         try:
             for r in range(args.rounds):
                 ours = run_vfl(paths, args.n, args.chunk, f"bench-psi-{r}")
