@@ -154,6 +154,13 @@ def test_a_dead_host_fails_the_request_or_takes_the_configured_fallback(trained)
         degraded = fallback.scorer.score(ids)
         assert degraded["score"].isna().all() and (degraded["missing"] == "partner").all()
         assert "partner" in degraded.attrs["host_errors"]
+        with pytest.raises(PeerError, match="partner"):  # loading needs every host ...
+            load_guest_model(config, store, MODEL)
+        late = load_guest_model(fallback_config, store, MODEL)  # ... unless the fallback is on
+        try:
+            assert (late.scorer.score(ids)["missing"] == "partner").all()
+        finally:
+            late.close()
     finally:
         fallback.close()
         trained.restart_partner()

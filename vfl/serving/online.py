@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfl.config import PartyConfig
-from vfl.errors import ConfigError, DataError
+from vfl.errors import ConfigError, DataError, PeerError
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import GrpcHost
 from vfl.serving.features import source_for
@@ -64,7 +64,14 @@ def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
     hosts = [GrpcHost(config, name, model_id, record.version) for name in record.peers]
     try:
         for host in hosts:
-            check_counterpart(config.name, record, host)
+            try:
+                check_counterpart(config.name, record, host)
+            except PeerError as exc:  # down or silent, not a mismatch
+                if config.serving.on_host_error != "missing":
+                    raise
+                # safe to go on: a host checks the version asked on every call and refuses another
+                log.warning("%s: host '%s' unreachable while loading model '%s' (%s); its ids are "
+                            "reported missing until it answers", config.name, host.name, model_id, exc)
         scorer = GuestScorer(bundle, hosts, source if source is not None else feature_source(config, model_id),
                              on_host_error=config.serving.on_host_error)
     except BaseException:
