@@ -1,3 +1,6 @@
+import os
+import shutil
+
 import pytest
 
 from vfl.errors import DataError
@@ -50,3 +53,21 @@ def test_unknown_version_lists_what_exists(tmp_path):
     store.save("m", "v1", role="host", kind="k", write=writer("w"), peers=[])
     with pytest.raises(DataError, match=r"no model 'm' version 'v9' \(versions here: \['v1'\]\)"):
         store.get("m", "v9")
+
+
+def test_artifacts_on_hdfs_are_fetched_back_and_checked(tmp_path, webhdfs):
+    """A party whose local cache is gone (new machine) gets its part back from HDFS."""
+    artifacts = f"{webhdfs.url}/vfl/models?user=bank"
+    store = ModelStore("bank", tmp_path / "a", artifacts=artifacts)
+    store.save("credit", "job-1", role="guest", kind="hetero_lr", write=writer("w1"), peers=["partner"])
+    assert os.path.exists(webhdfs.local("/vfl/models/credit/job-1/sub/x.txt"))  # uploaded
+    shutil.rmtree(tmp_path / "a" / "cache")
+    record = store.get("credit", "job-1")
+    path = store.open(record)
+    assert (path / "weights.json").read_text() == "w1" and (path / "sub" / "x.txt").read_text() == "x"
+
+    with open(webhdfs.local("/vfl/models/credit/job-1/weights.json"), "w") as f:
+        f.write("tampered")
+    shutil.rmtree(tmp_path / "a" / "cache")
+    with pytest.raises(DataError, match="do not match their digest"):
+        store.open(record)

@@ -196,7 +196,8 @@ class ModelStore:
     def _remote(self, model_id: str, version: str) -> tuple[Any, str] | None:
         if "://" not in self.artifacts or self.artifacts.startswith("file://"):
             return None
-        loc = parse_uri(f"{self.artifacts.rstrip('/')}/{model_id}/{version}")
+        base, _, query = self.artifacts.partition("?")  # options such as ?user= stay at the end
+        loc = parse_uri(f"{base.rstrip('/')}/{model_id}/{version}" + (f"?{query}" if query else ""))
         return filesystem_for(loc), loc.path
 
     def _upload(self, local: Path, model_id: str, version: str) -> None:
