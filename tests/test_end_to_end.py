@@ -141,7 +141,7 @@ def test_online_scores_equal_the_trained_models_scores(mission, data):
     with ScoringClient(f"127.0.0.1:{env['BANK_PORT']}", "bank", tls) as client:
         online = client.score(MODEL, ids)
     np.testing.assert_allclose(online["score"][:-1], sample["score"], rtol=0, atol=1e-9)
-    assert np.isnan(online["score"].iloc[-1]) and online["missing"].iloc[-1] == ["partner"]
+    assert np.isnan(online["score"].iloc[-1]) and online["missing"].iloc[-1] == "partner"
     assert online.attrs["version"] == summary["job_id"]
 
     http = requests.post(f"https://127.0.0.1:{env['BANK_HTTP_PORT']}/v1/models/{MODEL}/score",
