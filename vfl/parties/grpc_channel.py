@@ -131,6 +131,10 @@ def open_grpc_channel(config: PartyConfig, peer: str, address: str) -> grpc.Chan
         ("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
         ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
         ("grpc.enable_retries", 0),  # we retry ourselves, with idempotent message ids
+        # a peer that restarts is reached again within a second, not after minutes of backoff
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     if config.tls is None:
         return grpc.insecure_channel(address, options=options)
