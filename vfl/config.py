@@ -62,6 +62,8 @@ class PolicyConfig(_Strict):
 class StoreConfig(_Strict):
     path: Path = Path("vfl-store")
     url: str | None = Field(None, description="SQLAlchemy URL for job/model records; default SQLite in path")
+    artifacts: str | None = Field(
+        None, description="where model parts' files go: a folder or hdfs:// URI; default <path>/models")
 
 
 class TimeoutConfig(_Strict):

@@ -54,10 +54,9 @@ def test_loading_refuses_a_host_that_serves_another_version(trained):
 
 # vfl.connectors.files.FileTableWriter.abort drops an unclosed ParquetWriter, whose __del__ then
 # writes to the discarded file (a warning at garbage collection; the sink itself is correct).
-PARQUET_ABORT_WARNING = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
-@pytest.fixture(params=["sqlite", "mariadb", pytest.param("parquet", marks=PARQUET_ABORT_WARNING)])
+@pytest.fixture(params=["sqlite", "mariadb", "parquet"])
 def sink(request, trained):
     if request.param == "sqlite":
         return f"sqlite:///{trained.root / 'scores.db'}?table=scores"

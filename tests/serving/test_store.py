@@ -71,3 +71,15 @@ def test_artifacts_on_hdfs_are_fetched_back_and_checked(tmp_path, webhdfs):
     shutil.rmtree(tmp_path / "a" / "cache")
     with pytest.raises(DataError, match="do not match their digest"):
         store.open(record)
+
+
+def test_a_party_config_puts_artifacts_on_hdfs(tmp_path, webhdfs):
+    from vfl.config import load_party_config
+    from vfl.parties.runtime import PartyRuntime
+
+    (tmp_path / "bank.yaml").write_text(
+        "name: bank\ninsecure: true\n"
+        f"store: {{path: store, artifacts: '{webhdfs.url}/party/models?user=bank'}}\n")
+    store = PartyRuntime(load_party_config(tmp_path / "bank.yaml")).model_store()
+    store.save("credit", "job-9", role="guest", kind="hetero_lr", write=writer("w9"), peers=["partner"])
+    assert os.path.exists(webhdfs.local("/party/models/credit/job-9/weights.json"))

@@ -326,6 +326,11 @@ class FileTableWriter:
 
     def abort(self) -> None:
         """Give up after an error: leave no half-written temporary file behind."""
+        if self._writer is not None:
+            try:  # a writer left to the garbage collector would write into the discarded file
+                self._writer.close()
+            except (OSError, ValueError, pa.ArrowException):
+                pass
         if self._handle is not None:
             discard = getattr(self._handle, "discard", None)
             if discard is not None:

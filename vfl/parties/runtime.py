@@ -50,7 +50,7 @@ class PartyRuntime:
 
     def model_store(self) -> ModelStore:
         """This party's registry of its own model parts."""
-        return ModelStore(self.name, self.store_dir, url=self.config.store.url)
+        return ModelStore.of(self.config)
 
     def job_dir(self, job_id: str, *parts: str) -> Path:
         """Where a job's artifacts and checkpoints live on this party."""

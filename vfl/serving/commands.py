@@ -45,7 +45,7 @@ def _store(config_path: Path) -> Any:
     from vfl.serving.store import ModelStore
 
     config = load_party_config(config_path)
-    return ModelStore(config.name, config.store.path, url=config.store.url)
+    return ModelStore.of(config)
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:

@@ -103,7 +103,7 @@ def batch_score(
 ) -> BatchSummary:
     """`vfl score` from Python: ids (and guest features, if the source has them) in chunks from
     any connector, every host over its service, id + score + missing to any sink (replaced)."""
-    store = ModelStore(config.name, config.store.path, url=config.store.url)
+    store = ModelStore.of(config)
     model = load_guest_model(config, store, model_id, version)
     if id_column is None:
         served = config.serving.models.get(model_id)

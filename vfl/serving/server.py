@@ -81,7 +81,7 @@ class Serving:
     def __init__(self, config: PartyConfig, store: ModelStore | None = None) -> None:
         self.config = config
         self.name = config.name
-        self.store = store or ModelStore(config.name, config.store.path, url=config.store.url)
+        self.store = store or ModelStore.of(config)
         self.metrics = Metrics()
         self.audit: AuditLog | None = None
         if config.serving.audit:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from vfl.connectors.filesystems import filesystem_for
 from vfl.connectors.uri import parse_uri, redact_uri
 from vfl.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from vfl.config import PartyConfig
 
 _metadata = MetaData()
 _models = Table(
@@ -79,6 +82,12 @@ class ModelRecord:
 
 class ModelStore:
     """Save, list, promote, roll back and load this party's model parts."""
+
+    @classmethod
+    def of(cls, config: PartyConfig) -> ModelStore:
+        """The store a party config describes (``store: {path, url, artifacts}``)."""
+        return cls(config.name, config.store.path, url=config.store.url,
+                   artifacts=config.store.artifacts)
 
     def __init__(self, party: str, root: Path, url: str | None = None,
                  artifacts: str | None = None) -> None:
