@@ -14,6 +14,8 @@ from typing import Any
 
 from vfl.errors import ConfigError
 
+# Config, job store and grpc are imported by the commands that use them, not at `vfl` start-up.
+
 
 def add_commands(subparsers: Any) -> None:
     jobs = subparsers.add_parser("jobs", help="this party's jobs: list, show, cancel")
@@ -31,18 +33,27 @@ def add_commands(subparsers: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for record in _store(args.config).recent(args.limit):
+    from vfl.config import load_party_config
+    from vfl.parties.jobstore import JobStore
+
+    config = load_party_config(args.config)
+    for record in JobStore.for_store(config.store.path, config.store.url).recent(args.limit):
         print(json.dumps(dataclasses.asdict(record)))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    record = _store(args.config).get(args.job_id)
+    from vfl.config import load_party_config
+    from vfl.parties.grpc_channel import Federation
+    from vfl.parties.jobstore import ACTIVE, JobStore
+
+    config = load_party_config(args.config)
+    record = JobStore.for_store(config.store.path, config.store.url).get(args.job_id)
     if record is None:
         raise ConfigError(f"no job '{args.job_id}' in the job store of {args.config}")
     shown: dict[str, Any] = dataclasses.asdict(record)
-    if record.state in ("queued", "running"):  # the live progress is the service's
-        fed = _federation(args.config)
+    if record.state in ACTIVE:  # the live progress is the service's
+        fed = Federation(config)
         try:
             shown["progress"] = fed.job_status(fed.name, args.job_id).progress
         finally:
@@ -52,7 +63,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    fed = _federation(args.config)
+    from vfl.config import load_party_config
+    from vfl.parties.grpc_channel import Federation
+
+    fed = Federation(load_party_config(args.config))
     try:
         info = fed.cancel_job(fed.name, args.job_id)
     finally:
@@ -60,17 +74,3 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     print(json.dumps({"job_id": info.job_id, "state": info.state, "error": info.error}))
     return 0
 
-
-def _store(config_path: Path) -> Any:
-    from vfl.config import load_party_config
-    from vfl.parties.jobstore import JobStore
-
-    config = load_party_config(config_path)
-    return JobStore.for_store(config.store.path, config.store.url)
-
-
-def _federation(config_path: Path) -> Any:
-    from vfl.config import load_party_config
-    from vfl.parties.grpc_channel import Federation
-
-    return Federation(load_party_config(config_path))
