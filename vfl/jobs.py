@@ -10,6 +10,7 @@ messages never mix with another step's.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,6 @@ from vfl.parties import registry
 from vfl.parties.context import GUEST, Context
 from vfl.parties.runtime import PartyRuntime
 from vfl.psi import ecdh
-from vfl.psi.ids import encode_rows, id_columns
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, score_batch
@@ -79,7 +79,7 @@ def job_params(job: JobConfig) -> dict[str, Any]:
     folder and scoring source/sink stay on the guest (the service strips ``GUEST_ONLY``).
     """
     full = job.model_dump(mode="json", exclude={"parties"})
-    spec = job.model_dump(mode="json", exclude={"parties"})
+    spec = copy.deepcopy(full)
     steps = spec["steps"]
     if steps.get("evaluate") is not None:
         steps["evaluate"]["out_dir"] = REDACTED
@@ -120,7 +120,7 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
             result = ecdh.guest(ctx.child("psi"), dataset.ids, cardinality_only=steps.psi.cardinality_only)
         if result.cardinality_only:
             return JobOutcome(ctx.job_id, result.size, {}, None, None, None, timer.seconds)
-        rows, size = _in_id_order(dataset.ids, result.rows), result.size
+        rows, size = result.rows, result.size
 
     y = _take(dataset.y, rows).to_numpy()
     train, test = _split_rows(y, steps.split)
@@ -174,7 +174,7 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
                            min_intersection=party.config.policy.min_intersection)
         if result.cardinality_only:
             return {"intersection_size": result.size}
-        rows = _in_id_order(dataset.ids, result.rows)
+        rows = result.rows
     X = _take(dataset.X, rows)
     test = _received_rows(ctx.child("split").recv(ctx.guest, "test_rows"), len(X))
     data = Aligned(X, None, np.setdiff1d(np.arange(len(X)), test), test)
@@ -256,14 +256,6 @@ def _feature_source(dataset: Dataset) -> Any:
     (a SQL source selects exactly these columns)."""
     spec = dataset.spec.model_copy(update={"features": list(dataset.X.columns)})
     return source_for(spec, name=dataset.name)
-
-
-def _in_id_order(ids: pd.DataFrame, rows: Any) -> np.ndarray:
-    """The common rows sorted by their canonical id bytes (PSI's encoding, the same on every
-    party). PSI's own order is random per session; this one makes a job reproducible, and
-    costs no privacy: every party already knows the ids it shares."""
-    keys = np.array(encode_rows(id_columns(ids.iloc[rows], "aligned ids")), dtype=object)
-    return np.asarray(rows)[np.argsort(keys, kind="stable")]
 
 
 def _split_rows(y: np.ndarray, split: SplitStep | None) -> tuple[np.ndarray, np.ndarray]:

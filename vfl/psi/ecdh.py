@@ -34,7 +34,7 @@ import pandas as pd
 
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
-from vfl.psi.ids import Column, Duplicates, dedupe, id_columns, id_frame, take
+from vfl.psi.ids import Column, Duplicates, canonical_order, dedupe, id_columns, id_frame, take
 from vfl.psi.stream import (
     Progress,
     chunk_bounds,
@@ -125,7 +125,8 @@ def guest(ctx: Context, ids: pd.DataFrame | pd.Series, *, cardinality_only: bool
     for h in ctx.hosts:
         _obey(ctx.child(h).recv(h, "final_verdict"), ctx, h)
     ctx.log.info("PSI done: %d common rows of %d", len(common), mine.n)
-    return PsiResult(mine.keep[common], len(common), mine.n, peer_sizes, False, pair_sizes)
+    return PsiResult(mine.keep[mine.in_id_order(common)], len(common), mine.n, peer_sizes, False,
+                     pair_sizes)
 
 
 def host(ctx: Context, ids: pd.DataFrame | pd.Series, *, min_intersection: int = 1,
@@ -154,8 +155,8 @@ def host(ctx: Context, ids: pd.DataFrame | pd.Series, *, min_intersection: int =
     if len(final) == 0:
         raise _empty(ctx, "no id is common to all parties")
     _obey(_verdict(pctx, ctx.guest, len(final), min_intersection, "final_verdict"), ctx, None)
-    return PsiResult(mine.keep[pair.rows[final]], len(final), mine.n, peer_sizes, False,
-                     {ctx.guest: pair.size})
+    return PsiResult(mine.keep[mine.in_id_order(pair.rows[final])], len(final), mine.n,
+                     peer_sizes, False, {ctx.guest: pair.size})
 
 
 # --- one guest-host pair --------------------------------------------------------------------
@@ -171,6 +172,12 @@ class _Ids:
     @property
     def n(self) -> int:
         return len(self.keep)
+
+    def in_id_order(self, positions: np.ndarray) -> np.ndarray:
+        """The common rows, handed out sorted by id: the order found by the protocol depends
+        on the session's keys; this one is the same on every run, so a job's split, resume
+        and reruns line up. It costs no privacy: both parties know the ids they share."""
+        return positions[canonical_order(take(self.columns, positions))]
 
     @classmethod
     def of(cls, ctx: Context, ids: pd.DataFrame | pd.Series, duplicates: Duplicates) -> _Ids:

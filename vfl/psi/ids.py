@@ -128,3 +128,9 @@ def encode_rows(columns: Sequence[Column]) -> list[bytes]:
     if len(fields) == 1:
         return fields[0]
     return [b"".join(parts) for parts in zip(*fields, strict=True)]
+
+
+def canonical_order(columns: Sequence[Column]) -> np.ndarray:
+    """Positions that sort rows by their canonical bytes: the same order on every party that
+    holds the same ids, whatever the session's keys."""
+    return np.argsort(np.array(encode_rows(columns), dtype=object), kind="stable")
