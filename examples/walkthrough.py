@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import requests
 
 HERE = Path(__file__).resolve().parent
@@ -87,6 +88,11 @@ subprocess.run([*VFL, "certs", "issue", "partner", "--dir", str(certs)], check=T
 
 
 # %%
+def listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
 def serve(party: str) -> subprocess.Popen[bytes]:
     config = load_party_config(HERE / f"{party}.yaml")
     log = open(WORK / f"{party}-serve.log", "ab")  # noqa: SIM115 - closed with the stack
@@ -97,7 +103,7 @@ def serve(party: str) -> subprocess.Popen[bytes]:
     stack.callback(proc.terminate)
     host, port = config.listen.rsplit(":", 1)
     deadline = time.monotonic() + 60
-    while socket.socket().connect_ex((host, int(port))) != 0:
+    while not listening(host, int(port)):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"{party}'s service did not start; see {log.name}")
         time.sleep(0.1)
@@ -125,7 +131,7 @@ print(json.dumps(outcome.summary(), indent=2))
 # %%
 tls = bank.tls
 assert tls is not None
-customers = [int(i) for i in __import__("pandas").read_parquet(WORK / "bank.parquet")["id"].head(5)]
+customers = [int(i) for i in pd.read_parquet(WORK / "bank.parquet")["id"].head(5)]
 with ScoringClient(bank.listen, "bank", TlsFiles(tls.ca, tls.cert, tls.key)) as client:
     online = client.score(MODEL, customers)
 print(online)
