@@ -6,14 +6,16 @@ from vfl.crypto.encoding import (
     DEFAULT_SCALE_BITS,
     CryptoOverflowError,
 )
-from vfl.crypto.keys import (
+from vfl.crypto.paillier import (
     DEFAULT_KEY_BITS,
     MIN_KEY_BITS,
+    EncodedArray,
+    EncryptedArray,
+    Mask,
     PaillierPrivateKey,
     PaillierPublicKey,
     generate_keypair,
 )
-from vfl.crypto.paillier import EncodedArray, EncryptedArray, Mask
 from vfl.crypto.pool import ObfuscationPool
 
 __all__ = [

@@ -9,13 +9,19 @@ bound would reach ``n / 2`` raises :class:`CryptoOverflowError` instead of wrapp
 Defaults: ciphertexts of floats use ``DEFAULT_SCALE_BITS = 40`` (absolute precision ~1e-12);
 plaintext float multipliers use ``DEFAULT_MUL_SCALE_BITS = 32`` (~2e-10), so a product has
 scale 72. Integer and bool arrays are encoded exactly with scale 0 unless asked otherwise.
+
+Ciphertexts travel as an :class:`IntBlock`: fixed-width big-endian integers, which the wire
+codec (``vfl.parties.codec``) carries as one opaque block.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import numpy as np
 
-from vfl.errors import DataError, ProtocolError
+from vfl.errors import CodecError, DataError, ProtocolError
 
 DEFAULT_SCALE_BITS = 40
 DEFAULT_MUL_SCALE_BITS = 32
@@ -95,3 +101,36 @@ def decode(ints: np.ndarray, scale_bits: int) -> np.ndarray:
 def to_signed(residue: int, n: int) -> int:
     """The representative of ``residue`` mod ``n`` in ``(-n/2, n/2)``."""
     return residue - n if residue > (n - 1) // 2 else residue
+
+# -- ciphertexts on the wire ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntBlock:
+    """A vector of non-negative big integers as fixed-width big-endian bytes (ciphertexts)."""
+
+    width: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if self.width <= 0:
+            raise CodecError(f"IntBlock width must be positive, got {self.width}")
+        if len(self.data) % self.width:
+            raise CodecError(
+                f"IntBlock of width {self.width} has {len(self.data)} bytes, not a multiple"
+            )
+
+    def __len__(self) -> int:
+        return len(self.data) // self.width
+
+    @classmethod
+    def from_ints(cls, values: Iterable[int], width: int) -> IntBlock:
+        try:
+            data = b"".join(int(v).to_bytes(width, "big") for v in values)
+        except OverflowError as exc:
+            raise CodecError(f"an integer does not fit in {width} bytes (or is negative)") from exc
+        return cls(width, data)
+
+    def to_ints(self) -> list[int]:
+        w, data = self.width, self.data
+        return [int.from_bytes(data[i : i + w], "big") for i in range(0, len(data), w)]

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from vfl.crypto.encoding import IntBlock
 from vfl.errors import CodecError
 
 MAGIC = b"VFL\x01"
@@ -48,35 +47,6 @@ _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
 
 
-@dataclass(frozen=True)
-class IntBlock:
-    """A vector of non-negative big integers as fixed-width big-endian bytes (ciphertexts)."""
-
-    width: int
-    data: bytes
-
-    def __post_init__(self) -> None:
-        if self.width <= 0:
-            raise CodecError(f"IntBlock width must be positive, got {self.width}")
-        if len(self.data) % self.width:
-            raise CodecError(
-                f"IntBlock of width {self.width} has {len(self.data)} bytes, not a multiple"
-            )
-
-    def __len__(self) -> int:
-        return len(self.data) // self.width
-
-    @classmethod
-    def from_ints(cls, values: Iterable[int], width: int) -> IntBlock:
-        try:
-            data = b"".join(int(v).to_bytes(width, "big") for v in values)
-        except OverflowError as exc:
-            raise CodecError(f"an integer does not fit in {width} bytes (or is negative)") from exc
-        return cls(width, data)
-
-    def to_ints(self) -> list[int]:
-        w, data = self.width, self.data
-        return [int.from_bytes(data[i : i + w], "big") for i in range(0, len(data), w)]
 
 
 def encode(value: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
