@@ -102,6 +102,7 @@ def to_signed(residue: int, n: int) -> int:
     """The representative of ``residue`` mod ``n`` in ``(-n/2, n/2)``."""
     return residue - n if residue > (n - 1) // 2 else residue
 
+
 # -- ciphertexts on the wire ---------------------------------------------------------------
 
 
