@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from vfl.cli import with_key_bits
+from vfl.config import load_job_config
+from vfl.errors import ConfigError
+
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "matplotlib", "skops")
 CPU_BOUND_S = 2.0  # CPU seconds, not wall time: other work on the machine cannot make it flaky
@@ -59,3 +63,16 @@ def test_importing_vfl_cli_takes_well_under_the_bound():
             "vfl.cli.build_parser()\n"
             "print(time.process_time() - t)\n")
     assert float(_python(code).stdout) < CPU_BOUND_S / 4
+
+
+def test_key_bits_overrides_a_hetero_lr_job_and_nothing_else(tmp_path):
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text("guest: bank\nhosts: [partner]\ndatasets: {bank: c, partner: c}\n"
+                        "steps:\n  train: {algorithm: hetero_lr, params: {epochs: 2}}\n")
+    job = load_job_config(job_file)
+    fast = with_key_bits(job, 1024)
+    assert fast.steps.train.params == {"epochs": 2, "key_bits": 1024}
+    assert job.steps.train.params == {"epochs": 2}  # the loaded job is left as it was
+    job_file.write_text(job_file.read_text().replace("hetero_lr, params: {epochs: 2}", "split_nn"))
+    with pytest.raises(ConfigError, match="--key-bits: the job has no hetero_lr train step"):
+        with_key_bits(load_job_config(job_file), 1024)

@@ -228,7 +228,8 @@ class PartyService:
                               self.config.timeouts.connect)
 
         def progress(event: ProgressEvent) -> None:
-            job.progress = f"{event.step}: {event.done}/{event.total}"
+            unit = event.info.get("unit")
+            job.progress = f"{event.step}: {event.done}/{event.total}" + (f" {unit}" if unit else "")
             if on_progress is not None:
                 on_progress(event)
 
