@@ -21,7 +21,7 @@ from vfl.config import load_job_config
 from vfl.connectors import write_table
 from vfl.parties import simulate
 from vfl.parties.context import ProgressEvent
-from vfl.progress import REPEATS_PROGRESS, ProgressDisplay, console_display
+from vfl.progress import REPEATS_PROGRESS, ProgressDisplay, ProgressStatus, console_display
 from vfl.runner import run_simulated
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,3 +191,24 @@ def test_vfl_run_prints_plain_progress_without_repeated_log_lines_and_a_fast_key
     assert "\r" not in done.stderr
     assert "hetero LR [he] epoch" not in done.stderr and "hetero LR host [he] epoch" not in done.stderr
     assert "INFO" in done.stderr  # the other log lines stay
+
+
+def test_a_service_status_line_carries_every_steps_latest_event_back_to_the_submitter():
+    status = ProgressStatus()
+    events = [_event(48, 48, step="psi/partner", unit="points"),
+              _event(7, 24, unit="batches", epoch=2, epochs=5),
+              _event(1, 5, unit="epochs", epoch=1, loss=0.4),
+              _event(8, 24, unit="batches", epoch=2, epochs=5),
+              _event(3, 10, step="custom")]
+    line = ""
+    for event in events:
+        line = status.update(event)
+    assert line == ("psi/partner: 48/48 points; train: 8/24 batches (epoch 2/5); train: 1/5 epochs; "
+                    "custom: 3/10")
+    back = ProgressStatus.parse("bank", "j", line)
+    assert [(e.step, e.done, e.total, e.info) for e in back] == [
+        ("psi/partner", 48, 48, {"unit": "points"}),
+        ("train", 8, 24, {"unit": "batches", "epoch": 2, "epochs": 5}),
+        ("train", 1, 5, {"unit": "epochs"}),
+        ("custom", 3, 10, {})]
+    assert ProgressStatus.parse("bank", "j", "starting") == []

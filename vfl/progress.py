@@ -16,15 +16,16 @@ them from a log handler while a display shows the same.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from vfl.parties.context import ProgressEvent
+
 if TYPE_CHECKING:
     from tqdm import tqdm
-
-    from vfl.parties.context import ProgressEvent
 
 REPEATS_PROGRESS = {"vfl_progress": True}
 """``extra=`` of a log line that says what a progress event already shows."""
@@ -151,6 +152,47 @@ class ProgressDisplay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ProgressStatus:
+    """A running job's progress as one line of text, for its status on the party service.
+
+    The latest event of every step and unit, e.g. ``psi/partner: 48000/48000 points; train:
+    1/5 epochs; train: 7/24 batches (epoch 2/5)``; `parse` turns it back into events for
+    whoever submitted the job.
+    """
+
+    ENTRY = re.compile(r"^(?P<step>.+?): (?P<done>\d+)/(?P<total>\d+)(?: (?P<unit>\w+))?"
+                       r"(?: \(epoch (?P<epoch>\d+)/(?P<epochs>\d+)\))?$")
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def update(self, event: ProgressEvent) -> str:
+        """Record `event`; return the whole status line."""
+        unit = str(event.info.get("unit", ""))
+        text = f"{event.step}: {event.done}/{event.total}" + (f" {unit}" if unit else "")
+        if "epochs" in event.info and unit != "epochs":
+            text += f" (epoch {event.info['epoch']}/{event.info['epochs']})"
+        with self._lock:
+            self._latest[(event.step, unit)] = text
+            return "; ".join(self._latest.values())
+
+    @classmethod
+    def parse(cls, party: str, job_id: str, status: str) -> list[ProgressEvent]:
+        """The events a status line holds (entries it cannot read are skipped)."""
+        events = []
+        for entry in status.split("; "):
+            found = cls.ENTRY.match(entry)
+            if found is None:
+                continue
+            info: dict[str, Any] = {"unit": found["unit"]} if found["unit"] else {}
+            if found["epoch"]:
+                info.update(epoch=int(found["epoch"]), epochs=int(found["epochs"]))
+            events.append(ProgressEvent(party, job_id, found["step"], int(found["done"]),
+                                        int(found["total"]), info))
+        return events
 
 
 def console_display() -> ProgressDisplay:

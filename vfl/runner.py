@@ -17,7 +17,7 @@ from vfl.parties.grpc_channel import Federation, connect_federation
 from vfl.parties.local import simulate
 from vfl.parties.runtime import PartyRuntime
 from vfl.parties.service import JobRuntime
-from vfl.progress import ProgressDisplay
+from vfl.progress import ProgressDisplay, ProgressStatus
 
 log = logging.getLogger("vfl.runner")
 
@@ -110,7 +110,8 @@ def _submit(job: JobConfig, party: PartyConfig, datasets: dict[str, list[str]],
             if info.done:
                 break
             if info.progress and info.progress != last:
-                on_progress(_service_progress(party.name, job.job_id, info.progress))
+                for event in ProgressStatus.parse(party.name, job.job_id, info.progress):
+                    on_progress(event)
                 last = info.progress
             time.sleep(poll)
         result = info.raise_for_state().result
@@ -119,17 +120,6 @@ def _submit(job: JobConfig, party: PartyConfig, datasets: dict[str, list[str]],
     if not isinstance(result, dict):
         raise PeerError(f"job '{job.job_id}' on '{party.name}' returned no outcome")
     return JobOutcome.from_summary(result)
-
-
-def _service_progress(party: str, job_id: str, progress: str) -> ProgressEvent:
-    """The service reports progress as 'step: done/total [unit]'; turn it back into an event."""
-    step, _, counts = progress.rpartition(": ")
-    counts, _, unit = counts.partition(" ")
-    done, _, total = counts.partition("/")
-    try:
-        return ProgressEvent(party, job_id, step, int(done), int(total), {"unit": unit} if unit else {})
-    except ValueError:
-        return ProgressEvent(party, job_id, progress, 0, 0, {})
 
 
 def _service_answers(party: PartyConfig) -> bool:
