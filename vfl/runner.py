@@ -104,15 +104,16 @@ def _submit(job: JobConfig, party: PartyConfig, datasets: dict[str, list[str]],
     fed = Federation(party)
     try:
         fed.start_job(party.name, job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets)
-        last = ""
+        shown: list[ProgressEvent] = []
         while True:
             info = fed.job_status(party.name, job.job_id)
             if info.done:
                 break
-            if info.progress and info.progress != last:
-                for event in ProgressStatus.parse(party.name, job.job_id, info.progress):
+            events = ProgressStatus.parse(party.name, job.job_id, info.progress)
+            for event in events:
+                if event not in shown:  # the status repeats every step's latest event
                     on_progress(event)
-                last = info.progress
+            shown = events
             time.sleep(poll)
         result = info.raise_for_state().result
     finally:
