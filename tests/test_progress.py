@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,17 @@ def test_live_bars_with_eta_on_a_terminal():
     text = out.getvalue()
     assert "\r" in text and "bank psi" in text and "1000/1000" in text and "points" in text
     assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", text)  # elapsed < remaining: the ETA
+
+
+def test_live_bars_in_a_notebook(monkeypatch):
+    """A notebook's stderr is no terminal, but renders a bar redrawn with carriage returns."""
+    assert not ProgressDisplay(io.StringIO()).live
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    out = io.StringIO()
+    with ProgressDisplay(out) as show:
+        assert show.live
+        show(_event(5, 5, step="psi", unit="points"))
+    assert "bank psi: 100%|" in out.getvalue()
 
 
 def test_a_step_without_a_known_total_shows_counts_and_its_last_line_on_close():
