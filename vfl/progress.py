@@ -62,7 +62,7 @@ class _Bar:
     """One party's step: a live tqdm bar, or the state behind its plain lines."""
 
     def __init__(self, event: ProgressEvent, stream: TextIO, live: bool, interval: float) -> None:
-        self.label, self.stream, self.live, self.interval = _label(event), stream, live, interval
+        self.label, self.stream, self.interval = _label(event), stream, interval
         self.unit = str(event.info.get("unit", "steps"))
         self.total = event.total if event.total > 0 else None
         self.done, self.figures = event.done, ""
