@@ -3,16 +3,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps demo test lint typecheck unit proto bench clean
+.PHONY: install system-deps partner-db partner-db-stop demo test lint typecheck unit proto bench clean
+
+# pip shows what it downloads and installs, with progress bars (a first install takes minutes).
+PIP := $(BIN)/pip install --progress-bar on
 
 $(BIN)/python:
+	@echo "== creating the virtualenv $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip wheel setuptools
+	$(PIP) --upgrade pip wheel setuptools
 
-# torch first, pinned: an unpinned torch pulls gigabytes of CUDA packages.
+# torch first, pinned and CPU-only: an unpinned torch pulls gigabytes of CUDA packages.
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@echo "== installing torch 2.13.0 (CPU; the largest download)"
+	$(PIP) torch==2.13.0
+	@echo "== installing vfl and its dependencies (numpy, pandas, scikit-learn, grpcio, ...)"
+	$(PIP) -e '.[dev,bench]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -20,6 +26,14 @@ install: $(VENV)/.installed
 # Debian packages the tests run for real: a MariaDB server and headless Chromium.
 system-deps:
 	scripts/system-deps.sh
+
+# A local MariaDB for the examples (installs mariadb-server when missing); prints the
+# PARTNER_DB_URL to export. Reuses a running server; partner-db-stop stops it.
+partner-db:
+	@scripts/partner-db.sh start
+
+partner-db-stop:
+	@scripts/partner-db.sh stop
 
 demo: install
 	$(BIN)/vfl demo

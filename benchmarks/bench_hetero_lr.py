@@ -63,7 +63,8 @@ def federated(Xg, y, Xh, test: tuple[np.ndarray, np.ndarray] | None, **params: A
     t0 = time.perf_counter()
     out = simulate({"bank": (bank, {}), "partner": (partner, {})}, roles=ROLES,
                    executor=shared_process_pool(),
-                   on_progress=lambda e: cpu_marks.append(_tree_cpu()) if e.party == "bank" else None)
+                   on_progress=lambda e: cpu_marks.append(_tree_cpu())
+                   if e.party == "bank" and e.info.get("unit") == "epochs" else None)
     total = time.perf_counter() - t0
     epochs = [rec["seconds"] for rec in est.history_]
     cpu = np.diff(cpu_marks).tolist()  # from the 2nd epoch on (the 1st holds key generation)

@@ -34,6 +34,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # prepare_data, and the repo's tes
 
 from prepare_data import prepare  # noqa: E402
 
+from vfl.cli import with_key_bits  # noqa: E402
 from vfl.config import load_job_config, load_party_config  # noqa: E402
 from vfl.crypto.tls import TlsFiles  # noqa: E402
 from vfl.runner import run_federated  # noqa: E402
@@ -115,14 +116,14 @@ serve("bank")
 
 # %% [markdown]
 # ## 4. The bank runs the job: PSI, preprocessing, HE logistic regression, evaluation, export,
-# batch scoring. Submitted to the bank's own service; progress lines appear as it goes.
+# batch scoring. Submitted to the bank's own service; progress shows as it goes.
 
 # %%
 bank = load_party_config(HERE / "bank.yaml")
 job = load_job_config(HERE / "job.yaml")
-if os.environ.get("VFL_KEY_BITS"):  # smaller keys for a quick try; 2048 is the default
-    job.steps.train.params["key_bits"] = int(os.environ["VFL_KEY_BITS"])
-outcome = run_federated(job, bank, on_progress=lambda e: print(f"  [{e.party}] {e.step} {e.done}/{e.total}"))
+if os.environ.get("VFL_KEY_BITS"):  # 1024: a quicker try, NOT for production (2048 is the default)
+    job = with_key_bits(job, int(os.environ["VFL_KEY_BITS"]))
+outcome = run_federated(job, bank)  # shows every party's progress (bars, or lines in a log)
 print(json.dumps(outcome.summary(), indent=2))
 
 # %% [markdown]

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite uses for real (MariaDB server, Chromium),
-# only when they are missing. Needs root or sudo.
+# Installs Debian packages vfl runs for real, only when they are missing. Needs root or sudo.
+#   scripts/system-deps.sh                  what the test suite uses: mariadb-server, chromium
+#   scripts/system-deps.sh mariadb-server   only the packages named
 set -euo pipefail
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(mariadb-server chromium)
 missing=()
-command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+for package in "${wanted[@]}"; do
+  case "$package" in
+    mariadb-server) command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=("$package") ;;
+    chromium) command -v chromium >/dev/null 2>&1 || missing+=("$package") ;;
+    *) echo "system-deps.sh: unknown package '$package' (known: mariadb-server, chromium)" >&2; exit 2 ;;
+  esac
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "installing Debian packages: ${missing[*]}"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "installing Debian packages: ${missing[*]}" >&2
+$sudo apt-get update -q >&2
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,20 @@ datasets:
     monkeypatch.delenv("PARTNER_DB_URL")
     with pytest.raises(ConfigError, match=r"partner.yaml: datasets.credit.uri: environment variable PARTNER_DB_URL is not set"):
         load_party_config(cfg)
+
+
+def test_the_readme_and_the_examples_spell_the_party_config_alike(tmp_path, monkeypatch):
+    """What a new user copies from README.md loads, and says `id_columns` as the examples do."""
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("PARTNER_DB_PASSWORD", "x")
+    monkeypatch.setenv("PARTNER_DB_URL", "sqlite:///partner.db")
+    readme_party = re.findall(r"```yaml\n(.*?)```", (repo / "README.md").read_text(), re.S)[0]
+    (tmp_path / "partner.yaml").write_text(readme_party)
+    texts = {"README.md": readme_party, **{f"examples/{n}": (repo / "examples" / n).read_text()
+                                           for n in ("bank.yaml", "partner.yaml")}}
+    for name, text in texts.items():
+        assert re.search(r"^\s+id_columns: \[id\]$", text, re.M), name
+        assert "id_column:" not in text, name
+    configs = [load_party_config(tmp_path / "partner.yaml"),
+               *(load_party_config(repo / "examples" / n) for n in ("bank.yaml", "partner.yaml"))]
+    assert [c.datasets["credit"].id_columns for c in configs] == [["id"]] * 3

@@ -121,6 +121,18 @@ def test_two_served_parties_give_the_simulations_model(fed, served, simulated):
     pd.testing.assert_frame_equal(got, sim, check_exact=False, rtol=0, atol=1e-12)
 
 
+def test_a_submitted_job_shows_each_steps_progress_from_the_service(fed, served):
+    job = write_job(fed, "watched", export=None, score=None)
+    events = []
+    run_federated(job.model_copy(update={"job_id": "watched-1"}), fed.config("bank"),
+                  on_progress=events.append, submit=True, poll=0.05)
+    units = {(e.step, e.info.get("unit")) for e in events}
+    assert {("psi/partner", "points"), ("train", "batches")} <= units
+    epochs = {e.info["epoch"] for e in events if e.info.get("unit") == "batches"}
+    assert epochs and epochs <= set(range(1, job.steps.train.params["epochs"] + 1))
+    assert all(a != b for a, b in zip(events, events[1:], strict=False))  # unchanged: not repeated
+
+
 def test_embedded_guest_service_runs_the_same_job(fed, served):
     served[1].stop()  # the bank's own service is down: the job runs embedded in this process
     try:

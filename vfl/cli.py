@@ -6,34 +6,18 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfl.errors import VflError
-from vfl.parties.context import ProgressEvent
+from vfl.progress import console_display
 
+if TYPE_CHECKING:
+    from vfl.config import JobConfig
 
-class ProgressPrinter:
-    """One line per step and party, at most every `interval` seconds, always at completion."""
-
-    def __init__(self, interval: float = 2.0) -> None:
-        self.interval = interval
-        self._last: dict[tuple[str, str], float] = {}
-
-    def __call__(self, event: ProgressEvent) -> None:
-        key = (event.party, event.step)
-        now = time.monotonic()
-        if event.done < event.total and now - self._last.get(key, 0.0) < self.interval:
-            return
-        self._last[key] = now
-        info = " ".join(f"{k}={_fmt(v)}" for k, v in event.info.items())
-        print(f"[{event.party} {event.step}] {event.done}/{event.total} {info}".rstrip(),
-              file=sys.stderr, flush=True)
-
-
-def _fmt(value: object) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+FAST_KEY_BITS_WARNING = ("--key-bits {bits}: Paillier keys below 2048 bits are for trying the "
+                         "walkthrough only, NOT for production")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -41,12 +25,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vfl.runner import run_federated, run_simulated
 
     job = load_job_config(args.job)
-    if args.party is None:
-        outcome = run_simulated(job, on_progress=ProgressPrinter())
-    else:
-        submit = {"auto": None, "submit": True, "embedded": False}[args.mode]
-        outcome = run_federated(job, load_party_config(args.party), on_progress=ProgressPrinter(),
-                                submit=submit)
+    if args.key_bits is not None:
+        job = with_key_bits(job, args.key_bits)
+    with console_display() as show:
+        if args.party is None:
+            outcome = run_simulated(job, on_progress=show)
+        else:
+            submit = {"auto": None, "submit": True, "embedded": False}[args.mode]
+            outcome = run_federated(job, load_party_config(args.party), on_progress=show, submit=submit)
     print(json.dumps(_summary(outcome), indent=2))
     return 0
 
@@ -54,8 +40,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from vfl.demo import run_demo
 
-    summary = run_demo(data_dir=args.data_dir, out_dir=args.out, key_bits=args.key_bits,
-                       on_progress=ProgressPrinter())
+    if args.key_bits < 2048:
+        print(FAST_KEY_BITS_WARNING.format(bits=args.key_bits), file=sys.stderr)
+    with console_display() as show:
+        summary = run_demo(data_dir=args.data_dir, out_dir=args.out, key_bits=args.key_bits,
+                           on_progress=show)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -66,6 +55,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = main_evaluate(args.scores, args.label, args.score, args.out)
     print(json.dumps({k: metrics[k] for k in ("auc", "ks") if k in metrics}, indent=2))
     return 0
+
+
+def with_key_bits(job: JobConfig, bits: int) -> JobConfig:
+    """`job` with HE-LR keys of `bits` bits (warned about below 2048: not for production)."""
+    from vfl.errors import ConfigError
+
+    train = job.steps.train
+    if train is None or train.algorithm != "hetero_lr":
+        raise ConfigError("--key-bits: the job has no hetero_lr train step")
+    if bits < 2048:
+        print(FAST_KEY_BITS_WARNING.format(bits=bits), file=sys.stderr)
+    steps = job.steps.model_copy(update={"train": train.model_copy(
+        update={"params": {**train.params, "key_bits": bits}})})
+    return job.model_copy(update={"steps": steps})
 
 
 def _summary(outcome: object) -> dict[str, object]:
@@ -99,12 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=("auto", "submit", "embedded"), default="auto",
                      help="submit: hand the job to the guest's running `vfl serve`; embedded: run "
                           "the guest's service inside this command; auto: submit if it answers")
+    run.add_argument("--key-bits", type=int, default=None,
+                     help="Paillier key size of a hetero_lr job, overriding its params; 1024 makes "
+                          "a walkthrough ~4x faster but is NOT for production (default: the job's, 2048)")
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser("demo", help="bank + partner demo on ../shared/data (or a bundled data set)")
     demo.add_argument("--data-dir", type=Path, default=None, help="default: ../shared/data if present")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--key-bits", type=int, default=2048)
+    demo.add_argument("--key-bits", type=int, default=2048,
+                      help="Paillier key size; 1024 is quicker, NOT for production")
     demo.set_defaults(func=_cmd_demo)
 
     ev = sub.add_parser("evaluate", help="metrics + HTML report from a table of labels and scores")

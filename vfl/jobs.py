@@ -241,7 +241,7 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
         summary = score_batch(
             scorer, step.source, step.sink, id_column=dataset.spec.id_columns[0],
             chunk_rows=step.chunk_rows,
-            on_progress=lambda n, s: ctx.progress(s.rows, s.rows, chunks=n, rows_per_s=s.rows_per_second),
+            on_progress=lambda n, s: ctx.progress(s.rows, s.total or 0, unit="rows", chunks=n),
         )
     finally:
         scorer.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from vfl.config import JobConfig, PartyConfig, load_party_config
@@ -16,6 +17,7 @@ from vfl.parties.grpc_channel import Federation, connect_federation
 from vfl.parties.local import simulate
 from vfl.parties.runtime import PartyRuntime
 from vfl.parties.service import JobRuntime
+from vfl.progress import ProgressDisplay, ProgressStatus
 
 log = logging.getLogger("vfl.runner")
 
@@ -25,7 +27,11 @@ JOB_PROTOCOL = "job"
 def run_simulated(
     job: JobConfig, on_progress: Callable[[ProgressEvent], None] | None = None
 ) -> JobOutcome:
-    """Every party's role in its own thread, each with its own config and data."""
+    """Every party's role in its own thread, each with its own config and data.
+
+    `on_progress` gets every party's progress events; by default a `ProgressDisplay` shows
+    them on stderr (pass `vfl.progress.quiet` to show nothing).
+    """
     missing = {job.guest, *job.hosts} - set(job.parties)
     if missing:
         raise ConfigError(f"parties: no party config given for {sorted(missing)} (needed to simulate)")
@@ -38,10 +44,11 @@ def run_simulated(
     for host in job.hosts:
         roles[host] = (run_host, {"party": runtimes[host], "params": host_params})
     timeout = runtimes[job.guest].config.timeouts.message
-    results = simulate(
-        roles, job.roles, job_id=job.job_id, timeout=timeout,
-        executor=runtimes[job.guest].executor, on_progress=on_progress,
-    )
+    with _shown(on_progress) as show:
+        results = simulate(
+            roles, job.roles, job_id=job.job_id, timeout=timeout,
+            executor=runtimes[job.guest].executor, on_progress=show,
+        )
     outcome: JobOutcome = results[job.guest]
     return outcome
 
@@ -59,6 +66,8 @@ def run_federated(
     guest's role there; without, the guest's service runs embedded here for the job's
     duration and the role runs in this thread (progress events come straight through).
     ``None`` picks: submit if the service answers at ``party.listen``, else embedded.
+    `on_progress` as in `run_simulated` (submitted: the guest's service's latest event every
+    `poll` seconds).
     """
     if job.guest != party.name:
         raise ConfigError(f"job.guest is '{job.guest}' but the party config is '{party.name}'; "
@@ -70,28 +79,41 @@ def run_federated(
         submit = _service_answers(party)
         log.info("%s's service %s at %s: %s", party.name, "answers" if submit else "does not answer",
                  party.listen, "submitting the job to it" if submit else "running it embedded")
-    if submit:
-        return _submit(job, party, datasets, on_progress, poll)
-    with connect_federation(party) as fed:
-        assert fed.service is not None
-        with fed.job(job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets, on_progress) as ctx:
-            return run_guest(ctx, JobRuntime(fed.service.runtime, datasets[party.name]), job)
+    with _shown(on_progress) as show:
+        if submit:
+            return _submit(job, party, datasets, show, poll)
+        with connect_federation(party) as fed:
+            assert fed.service is not None
+            with fed.job(job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets, show) as ctx:
+                return run_guest(ctx, JobRuntime(fed.service.runtime, datasets[party.name]), job)
+
+
+@contextlib.contextmanager
+def _shown(on_progress: Callable[[ProgressEvent], None] | None) -> Iterator[Callable[[ProgressEvent], None]]:
+    """The caller's progress callback, or a display on stderr for the run's duration."""
+    if on_progress is not None:
+        yield on_progress
+        return
+    with ProgressDisplay() as display:
+        yield display
 
 
 def _submit(job: JobConfig, party: PartyConfig, datasets: dict[str, list[str]],
-            on_progress: Callable[[ProgressEvent], None] | None, poll: float) -> JobOutcome:
+            on_progress: Callable[[ProgressEvent], None], poll: float) -> JobOutcome:
     assert job.job_id is not None
     fed = Federation(party)
     try:
         fed.start_job(party.name, job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets)
-        last = ""
+        shown: list[ProgressEvent] = []
         while True:
             info = fed.job_status(party.name, job.job_id)
             if info.done:
                 break
-            if info.progress and info.progress != last and on_progress is not None:
-                on_progress(_service_progress(party.name, job.job_id, info.progress))
-                last = info.progress
+            events = ProgressStatus.parse(party.name, job.job_id, info.progress)
+            for event in events:
+                if event not in shown:  # the status repeats every step's latest event
+                    on_progress(event)
+            shown = events
             time.sleep(poll)
         result = info.raise_for_state().result
     finally:
@@ -99,16 +121,6 @@ def _submit(job: JobConfig, party: PartyConfig, datasets: dict[str, list[str]],
     if not isinstance(result, dict):
         raise PeerError(f"job '{job.job_id}' on '{party.name}' returned no outcome")
     return JobOutcome.from_summary(result)
-
-
-def _service_progress(party: str, job_id: str, progress: str) -> ProgressEvent:
-    """The service reports progress as 'step: done/total'; turn it back into an event."""
-    step, _, counts = progress.rpartition(": ")
-    done, _, total = counts.partition("/")
-    try:
-        return ProgressEvent(party, job_id, step, int(done), int(total), {})
-    except ValueError:
-        return ProgressEvent(party, job_id, progress, 0, 0, {})
 
 
 def _service_answers(party: PartyConfig) -> bool:

@@ -78,6 +78,7 @@ def test_every_party_reports_progress_per_epoch(caplog):
     events = []
     with caplog.at_level(logging.INFO, logger="vfl.party"):
         run_job(est, Xg, y, {"a": Xa, "b": Xb}, on_progress=events.append)
+    events = [e for e in events if e.info["unit"] == "epochs"]  # batches: the next test
     for party in ("bank", "a", "b"):
         mine = [e for e in events if e.party == party]
         assert [(e.done, e.total) for e in mine] == [(1, 3), (2, 3), (3, 3)], party
@@ -86,6 +87,17 @@ def test_every_party_reports_progress_per_epoch(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert sum("[a " in m and "hetero LR host [he] epoch" in m for m in lines) == 3
     assert sum("[bank " in m and "hetero LR [he] epoch" in m for m in lines) == 3
+
+
+def test_every_party_reports_each_batch_within_an_epoch():
+    (Xg, Xa, Xb), y = make_data(100, [2, 2, 1], seed=14)
+    est = HeteroLogisticRegression(epochs=2, batch_size=25, key_bits=KEY_BITS, tol=None)
+    events = []
+    run_job(est, Xg, y, {"a": Xa, "b": Xb}, on_progress=events.append)
+    for party in ("bank", "a", "b"):
+        batches = [(e.info["epoch"], e.info["epochs"], e.done, e.total) for e in events
+                   if e.party == party and e.info["unit"] == "batches"]
+        assert batches == [(epoch, 2, b, 4) for epoch in (1, 2) for b in range(5)], party
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])

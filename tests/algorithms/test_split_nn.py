@@ -149,6 +149,23 @@ def test_plain_mode_is_the_centralized_model(breast: dict[str, np.ndarray]) -> N
     assert roc_auc_score(breast["y"], p_fed) > 0.95
 
 
+def test_every_party_reports_each_batch_within_an_epoch(breast: dict[str, np.ndarray]) -> None:
+    gb, hb, top = _models(10, 20)
+    clf = SplitNNClassifier(gb, top, mode="plain", epochs=2, batch_size=200, optimizer_kwargs=ADAM)
+    host = SplitNNHost(hb, optimizer_kwargs=ADAM, allow_plain=True)
+    events: list[Any] = []
+    simulate({"bank": (clf.fit, {"X": breast["Xg"], "y": breast["y"]}),
+              "partner": (host.fit, {"X": breast["Xh"]})}, roles=ROLES, on_progress=events.append)
+    n = len(batches(len(breast["y"]), 200, 0, 0))  # 569 rows: 3 batches
+    for party in ("bank", "partner"):
+        got = [(e.info["epoch"], e.info["epochs"], e.done, e.total) for e in events
+               if e.party == party and e.info["unit"] == "batches"]
+        assert got == [(epoch, 2, b, n) for epoch in (1, 2) for b in range(n + 1)], party
+    epochs = [(e.done, e.total) for e in events if e.info["unit"] == "epochs"]
+    assert epochs == [(1, 2), (2, 2)]  # the guest's, with its loss
+    assert all("loss" in e.info for e in events if e.info["unit"] == "epochs")
+
+
 @pytest.mark.slow
 def test_fidelity_on_default_credit(credit: dict[str, np.ndarray]) -> None:
     """Acceptance: federated test AUC within 0.01 of the centralized twin (~0.77 here).

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from vfl.connectors import iter_table, open_writer, read_table, write_table
+from vfl.connectors.tables import count_rows
 from vfl.errors import DataError
 
 SINKS = ["csv", "parquet", "csv-dir", "parquet-dir", "sqlite", "mysql", "hdfs-csv",
@@ -49,6 +50,15 @@ def test_streaming_equals_reading_and_respects_chunk_size(credit, sink):
     assert [len(c) for c in chunks] == [7_000] * 4 + [2_000]
     assert all(list(c.columns) == ["x3", "id"] for c in chunks)
     pd.testing.assert_frame_equal(pd.concat(chunks), credit[["x3", "id"]], check_exact=True)
+
+
+def test_count_rows_where_the_source_tells_them_cheaply(mixed, sink):
+    write_table(mixed.iloc[:300], sink)
+    write_table(mixed.iloc[300:420], sink, mode="append")  # a second part file in directories
+    cheap = "parquet" in sink or sink.startswith(("sqlite", "mysql"))
+    assert count_rows(sink) == (420 if cheap else None)
+    if sink.startswith(("sqlite", "mysql")):
+        assert count_rows(sink.split("?")[0] + "?query=SELECT 1") is None
 
 
 def test_append_and_replace(mixed, sink):

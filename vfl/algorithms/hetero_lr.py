@@ -38,6 +38,7 @@ from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError
 from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties.context import Context
+from vfl.progress import REPEATS_PROGRESS
 
 HE, INSECURE = "he", "insecure_plaintext"
 MODES = (HE, INSECURE)
@@ -344,7 +345,8 @@ class HeteroLogisticRegression:
             t0 = time.perf_counter()
             ectx = ctx.child("epoch", epoch)
             before = state.w.copy()
-            for b, rows in enumerate(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch)):
+            for b, rows in ctx.each_batch(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch),
+                                          epoch, plan.epochs):
                 bctx = ectx.child("batch", b)
                 sb = s[rows] / s[rows].sum()
                 if keys is None:
@@ -357,9 +359,9 @@ class HeteroLogisticRegression:
             meta["history"].append(record)
             if ckpt is not None:
                 ckpt.save(epoch, state.arrays(), {**meta, "epoch": epoch, "plan": plan.fingerprint()})
-            ctx.progress(epoch + 1, plan.epochs, **record)
+            ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
             shown = " ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float))
-            ctx.log.info(f"hetero LR [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: {shown}")
+            ctx.log.info(f"hetero LR [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: {shown}", extra=REPEATS_PROGRESS)
             if record["stop"]:
                 break
 
@@ -510,7 +512,8 @@ def host_fit(
         t0 = time.perf_counter()
         ectx = ctx.child("epoch", epoch)
         before = state.w.copy()
-        for b, rows in enumerate(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch)):
+        for b, rows in ctx.each_batch(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch),
+                                      epoch, plan.epochs):
             bctx = ectx.child("batch", b)
             if keys is None:
                 g = host_batch_plaintext(bctx, Xh[rows], state.w)
@@ -530,8 +533,9 @@ def host_fit(
         if ckpt is not None:
             ckpt.save(epoch, state.arrays(), {"epoch": epoch, "plan": plan.fingerprint(), "best_epoch": best_epoch})
         seconds = time.perf_counter() - t0
-        ctx.progress(epoch + 1, plan.epochs, mode=plan.mode, seconds=seconds, converged=converged)
-        ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} done in {seconds:.1f}s")
+        ctx.progress(epoch + 1, plan.epochs, unit="epochs", mode=plan.mode, seconds=seconds, converged=converged)
+        ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} done in {seconds:.1f}s",
+                     extra=REPEATS_PROGRESS)
         if decision["stop"]:
             break
     if plan.early_stopping and best_epoch >= 0:

@@ -26,7 +26,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import sklearn
-import skops.io as sio
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
@@ -367,6 +366,8 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
     # --- persistence (local only: never sent to a peer) -------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write `preprocessor.skops` and `preprocessor.json` (config, schema, digest)."""
+        import skops.io as sio  # only where models are saved or loaded: slow to import
+
         check_is_fitted(self, "transformer_")
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -385,6 +386,8 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
     @classmethod
     def load(cls, directory: str | Path) -> PartyPreprocessor:
         """Read what `save` wrote; a tampered, foreign or corrupted file raises DataError."""
+        import skops.io as sio
+
         d = Path(directory)
         try:
             meta = json.loads((d / META_FILE).read_text())

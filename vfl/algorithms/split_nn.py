@@ -44,6 +44,7 @@ from vfl.algorithms.split_nn_plan import (
 from vfl.crypto import PaillierPublicKey, generate_keypair
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
+from vfl.progress import REPEATS_PROGRESS
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 METRICS = ("auc", "ks")
@@ -266,10 +267,9 @@ class SplitNNClassifier:
             ectx = ctx.child("epoch", epoch)
             losses = []
             rows_list = batches(len(Xg), plan.batch_size, plan.seed, epoch)
-            for b, rows in enumerate(rows_list):
+            for b, rows in ctx.each_batch(rows_list, epoch, plan.epochs):
                 losses.append(self._train_batch(ectx.child("batch", b), plan, Xg[rows], yv[rows],
                                                 opt, keys, layouts, widths, mask_rng))
-                ctx.progress(b + 1, len(rows_list), epoch=epoch)
             record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses)),
                       "seconds": time.perf_counter() - t0}
             if Xv is not None and yvv is not None:
@@ -291,8 +291,10 @@ class SplitNNClassifier:
                 ckpt.save(epoch + 1, {**self._state(opt), "history": history, "best": best,
                                       "best_score": float(best_score),
                                       "best_epoch": self.best_epoch_, "wait": wait})
+            ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
             ctx.log.info(f"split NN [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: " +
-                         ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+                         ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
+                         extra=REPEATS_PROGRESS)
             if stop:
                 break
         if best is not None:
@@ -540,7 +542,8 @@ class SplitNNHost:
         for epoch in range(start, plan.epochs):
             ectx = ctx.child("epoch", epoch)
             self.bottom_.train(True)
-            for b, rows in enumerate(batches(len(Xh), plan.batch_size, plan.seed, epoch)):
+            for b, rows in ctx.each_batch(batches(len(Xh), plan.batch_size, plan.seed, epoch),
+                                          epoch, plan.epochs):
                 bctx = ectx.child("batch", b)
                 A_t = self.bottom_(torch.from_numpy(Xh[rows]))
                 A = A_t.detach().double().numpy()

@@ -2,7 +2,7 @@
 
 The guest's hyper-parameters come from the job spec; the host's settings (its own bottom
 model, whether its policy allows insecure modes) come from its own party config, never from
-the guest.
+the guest. The split NN (and torch) is imported only when a job trains or serves one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vfl.algorithms import hetero_lr, split_nn
+from vfl.algorithms import hetero_lr
 from vfl.config import TrainStep
 from vfl.errors import ConfigError
 from vfl.parties.context import Context
@@ -47,6 +47,8 @@ class HostModel:
         if self.algorithm == "hetero_lr":
             hetero_lr.host_predict(ctx, X, self.part)
         elif self.algorithm == "split_nn":
+            from vfl.algorithms import split_nn
+
             split_nn.host_predict(ctx, X, self.part)
 
 
@@ -60,6 +62,8 @@ def guest_fit(
             raise ConfigError(f"steps.train.params: {exc}") from None
         return GuestModel(step.algorithm, estimator.fit(ctx, X, y))
     if step.algorithm == "split_nn":
+        from vfl.algorithms import split_nn
+
         nn_guest = split_nn.SplitNNClassifier.from_params(
             step.params, X.shape[1], checkpoint_dir=checkpoint_dir)
         return GuestModel(step.algorithm, nn_guest.fit(ctx, X, y))
@@ -76,6 +80,8 @@ def host_fit(
         )
         return HostModel(step.algorithm, part)
     if step.algorithm == "split_nn":
+        from vfl.algorithms import split_nn
+
         # the bottom model is the host's own (its party config), never the guest's choice
         nn_part = split_nn.host_fit(
             ctx, X, party.config.models.get("split_nn"),

@@ -169,6 +169,18 @@ def _rebatch(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.
         yield pa.Table.from_batches(pending)
 
 
+def count_file_rows(fs: FileSystem, loc: Location) -> int | None:
+    """Rows of a Parquet table from its footers; None for CSV (it would take a full read)."""
+    files, fmt = _parts(fs, loc)
+    if fmt != "parquet":
+        return None
+    total = 0
+    for path in files:
+        with fs.open_read(path) as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
 def iter_file_table(fs: FileSystem, loc: Location, chunk_rows: int,
                     columns: list[str] | None) -> Iterator[pd.DataFrame]:
     files, fmt = _parts(fs, loc)

@@ -165,6 +165,20 @@ def iter_sql_table(loc: Location, chunk_rows: int, columns: list[str] | None
         engine.dispose()
 
 
+def count_sql_rows(loc: Location) -> int | None:
+    """``COUNT(*)`` of a ``?table=``; None for a ``?query=`` (it would run the query twice)."""
+    if "table" not in loc.params:
+        return None
+    engine = engine_for(loc)
+    try:
+        with engine.connect() as conn:
+            statement, _ = _statement(conn, loc, None)
+            assert isinstance(statement, sa.Select)
+            return int(conn.execute(sa.select(sa.func.count()).select_from(statement.subquery())).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def read_sql_table(loc: Location, columns: list[str] | None) -> pd.DataFrame:
     chunks = list(iter_sql_table(loc, 1_000_000, columns))
     if len(chunks) == 1:

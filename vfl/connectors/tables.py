@@ -15,9 +15,9 @@ from typing import Any, Literal, Protocol
 import pandas as pd
 import requests
 
-from vfl.connectors.files import FileTableWriter, iter_file_table, read_file_table
+from vfl.connectors.files import FileTableWriter, count_file_rows, iter_file_table, read_file_table
 from vfl.connectors.filesystems import filesystem_for
-from vfl.connectors.sql import SqlTableWriter, iter_sql_table, read_sql_table
+from vfl.connectors.sql import SqlTableWriter, count_sql_rows, iter_sql_table, read_sql_table
 from vfl.connectors.uri import Location, parse_uri, scrub
 from vfl.errors import DataError
 
@@ -69,6 +69,16 @@ def iter_table(uri: str | os.PathLike[str], chunk_rows: int = 100_000,
             yield from iter_sql_table(loc, chunk_rows, columns)
         else:
             yield from iter_file_table(filesystem_for(loc), loc, chunk_rows, columns)
+
+
+def count_rows(uri: str | os.PathLike[str]) -> int | None:
+    """The table's row count when the source tells it cheaply (Parquet footers, a SQL table's
+    ``COUNT(*)``), else None (CSV, ``?query=``): what progress needs for an ETA."""
+    loc = parse_uri(uri)
+    with _errors(loc, "count the rows of"):
+        if loc.kind == "sql":
+            return count_sql_rows(loc)
+        return count_file_rows(filesystem_for(loc), loc)
 
 
 def read_table(uri: str | os.PathLike[str], columns: list[str] | None = None) -> pd.DataFrame:

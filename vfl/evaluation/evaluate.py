@@ -17,7 +17,6 @@ import pandas as pd
 
 from vfl.connectors import read_table, redact_uri
 from vfl.errors import DataError
-from vfl.evaluation import plots
 from vfl.evaluation.binary import binary_metrics, roc
 from vfl.evaluation.inputs import check_binary, check_scores, is_probability
 from vfl.evaluation.multiclass import multiclass_metrics
@@ -97,6 +96,8 @@ def _evaluate_binary(
     n_bins: int,
     title: str,
 ) -> dict[str, Any]:
+    from vfl.evaluation import plots  # matplotlib only when figures are drawn
+
     y, s, w = check_binary(y_true, scores, sample_weight)
     metrics = binary_metrics(y, s, sample_weight, threshold=threshold, n_bins=n_bins)
     curve = roc(y, s, w)
@@ -153,6 +154,8 @@ def _evaluate_multiclass(
     title: str,
     classes: Sequence[Any] | None,
 ) -> dict[str, Any]:
+    from vfl.evaluation import plots  # matplotlib only when figures are drawn
+
     metrics = multiclass_metrics(y_true, proba, classes=classes, sample_weight=sample_weight)
     figure = plots.plot_confusion(
         np.asarray(metrics["confusion_matrix"]), metrics["classes"], out / "confusion.png"

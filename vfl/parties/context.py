@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from vfl.errors import CodecError, PeerError, PeerTimeoutError, ProtocolError
 from vfl.parties import codec
@@ -20,6 +20,7 @@ GUEST = "guest"
 HOST = "host"
 ROLES = (GUEST, HOST)
 DEFAULT_TIMEOUT = 600.0
+T = TypeVar("T")
 
 
 class Channel(Protocol):
@@ -32,6 +33,8 @@ class Channel(Protocol):
 
 @dataclass(frozen=True)
 class ProgressEvent:
+    """`done` of `total` units of `step` at `party`; `info` holds the unit and figures to show."""
+
     party: str
     job_id: str
     step: str
@@ -150,6 +153,14 @@ class Context:
         """Report progress of the current step to whoever watches (CLI bar, job record)."""
         if self.on_progress is not None:
             self.on_progress(ProgressEvent(self.name, self.job_id, self.step, done, total, info))
+
+    def each_batch(self, batches: Sequence[T], epoch: int, epochs: int) -> Iterator[tuple[int, T]]:
+        """``enumerate(batches)`` of epoch `epoch` (0-based), reporting its start and every
+        finished batch."""
+        self.progress(0, len(batches), unit="batches", epoch=epoch + 1, epochs=epochs)
+        for b, batch in enumerate(batches):
+            yield b, batch
+            self.progress(b + 1, len(batches), unit="batches", epoch=epoch + 1, epochs=epochs)
 
 
 def new_job_id(prefix: str = "job") -> str:

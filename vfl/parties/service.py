@@ -43,6 +43,7 @@ from vfl.parties.mailbox import Mailbox
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
 from vfl.parties.runtime import PartyRuntime
+from vfl.progress import ProgressStatus
 
 log = logging.getLogger("vfl.service")
 
@@ -227,8 +228,10 @@ class PartyService:
         channel = GrpcChannel(self.name, job.job_id, job.mailbox, peers, job.cancelled,
                               self.config.timeouts.connect)
 
+        status = ProgressStatus()
+
         def progress(event: ProgressEvent) -> None:
-            job.progress = f"{event.step}: {event.done}/{event.total}"
+            job.progress = status.update(event)
             if on_progress is not None:
                 on_progress(event)
 

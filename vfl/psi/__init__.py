@@ -2,7 +2,6 @@
 
 from vfl.psi.artifact import artifact_id, load_alignment, save_alignment
 from vfl.psi.ecdh import PsiResult, align, guest, host
-from vfl.psi.progress import progress_bar
 
 __all__ = [
     "PsiResult",
@@ -11,6 +10,5 @@ __all__ = [
     "guest",
     "host",
     "load_alignment",
-    "progress_bar",
     "save_alignment",
 ]

@@ -7,6 +7,7 @@ dtype, an unseen category under `on_unknown: error`) is an error, never a silent
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,21 +16,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
 from vfl.algorithms.preprocessing import PartyPreprocessor
-from vfl.algorithms.split_nn_parts import SplitNNGuestPart, SplitNNHostPart
 from vfl.errors import DataError
 
 BUNDLE_FILE = "bundle.json"
 PART_DIR = "part"
 PREPROCESSING_DIR = "preprocessing"
 
-PART_TYPES: dict[tuple[str, str], Any] = {
-    ("hetero_lr", "host"): LRHostPart,
-    ("hetero_lr", "guest"): LRGuestPart,
-    ("split_nn", "host"): SplitNNHostPart,
-    ("split_nn", "guest"): SplitNNGuestPart,
+PART_TYPES: dict[tuple[str, str], tuple[str, str]] = {
+    ("hetero_lr", "host"): ("vfl.algorithms.lr_model", "LRHostPart"),
+    ("hetero_lr", "guest"): ("vfl.algorithms.lr_model", "LRGuestPart"),
+    ("split_nn", "host"): ("vfl.algorithms.split_nn_parts", "SplitNNHostPart"),
+    ("split_nn", "guest"): ("vfl.algorithms.split_nn_parts", "SplitNNGuestPart"),
 }
+"""(module, class) of each part type, imported on first load: torch only when a split NN is served."""
 
 
 @dataclass
@@ -69,9 +69,10 @@ class ModelBundle:
     def load(cls, directory: Path) -> ModelBundle:
         try:
             meta = json.loads((directory / BUNDLE_FILE).read_text())
-            part_type = PART_TYPES[(meta["algorithm"], meta["role"])]
+            module, name = PART_TYPES[(meta["algorithm"], meta["role"])]
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{directory}: not a model bundle ({type(exc).__name__}: {exc})") from None
+        part_type = getattr(importlib.import_module(module), name)
         pre = PartyPreprocessor.load(directory / PREPROCESSING_DIR) if meta["preprocessing"] else None
         return cls(meta["algorithm"], meta["role"], part_type.load(directory / PART_DIR),
                    list(meta["columns"]), pre)

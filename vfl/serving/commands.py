@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +73,18 @@ def cmd_models_action(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from vfl.config import load_party_config
+    from vfl.parties.context import ProgressEvent
+    from vfl.progress import console_display
     from vfl.serving.online import batch_score
 
     config = load_party_config(args.config)
+    with console_display() as show:
+        def progress(chunks: int, s: Any) -> None:
+            show(ProgressEvent(config.name, "", "score", s.rows, s.total or 0, {"unit": "rows", "chunks": chunks}))
 
-    def progress(chunks: int, s: Any) -> None:
-        print(f"[score] chunk {chunks}: {s.rows} rows, {s.scored} scored, "
-              f"{s.rows_per_second:,.0f} rows/s", file=sys.stderr, flush=True)
-
-    summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
-                          chunk_rows=args.chunk_rows, retries=args.retries, retry_delay=args.retry_delay,
-                          version=args.version,
-                          on_progress=progress)
+        summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
+                              chunk_rows=args.chunk_rows, retries=args.retries,
+                              retry_delay=args.retry_delay, version=args.version, on_progress=progress)
     print(json.dumps({"model_id": args.model, "rows": summary.rows, "scored": summary.scored,
                       "missing": summary.missing, "chunks": summary.chunks, "retries": summary.retries,
                       "seconds": round(summary.seconds, 3),

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from vfl.connectors import iter_table
 from vfl.connectors.sql import engine_for
-from vfl.connectors.tables import open_writer
+from vfl.connectors.tables import count_rows, open_writer
 from vfl.connectors.uri import parse_uri
 from vfl.errors import DataError, PeerError
 from vfl.serving.bundle import ModelBundle
@@ -156,6 +156,7 @@ class BatchSummary:
     chunks: int
     retries: int
     seconds: float
+    total: int | None = None  # the source's rows, when it tells them cheaply (for progress)
 
     @property
     def rows_per_second(self) -> float:
@@ -179,6 +180,7 @@ def score_batch(
     summary = BatchSummary(0, 0, {}, 0, 0, 0.0)
     guest_columns = scorer.bundle.columns
     staged = _SqlStaging(sink) if parse_uri(sink).kind == "sql" else None
+    summary.total = count_rows(source)
     try:
         with open_writer(staged.uri if staged else sink, mode="replace") as writer:
             for chunk in iter_table(source, chunk_rows=chunk_rows):
