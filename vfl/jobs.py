@@ -28,9 +28,10 @@ from vfl.parties import registry
 from vfl.parties.context import GUEST, Context
 from vfl.parties.runtime import PartyRuntime
 from vfl.psi import ecdh
+from vfl.serving.batch import score_batch
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
-from vfl.serving.scoring import GuestScorer, HostScorer, score_batch
+from vfl.serving.scoring import GuestScorer, HostScorer
 from vfl.serving.session import ContextHost, serve_partials
 
 TEST_SCORES = "test_scores.csv"
@@ -239,8 +240,8 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
     scorer = GuestScorer(bundle, hosts, _feature_source(dataset))
     try:
         summary = score_batch(
-            scorer, step.source, step.sink, id_column=dataset.spec.id_columns[0],
-            chunk_rows=step.chunk_rows,
+            scorer, step.source, step.sink, id_column=dataset.spec.id_columns[0], version=ctx.job_id,
+            chunk_rows=step.chunk_rows, duplicates=dataset.spec.duplicates,
             on_progress=lambda n, s: ctx.progress(s.rows, s.rows, chunks=n, rows_per_s=s.rows_per_second),
         )
     finally:

@@ -11,16 +11,23 @@ from typing import Any
 
 def add_commands(subparsers: Any) -> None:
     """Register the `score` and `models` subcommands on the `vfl` parser's subparsers."""
-    score = subparsers.add_parser("score", help="batch-score ids from a table (guest; hosts over mTLS)")
+    score = subparsers.add_parser(
+        "score", help="batch-score ids from a table (guest; hosts over mTLS); resumable by chunk",
+        description="A rerun with the same sink after an interruption (Ctrl-C, a failed host) "
+                    "scores only the chunks not yet scored.")
     score.add_argument("--config", type=Path, required=True, help="the guest's party YAML")
     score.add_argument("--model", required=True, help="model id")
     score.add_argument("--version", default=None, help="default: the production version")
     score.add_argument("--source", required=True, help="URI of the ids (and optionally guest features)")
-    score.add_argument("--sink", required=True, help="URI to write id, score, missing to (replaced)")
+    score.add_argument("--sink", required=True,
+                       help="URI to write id, score, missing, model_version, scored_at to (replaced "
+                            "once every chunk is scored)")
     score.add_argument("--id-column", default=None, help="default: the served dataset's id column")
     score.add_argument("--chunk-rows", type=int, default=50_000)
     score.add_argument("--retries", type=int, default=2, help="retries of a failed chunk")
     score.add_argument("--retry-delay", type=float, default=1.0, help="seconds before the first retry (doubling)")
+    score.add_argument("--restart", action="store_true",
+                       help="discard the saved progress of an interrupted run on this sink")
     score.set_defaults(func=cmd_score)
 
     models = subparsers.add_parser("models", help="list/show/promote/rollback/delete model versions")
@@ -77,17 +84,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     from vfl.serving.online import batch_score
 
     config = load_party_config(args.config)
+    done: list[Any] = []
 
     def progress(chunks: int, s: Any) -> None:
+        done[:] = [s]
         print(f"[score] chunk {chunks}: {s.rows} rows, {s.scored} scored, "
               f"{s.rows_per_second:,.0f} rows/s", file=sys.stderr, flush=True)
 
-    summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
-                          chunk_rows=args.chunk_rows, retries=args.retries, retry_delay=args.retry_delay,
-                          version=args.version,
-                          on_progress=progress)
+    try:
+        summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
+                              chunk_rows=args.chunk_rows, retries=args.retries,
+                              retry_delay=args.retry_delay, version=args.version,
+                              restart=args.restart, on_progress=progress)
+    except KeyboardInterrupt:
+        saved = f"{done[0].chunks} chunk(s) ({done[0].rows} rows) saved" if done else "nothing saved"
+        print(f"vfl score: interrupted; {saved}; the sink is unchanged. Rerun the same command "
+              "to continue", file=sys.stderr, flush=True)
+        return 130
+    if summary.duplicates_dropped:
+        print(f"[score] {summary.duplicates_dropped} repeated id(s) in the source scored once "
+              "(the dataset's duplicates: keep_first)", file=sys.stderr)
     print(json.dumps({"model_id": args.model, "rows": summary.rows, "scored": summary.scored,
-                      "missing": summary.missing, "chunks": summary.chunks, "retries": summary.retries,
-                      "seconds": round(summary.seconds, 3),
+                      "missing": summary.missing, "chunks": summary.chunks,
+                      "resumed_chunks": summary.resumed, "duplicates_dropped": summary.duplicates_dropped,
+                      "retries": summary.retries, "seconds": round(summary.seconds, 3),
                       "rows_per_second": round(summary.rows_per_second, 1)}))
     return 0
