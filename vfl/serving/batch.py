@@ -261,7 +261,7 @@ def _score_chunk(scorer: GuestScorer, chunk: pd.DataFrame, id_column: str, retri
         result = _with_retries(scorer, chunk[id_column], features, retries, delay, summary, where)
     except DataError as exc:
         bad = None if features is None else _first_bad_row(scorer, features)
-        row = "" if bad is None else f", row {first_row + bad} (id {chunk[id_column].iloc[bad]!r})"
+        row = "" if bad is None else f", row {first_row + bad} (id {chunk[id_column].tolist()[bad]!r})"
         raise DataError(f"{where}{row}: {exc}") from None
     return result.rename(columns={"id": id_column})
 
