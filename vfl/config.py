@@ -147,6 +147,8 @@ class TrainStep(_Strict):
 class EvaluateStep(_Strict):
     out_dir: Path = Path("runs")
     threshold: float = Field(0.5, gt=0, lt=1)
+    iv: bool = Field(True, description="each party's IV on the training rows (hosts' via encrypted labels)")
+    bootstrap: int = Field(200, ge=0, description="resamples for the AUC and KS confidence intervals (0: none)")
 
 
 class ExportStep(_Strict):

@@ -71,7 +71,8 @@ def plot_ks(curve: RocCurve, path: Path) -> Path:
         xlim=(0, 1),
         ylim=(0, 1.01),
     )
-    ax.legend(loc="lower right", fontsize="small")
+    # below the axes: inside, it covers the curves whatever the corner
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small", frameon=False)
     return _save(fig, path)
 
 
