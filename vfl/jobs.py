@@ -245,8 +245,9 @@ def _evaluate_guest(ctx: Context, job: JobConfig, model: training.GuestModel, da
         hosts = woe.guest(ev.child("iv"), y_train, key_bits=model.estimator.key_bits)
         explanations[f"IV of {ctx.name}'s features (training rows)"] = iv_table(
             woe.centralized(data.X.iloc[data.train], y_train).iv)
-        for host, found in hosts.items():
-            explanations[f"IV of {host}'s features (names stay with {host})"] = iv_table(found.iv)
+        for host, found in hosts.items():  # in the host's column order, under no name
+            anonymous = found.iv.set_axis([f"{host} #{i + 1}" for i in range(len(found.iv))])
+            explanations[f"IV of {host}'s features (names stay with {host})"] = iv_table(anonymous)
     names = pre.feature_names_out_ if pre is not None else [str(c) for c in data.X.columns]
     coefficients = coefficients_table(model.part, names)
     if coefficients is not None:

@@ -24,6 +24,7 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f0f0f0; }
+table.run td { text-align: left; }
 figure { display: inline-block; margin: 0.5em; }
 figure img { width: 600px; border: 1px solid #ddd; }
 #image-status.bad { color: #b00; font-weight: bold; }
@@ -66,7 +67,7 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _metrics_table(metrics: Mapping[str, Any]) -> str:
+def _metrics_table(metrics: Mapping[str, Any], css_class: str = "") -> str:
     rows = []
     for key, value in metrics.items():
         if isinstance(value, Mapping):
@@ -76,7 +77,8 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
         rows.append(
             f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_format(value))}</td></tr>"
         )
-    return "<table>" + "".join(rows) + "</table>"
+    opening = f"<table class='{css_class}'>" if css_class else "<table>"
+    return opening + "".join(rows) + "</table>"
 
 
 def _frame(frame: pd.DataFrame) -> str:
@@ -110,7 +112,7 @@ def write_report(
         *(f"<p>{html.escape(n)}</p>" for n in notes),
     ]
     if run:
-        parts += ["<h2 id='run'>Run</h2>", _metrics_table(run)]
+        parts += ["<h2 id='run'>Run</h2>", _metrics_table(run, "run")]
     parts += ["<h2 id='metrics'>Metrics</h2>", _metrics_table(metrics)]
     for name, frame in (summary_tables or {}).items():
         parts += [f"<h2>{html.escape(name)}</h2>", _frame(frame)]
