@@ -41,11 +41,12 @@ from vfl.connectors import write_table
 from vfl.crypto.tls import TlsFiles, create_ca, issue_party_cert
 from vfl.errors import VflError
 from vfl.runner import run_simulated
+from vfl.serving.batch import score_batch
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import ScoringClient
 from vfl.serving.features import source_for
 from vfl.serving.online import batch_score
-from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost, score_batch
+from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
 from vfl.serving.store import ModelStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -274,7 +275,7 @@ def main() -> None:
                                      chunk_rows=args.chunk_rows)
                 assert remote.rows == args.batch_rows and remote.scored == args.batch_rows, remote
                 local = score_batch(scorer, batch_source, str(root / "scores_local.parquet"),
-                                    id_column="id", chunk_rows=args.chunk_rows)
+                                    id_column="id", version="benchmark", chunk_rows=args.chunk_rows)
                 rounds.append({"grpc_p50_ms": grpc_lat["p50_ms"], "grpc_p99_ms": grpc_lat["p99_ms"],
                                "local_p50_ms": local_lat["p50_ms"], "local_p99_ms": local_lat["p99_ms"],
                                "concurrent_rps": round(rps, 1),

@@ -155,7 +155,7 @@ def test_online_scores_equal_the_trained_models_scores(mission, data):
 def test_both_parties_hold_the_same_production_version(mission):
     root, summary, _ = mission
     for party in ("bank", "partner"):
-        listing = vfl("models", "--config", f"{party}.yaml", "list", MODEL, cwd=root)
+        listing = vfl("models", "--config", f"{party}.yaml", "list", MODEL, "--json", cwd=root)
         records = [json.loads(line) for line in listing.splitlines()]
         assert [(r["version"], r["stage"]) for r in records if r["version"] == summary["job_id"]] \
             == [(summary["job_id"], "production")], listing

@@ -7,6 +7,8 @@ unknown to the other, 1024-bit keys: small and quick; the full-size run is test_
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -182,3 +184,46 @@ def test_a_failed_job_resubmitted_under_its_id_resumes_and_finishes(fed, served,
         assert "job 'resume-1' (job, role" in log and "accepted again (resuming)" in log
     assert "resuming hetero LR after epoch 5" in (fed.root / "bank" / "serve.log").read_text()
     assert len(read_table(str(fed.root / "resumed.parquet"))) == len(fed.guest)
+
+
+def test_the_jobs_report_has_what_a_risk_analyst_expects_in_chromium(fed, simulated, tmp_path):
+    from tests.evaluation.test_report import loaded_images, run_chromium
+
+    out = fed.root / "reports" / "sim-1"
+    page = out / "report.html"
+    figures = 8  # roc, ks, lift, gain, score distribution, calibration, psi train/test, psi scoring
+    assert loaded_images(tmp_path, page) == (figures, figures)
+    dom = run_chromium(tmp_path, page, "--dump-dom").stdout
+    for heading in ("Run", "Metrics", "Train vs test", "Cut-offs: configured, KS-optimal, base rate",
+                    "Population stability (training vs test scores)",
+                    "Population stability (training vs later scoring)",
+                    "IV of bank's features (training rows)",
+                    "IV of partner's features (names stay with partner)",
+                    "Coefficients of bank's features (after preprocessing)"):
+        assert f">{heading}</h2>" in dom, heading
+    assert "figures loaded" not in dom
+    metrics = json.loads((out / "metrics.json").read_text())
+    run = metrics["run"]
+    assert (run["model_id"], run["model_version"], run["job_id"], run["key_bits"]) == (MODEL, "sim-1", "sim-1", 1024)
+    assert run["parties"] == {"bank": "guest", "partner": "host"}
+    assert run["rows"]["intersection"] == simulated.intersection_size
+    assert {"psi", "preprocess", "train"} <= set(run["seconds"])
+    assert metrics["auc_ci95"][0] <= metrics["auc"] <= metrics["auc_ci95"][1]
+    assert metrics["ks_ci95"][0] <= metrics["ks"] <= metrics["ks_ci95"][1]
+    assert metrics["train"]["auc"] > 0.9 and 0 <= metrics["psi"] < 0.25 and metrics["psi_scoring"] >= 0
+    rows = {r["rule"]: r for r in metrics["tables"]["thresholds"]}
+    assert set(rows) == {"configured (0.5)", "KS-optimal", "base rate"}
+    assert rows["KS-optimal"]["recall"] - rows["KS-optimal"]["false_positive_rate"] == pytest.approx(metrics["ks"])
+    # rounded for reading; full precision in metrics.json
+    assert f"<td>{round(metrics['auc'], 4):g}</td>" in dom and repr(metrics["auc"]) not in dom
+    # each party sees its own features only: the partner's column names never reach the bank
+    partner_columns = [c for c in fed.host.columns if c != "id"]
+    anonymous = metrics["tables"]["IV of partner's features (names stay with partner)"]
+    assert sorted(r["feature"] for r in anonymous) == sorted(f"partner #{i + 1}" for i in range(len(partner_columns)))
+    assert not [c for c in partner_columns if f">{c}<" in dom]
+    assert any(f">{c}<" in dom for c in fed.guest.columns if c not in ("id", "y"))
+    own = read_table(str(fed.root / "partner" / "store" / "jobs" / "sim-1" / "evaluate" / "iv.csv"))
+    assert set(own["feature"]) == set(partner_columns) and own["iv"].notna().all()
+    shot = tmp_path / "report.png"
+    run_chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1200,4000")
+    assert shot.stat().st_size > 50_000

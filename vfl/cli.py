@@ -144,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VflError as exc:
         print(f"vfl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback
+        print(f"vfl {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -147,6 +147,8 @@ class TrainStep(_Strict):
 class EvaluateStep(_Strict):
     out_dir: Path = Path("runs")
     threshold: float = Field(0.5, gt=0, lt=1)
+    iv: bool = Field(True, description="each party's IV on the training rows (hosts' via encrypted labels)")
+    bootstrap: int = Field(200, ge=0, description="resamples for the AUC and KS confidence intervals (0: none)")
 
 
 class ExportStep(_Strict):
@@ -225,7 +227,9 @@ def parse(model: type[M], data: Any, source: str) -> M:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, skip: tuple[str, ...] = ()) -> Any:
+    """The YAML file's data with ``${NAME}`` expanded; top-level keys in `skip` are left out
+    (never expanded, so their environment variables need not be set)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -234,6 +238,8 @@ def read_yaml(path: Path) -> Any:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in skip}
     return _expand(data, str(path), "")
 
 
@@ -271,9 +277,12 @@ def _resolve_uri(base: Path, uri: str) -> str:
     return str((base / uri).resolve())
 
 
-def load_party_config(path: str | Path) -> PartyConfig:
+def load_party_config(path: str | Path, *, datasets: bool = True) -> PartyConfig:
+    """The party's config; ``datasets=False`` leaves out `datasets` and `preprocessing` (for
+    commands that only read the store or reach peers: no dataset credential is needed)."""
     path = Path(path)
-    config = parse(PartyConfig, read_yaml(path), str(path))
+    skip = () if datasets else ("datasets", "preprocessing")
+    config = parse(PartyConfig, read_yaml(path, skip), str(path))
     base = path.resolve().parent
     if config.tls is not None:
         config.tls = TlsConfig(

@@ -18,19 +18,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.algorithms import training
+from vfl.algorithms import training, woe
 from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.config import JobConfig, SplitStep, parse
-from vfl.connectors import Dataset, write_table
+from vfl.connectors import Dataset, read_table, write_table
 from vfl.errors import DataError, ProtocolError
 from vfl.evaluation import evaluate_scores
+from vfl.evaluation.explain import coefficients_table, iv_table
 from vfl.parties import registry
 from vfl.parties.context import GUEST, Context
 from vfl.parties.runtime import PartyRuntime
 from vfl.psi import ecdh
+from vfl.serving.batch import score_batch
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
-from vfl.serving.scoring import GuestScorer, HostScorer, score_batch
+from vfl.serving.scoring import GuestScorer, HostScorer
 from vfl.serving.session import ContextHost, serve_partials
 
 TEST_SCORES = "test_scores.csv"
@@ -135,14 +137,15 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
 
     metrics: dict[str, Any] = {}
     report = None
+    evaluation = None
     if steps.evaluate is not None and len(test):
         with timer("evaluate"):
-            scores = model.predict_proba(ctx.child("evaluate"), X_test)
+            evaluation = _evaluate_guest(ctx, job, model, data, X_train, X_test, pre)
             out_dir = steps.evaluate.out_dir / ctx.job_id
-            metrics = evaluate_scores(y[test], scores, out_dir, threshold=steps.evaluate.threshold,
-                                      title=f"{ctx.job_id}: {steps.train.algorithm}")
+            run = _run_metadata(ctx, job, dataset.n_rows, size, data, model, timer)
+            metrics = evaluation.write(out_dir, run)
             test_ids = _take(dataset.ids, rows).iloc[test].reset_index(drop=True)
-            write_table(test_ids.assign(y=y[test], score=scores), str(out_dir / TEST_SCORES))
+            write_table(test_ids.assign(y=y[test], score=evaluation.test_scores), str(out_dir / TEST_SCORES))
             report = str(out_dir / "report.html")
 
     bundle = ModelBundle(steps.train.algorithm, "guest", model.part, list(dataset.X.columns), pre)
@@ -155,6 +158,12 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
     if steps.score is not None:
         with timer("score"):
             scored = _score_guest(ctx.child("score"), party, job, bundle, dataset)
+    if evaluation is not None and (steps.export is not None or steps.score is not None):
+        # the report again, now with every step's duration and the later scores' stability
+        assert steps.evaluate is not None
+        later = read_table(steps.score.sink, columns=["score"])["score"].dropna() if steps.score else None
+        run = _run_metadata(ctx, job, dataset.n_rows, size, data, model, timer)
+        metrics = evaluation.write(steps.evaluate.out_dir / ctx.job_id, run, later)
     return JobOutcome(ctx.job_id, size, metrics, report, model_id, scored, timer.seconds)
 
 
@@ -183,7 +192,15 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
     model = training.host_fit(ctx.child("train"), steps.train, X_train, party,
                               party.job_dir(ctx.job_id, "train"))
     if steps.evaluate is not None and len(test):
-        model.predict(ctx.child("evaluate"), X_test)
+        step = ctx.child("evaluate")
+        if steps.evaluate.iv:  # this host's IV, by its own column names, stays here
+            own = woe.host(step.child("iv"), data.X.iloc[data.train])
+            if own.iv is not None:
+                path = party.job_dir(ctx.job_id, "evaluate") / "iv.csv"
+                write_table(iv_table(own.iv), str(path))
+                ctx.log.info("IV of this party's %d features: %s", len(own.iv), path)
+        model.predict(step.child("train"), X_train)
+        model.predict(step, X_test)
 
     bundle = ModelBundle(steps.train.algorithm, "host", model.part, list(dataset.X.columns), pre)
     if steps.export is not None:
@@ -192,6 +209,71 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
         scorer = HostScorer(bundle, _feature_source(dataset))
         serve_partials(ctx.child("score"), scorer)
     return {"intersection_size": len(X)}
+
+
+@dataclass
+class _Evaluation:
+    """The guest's scores of the training and test rows and what explains them."""
+
+    job: JobConfig
+    y_train: np.ndarray
+    y_test: np.ndarray
+    train_scores: np.ndarray
+    test_scores: np.ndarray
+    explanations: dict[str, pd.DataFrame]
+
+    def write(self, out_dir: Any, run: dict[str, Any], later: Any = None) -> dict[str, Any]:
+        """metrics.json, the figures and report.html in `out_dir`; returns the metrics."""
+        step = self.job.steps.evaluate
+        assert step is not None
+        return evaluate_scores(self.y_test, self.test_scores, out_dir, threshold=step.threshold,
+                               title=f"{run['job_id']}: {run['algorithm']}", train_labels=self.y_train,
+                               train_scores=self.train_scores, scoring_scores=later, run=run,
+                               explanations=self.explanations, n_bootstrap=step.bootstrap)
+
+
+def _evaluate_guest(ctx: Context, job: JobConfig, model: training.GuestModel, data: Aligned,
+                    X_train: np.ndarray, X_test: np.ndarray, pre: PartyPreprocessor | None) -> _Evaluation:
+    """Every host's IV (anonymous columns; with `iv`), then the joint scores of the training
+    rows and of the test rows; the guest's own coefficients and IV by name."""
+    step = job.steps.evaluate
+    assert step is not None and data.y is not None
+    ev = ctx.child("evaluate")
+    y_train = data.y[data.train]
+    explanations: dict[str, pd.DataFrame] = {}
+    if step.iv:
+        hosts = woe.guest(ev.child("iv"), y_train, key_bits=model.estimator.key_bits)
+        explanations[f"IV of {ctx.name}'s features (training rows)"] = iv_table(
+            woe.centralized(data.X.iloc[data.train], y_train).iv)
+        for host, found in hosts.items():  # in the host's column order, under no name
+            anonymous = found.iv.set_axis([f"{host} #{i + 1}" for i in range(len(found.iv))])
+            explanations[f"IV of {host}'s features (names stay with {host})"] = iv_table(anonymous)
+    names = pre.feature_names_out_ if pre is not None else [str(c) for c in data.X.columns]
+    coefficients = coefficients_table(model.part, names)
+    if coefficients is not None:
+        explanations[f"Coefficients of {ctx.name}'s features (after preprocessing)"] = coefficients
+    train_scores = model.predict_proba(ev.child("train"), X_train)
+    test_scores = model.predict_proba(ev, X_test)
+    return _Evaluation(job, y_train, data.y[data.test], train_scores, test_scores, explanations)
+
+
+def _run_metadata(ctx: Context, job: JobConfig, dataset_rows: int, intersection: int, data: Aligned,
+                  model: training.GuestModel, timer: _Timer) -> dict[str, Any]:
+    """What the report's Run section shows: ids, parties, sizes, algorithm, durations."""
+    export = job.steps.export
+    return {
+        "job_id": ctx.job_id,
+        "model_id": export.model_id if export else None,
+        "model_version": ctx.job_id if export else None,
+        "parties": job.roles,
+        "datasets": dict(job.datasets),
+        "rows": {f"{ctx.name} dataset": dataset_rows, "intersection": intersection,
+                 "train": len(data.train), "test": len(data.test)},
+        "algorithm": job.steps.train.algorithm,
+        "parameters": dict(job.steps.train.params) or "defaults",
+        "key_bits": model.estimator.key_bits,
+        "seconds": dict(timer.seconds),
+    }
 
 
 # --- the steps both sides share ----------------------------------------------------------
@@ -239,8 +321,8 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
     scorer = GuestScorer(bundle, hosts, _feature_source(dataset))
     try:
         summary = score_batch(
-            scorer, step.source, step.sink, id_column=dataset.spec.id_columns[0],
-            chunk_rows=step.chunk_rows,
+            scorer, step.source, step.sink, id_column=dataset.spec.id_columns[0], version=ctx.job_id,
+            chunk_rows=step.chunk_rows, duplicates=dataset.spec.duplicates,
             on_progress=lambda n, s: ctx.progress(s.rows, s.total or 0, unit="rows", chunks=n),
         )
     finally:

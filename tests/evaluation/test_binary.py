@@ -262,3 +262,23 @@ def test_fast_auc_ks_agrees_and_is_fast():
     assert auc == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
     assert ks == pytest.approx(ks_2samp(s[y == 1], s[y == 0]).statistic, abs=1e-12)
     assert elapsed < 2.0, f"fast_auc_ks took {elapsed:.2f}s on 200k rows"
+
+
+def test_bootstrap_ci_holds_the_estimate_is_seeded_and_narrows_with_more_rows():
+    from vfl.evaluation import roc_curve
+    from vfl.evaluation.binary import bootstrap_ci
+
+    rng = np.random.default_rng(4)
+
+    def sample(n):
+        y = (rng.random(n) < 0.3).astype(int)
+        return y, rng.normal(size=n) + 1.2 * y
+
+    y, s = sample(400)
+    ci = bootstrap_ci(y, s, n_resamples=300)
+    curve = roc_curve(y, s)
+    assert ci["auc"][0] < curve.auc < ci["auc"][1] and ci["ks"][0] < curve.ks < ci["ks"][1]
+    assert bootstrap_ci(y, s, n_resamples=300) == ci  # seeded
+    y_big, s_big = sample(8000)
+    big = bootstrap_ci(y_big, s_big, n_resamples=300)
+    assert big["auc"][1] - big["auc"][0] < (ci["auc"][1] - ci["auc"][0]) / 2

@@ -102,3 +102,31 @@ def test_write_report_without_figures(tmp_path):
     text = path.read_text()
     assert "<th>auc</th><td>0.5</td>" in text and "<th>note</th><td>n/a</td>" in text
     assert "<img" not in text
+
+
+def test_the_report_says_nothing_about_figures_unless_one_failed(report_dir, tmp_path):
+    def status(page: Path) -> str:
+        dom = run_chromium(tmp_path, page, "--dump-dom").stdout
+        found = re.search(r'<span id="image-status"[^>]*>([^<]*)</span>', dom)
+        assert found, dom[:500]
+        return found.group(1)
+
+    assert status(report_dir / "report.html") == ""
+    html = (report_dir / "report.html").read_text()
+    page = tmp_path / "broken.html"
+    page.write_text(re.sub(r"base64,[A-Za-z0-9+/=]{100}", "base64,AAAABBBBCCCC", html, count=1))
+    assert status(page) == f"1 of {FIGURES} figures failed to load"
+
+
+def test_the_ks_legend_does_not_cover_the_curves():
+    from vfl.evaluation import roc_curve
+    from vfl.evaluation.plots import ks_figure
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(500) < 0.4).astype(int)
+    fig = ks_figure(roc_curve(y, rng.normal(size=500) + y))
+    fig.canvas.draw()
+    [ax] = fig.axes
+    legend, plot_area = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.y1 < plot_area.y0  # entirely below the plotting area
+    assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)  # not cut off

@@ -151,3 +151,19 @@ def test_psi_rejects_bad_input():
         psi([0.1, 0.2], [])
     with pytest.raises(DataError, match="epsilon"):
         psi([0.1, 0.2], [0.1], epsilon=0)
+
+
+def test_threshold_table_puts_the_configured_ks_optimal_and_base_rate_cuts_side_by_side():
+    from vfl.evaluation import roc_curve, threshold_metrics
+    from vfl.evaluation.tables import threshold_table
+
+    rng = np.random.default_rng(2)
+    y = (rng.random(2000) < 0.2).astype(int)
+    s = 1 / (1 + np.exp(-(rng.normal(size=2000) - 1 + 1.5 * y)))
+    table = threshold_table(y, s, threshold=0.4).set_index("rule")
+    assert list(table.index) == ["configured (0.4)", "KS-optimal", "base rate"]
+    at = threshold_metrics(y, s, 0.4)
+    assert table.loc["configured (0.4)", "precision"] == at["precision"]
+    ks = table.loc["KS-optimal"]
+    assert ks["recall"] - ks["false_positive_rate"] == pytest.approx(roc_curve(y, s).ks)
+    assert table.loc["base rate", "predicted_positive"] == pytest.approx(y.mean(), abs=1e-3)

@@ -117,7 +117,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
                              "categorical": ["region"]}},
         preprocessing={"credit": _preprocessing(HOST_FEATURES[:3], ["region"])},
         serving={"models": {MODEL: {"dataset": "credit"}}},
-        policy={"allow": [{"peers": ["bank"], "protocols": ["job", "inference"], "datasets": ["credit"]}]},
+        policy={"allow": [{"peers": ["bank"], "protocols": ["job", "inference", "promote"],
+                           "datasets": ["credit"]}]},
     )
     job = JobConfig.model_validate({
         "guest": "bank", "hosts": ["partner"], "datasets": {"bank": "credit", "partner": "credit"},

@@ -20,7 +20,7 @@ RETRAINED = "retrain-2"
 
 
 def _models(trained, capsys, party: str, *args: str) -> tuple[int, list, str]:
-    code = main(["models", "--config", str(trained.config_path(party)), *args])
+    code = main(["models", "--config", str(trained.config_path(party)), *args, "--json"])
     out, err = capsys.readouterr()
     try:
         records = [json.loads(out)]  # one (possibly indented) object

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from tests.serving.conftest import HOST_TIMEOUT, MODEL, N_ROWS, check_batch_scores
 from vfl.connectors import read_table, write_table
 from vfl.errors import DataError, PeerTimeoutError
+from vfl.serving.batch import BatchSummary
 from vfl.serving.client import GrpcHost
 from vfl.serving.online import batch_score, load_guest_model
-from vfl.serving.scoring import BatchSummary
 from vfl.serving.store import ModelStore
 
 CHUNK = 64

@@ -233,3 +233,31 @@ def binary_metrics(
         "log_loss": log_loss(y, s, w) if proba else None,
         "brier": brier_score(y, s, w) if proba else None,
     }
+
+
+def bootstrap_ci(
+    y_true: Any, scores: Any, sample_weight: Any = None, n_resamples: int = 200,
+    level: float = 0.95, seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap confidence intervals of AUC and KS: ``{"auc": (lo, hi), "ks": ...}``.
+
+    Rows are drawn with replacement `n_resamples` times (weights travel with their rows); a
+    resample holding one class only is drawn again. Seeded: the same data give the same
+    interval.
+    """
+    if not 0 < level < 1 or n_resamples < 10:
+        raise DataError(f"bootstrap needs 0 < level < 1 and >= 10 resamples, got {level}, {n_resamples}")
+    y, s, w = check_binary(y_true, scores, sample_weight)
+    rng = np.random.default_rng(seed)
+    aucs: list[float] = []
+    kss: list[float] = []
+    while len(aucs) < n_resamples:
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() == y[rows].max():
+            continue
+        curve = roc(y[rows], s[rows], w[rows])
+        aucs.append(curve.auc)
+        kss.append(curve.ks)
+    tail = (1 - level) / 2 * 100
+    return {name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+            for name, v in (("auc", aucs), ("ks", kss))}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +18,24 @@ import pandas as pd
 
 from vfl.connectors import read_table, redact_uri
 from vfl.errors import DataError
-from vfl.evaluation.binary import binary_metrics, roc
+from vfl.evaluation.binary import binary_metrics, bootstrap_ci, roc
 from vfl.evaluation.inputs import check_binary, check_scores, is_probability
 from vfl.evaluation.multiclass import multiclass_metrics
 from vfl.evaluation.report import write_report
-from vfl.evaluation.tables import calibration_table, lift_table, psi_table
+from vfl.evaluation.tables import calibration_table, lift_table, psi_table, threshold_table
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 TABLE_HEADINGS = {
+    "train_vs_test": "Train vs test",
+    "thresholds": "Cut-offs: configured, KS-optimal, base rate",
     "lift": "Lift and gain by score band (1 = highest scores)",
     "calibration": "Calibration",
     "psi": "Population stability (reference vs current)",
+    "psi_scoring": "Population stability (training vs later scoring)",
 }
+SUMMARY_TABLES = ("train_vs_test", "thresholds")  # shown before the figures
+COMPARED = ("n_rows", "positive_rate", "auc", "gini", "ks", "log_loss", "brier")
 
 
 def _json_safe(value: Any) -> Any:
@@ -60,14 +66,26 @@ def evaluate_scores(
     n_bins: int = 10,
     title: str = "Model evaluation",
     classes: Sequence[Any] | None = None,
+    train_labels: Any = None,
+    train_scores: Any = None,
+    scoring_scores: Any = None,
+    run: Mapping[str, Any] | None = None,
+    explanations: Mapping[str, pd.DataFrame] | None = None,
+    n_bootstrap: int = 200,
 ) -> dict[str, Any]:
     """Evaluate scores against labels; write metrics.json, PNG figures and report.html to out_dir.
 
     `scores` is one score per row (binary; an (n, 2) probability matrix uses column 1) or an
     (n, k > 2) probability matrix (multi-class, `classes` names its columns).
     `reference_scores` (e.g. the training sample's scores, or last month's) adds the PSI of
-    `scores` against it. Returns the dict written to metrics.json: the scalar metrics at top
-    level, binned tables under "tables", written files under "files".
+    `scores` against it. Binary scores also get: bootstrap confidence intervals of AUC and KS
+    (`n_bootstrap` resamples, 0 for none) and the metrics at three cut-offs. With
+    `train_labels` and `train_scores`: train vs test metrics, and the training scores are the
+    PSI reference unless `reference_scores` is given; `scoring_scores` (a later batch
+    scoring) adds its PSI against the training scores. `run` (the job's metadata) opens the
+    report; `explanations` (named tables: the guest's coefficients, IV) close it.
+    Returns the dict written to metrics.json: the scalar metrics at top level, binned tables
+    under "tables", written files under "files".
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,9 +95,11 @@ def evaluate_scores(
     else:
         if matrix.ndim == 2 and matrix.shape[1] == 2:
             scores = matrix[:, 1]
+        extras = _Extras(train_labels, train_scores, scoring_scores, run or {}, explanations or {},
+                         n_bootstrap)
         result = _evaluate_binary(
             y_true, scores, out, sample_weight, reference_scores, reference_weight,
-            threshold, n_bins, title,
+            threshold, n_bins, title, extras,
         )  # fmt: skip
     (out / METRICS_FILE).write_text(json.dumps(_json_safe(result), indent=2), encoding="utf-8")
     return result
@@ -95,14 +115,31 @@ def _evaluate_binary(
     threshold: float,
     n_bins: int,
     title: str,
+    extras: _Extras,
 ) -> dict[str, Any]:
     from vfl.evaluation import plots  # matplotlib only when figures are drawn
 
     y, s, w = check_binary(y_true, scores, sample_weight)
     metrics = binary_metrics(y, s, sample_weight, threshold=threshold, n_bins=n_bins)
+    if extras.n_bootstrap:
+        ci = bootstrap_ci(y, s, w, n_resamples=extras.n_bootstrap)
+        metrics["auc_ci95"], metrics["ks_ci95"] = list(ci["auc"]), list(ci["ks"])
     curve = roc(y, s, w)
     lift = lift_table(y, s, n_bins=n_bins, sample_weight=w)
-    tables = {"lift": lift}
+    tables: dict[str, pd.DataFrame] = {}
+    train_metrics, from_train = None, False
+    if extras.train_scores is not None:
+        y_train, s_train, _ = check_binary(extras.train_labels, extras.train_scores)
+        train_metrics = binary_metrics(y_train, s_train, threshold=threshold, n_bins=n_bins)
+        tables["train_vs_test"] = pd.DataFrame(
+            [{"metric": k, "train": train_metrics[k], "test": metrics[k],
+              "test - train": None if train_metrics[k] is None or metrics[k] is None
+              else metrics[k] - train_metrics[k]} for k in COMPARED])
+        from_train = reference_scores is None
+        if from_train:
+            reference_scores = s_train
+    tables["thresholds"] = threshold_table(y, s, threshold, w)
+    tables["lift"] = lift
     figures = [
         ("ROC curve", plots.plot_roc(curve, out / "roc.png")),
         ("KS curve", plots.plot_ks(curve, out / "ks.png")),
@@ -131,19 +168,46 @@ def _evaluate_binary(
         metrics["psi"] = float(stability["psi"].sum())
         tables["psi"] = stability
         figures.append(("Population stability", plots.plot_psi(stability, out / "psi.png")))
+    if extras.scoring_scores is not None and extras.train_scores is not None:
+        later = psi_table(extras.train_scores, check_scores(extras.scoring_scores), n_bins=n_bins)
+        metrics["psi_scoring"] = float(later["psi"].sum())
+        tables["psi_scoring"] = later
+        figures.append(("Population stability: training vs later scoring",
+                        plots.plot_psi(later, out / "psi_scoring.png")))
     notes.append(
         "ks: exact max(TPR - FPR) over all thresholds; "
         f"ks_binned: SecretFlow-style, {n_bins} equal-frequency bins; ks_fate: FATE 1.x, 100 rank cuts."
     )
-    headed = {TABLE_HEADINGS[name]: frame for name, frame in tables.items()}
-    write_report(out / REPORT_FILE, title, metrics, figures, headed, notes)
+    headings = dict(TABLE_HEADINGS)
+    if from_train:
+        headings["psi"] = "Population stability (training vs test scores)"
+    summary = {headings[n]: tables[n] for n in SUMMARY_TABLES if n in tables}
+    headed = {headings[n]: frame for n, frame in tables.items() if n not in SUMMARY_TABLES}
+    headed.update(extras.explanations)
+    write_report(out / REPORT_FILE, title, metrics, figures, headed, notes, run=extras.run,
+                 summary_tables=summary)
     return {
         "task": "binary",
         "title": title,
         **metrics,
-        "tables": {name: _records(frame) for name, frame in tables.items()},
+        **({"train": train_metrics} if train_metrics is not None else {}),
+        **({"run": dict(extras.run)} if extras.run else {}),
+        "tables": {name: _records(frame) for name, frame in
+                   [*tables.items(), *extras.explanations.items()]},
         "files": {"report": REPORT_FILE, "figures": [p.name for _, p in figures]},
     }
+
+
+@dataclass
+class _Extras:
+    """What a job adds to a binary evaluation (see `evaluate_scores`)."""
+
+    train_labels: Any
+    train_scores: Any
+    scoring_scores: Any
+    run: Mapping[str, Any]
+    explanations: Mapping[str, pd.DataFrame]
+    n_bootstrap: int
 
 
 def _evaluate_multiclass(

@@ -50,6 +50,11 @@ def plot_roc(curve: RocCurve, path: Path) -> Path:
 
 def plot_ks(curve: RocCurve, path: Path) -> Path:
     """TPR and FPR against the share of the population predicted positive."""
+    return _save(ks_figure(curve), path)
+
+
+def ks_figure(curve: RocCurve) -> Figure:
+    """The KS figure, its legend below the axes (inside, it covers the curves in any corner)."""
     fig, ax = _new()
     x = curve.population_share
     i = int(np.argmax(curve.ks_curve))
@@ -71,8 +76,8 @@ def plot_ks(curve: RocCurve, path: Path) -> Path:
         xlim=(0, 1),
         ylim=(0, 1.01),
     )
-    ax.legend(loc="lower right", fontsize="small")
-    return _save(fig, path)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small", frameon=False)
+    return fig
 
 
 def plot_lift(table: pd.DataFrame, path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Binned views of a score: lift/gain by score bands, calibration, population stability.
+"""Binned views of a score: lift/gain by score bands, calibration, population stability,
+and the metrics at three cut-offs.
 
 All return pandas DataFrames (one row per bin) so they print, plot and serialize alike.
 """
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from vfl.errors import DataError
+from vfl.evaluation.binary import roc, threshold_metrics
 from vfl.evaluation.inputs import check_binary, check_scores, check_weights, is_probability
 
 PSI_EPSILON = 1e-4
@@ -172,3 +174,33 @@ def psi(
     """Population stability index (see `psi_table`). Rule of thumb: < 0.1 stable, > 0.25 shifted."""
     table = psi_table(reference, current, n_bins, reference_weight, current_weight, epsilon)
     return float(table["psi"].sum())
+
+
+def threshold_table(
+    y_true: Any, scores: Any, threshold: float = 0.5, sample_weight: Any = None
+) -> pd.DataFrame:
+    """Three cut-offs side by side, each 'predicted positive = score >= threshold':
+
+    the configured `threshold`; the KS-optimal one (where TPR - FPR is largest); and the
+    base-rate one (the score quantile that predicts as many positives as there are, by weight).
+    Columns: rule, threshold, predicted_positive (share of the population), precision, recall,
+    false_positive_rate, f1, accuracy.
+    """
+    y, s, w = check_binary(y_true, scores, sample_weight)
+    base_rate = float(w[y == 1].sum() / w.sum())
+    cuts = [
+        (f"configured ({threshold:g})", float(threshold)),
+        ("KS-optimal", roc(y, s, w).ks_threshold),
+        ("base rate", float(_weighted_quantiles(s, w, np.array([1 - base_rate]))[0])),
+    ]
+    rows = []
+    for rule, cut in cuts:
+        m = threshold_metrics(y, s, cut, w)
+        cm = m["confusion_matrix"]
+        rows.append({
+            "rule": rule, "threshold": cut, "predicted_positive": float(w[s >= cut].sum() / w.sum()),
+            "precision": m["precision"], "recall": m["recall"],
+            "false_positive_rate": cm["fp"] / (cm["fp"] + cm["tn"]) if cm["fp"] + cm["tn"] else 0.0,
+            "f1": m["f1"], "accuracy": m["accuracy"],
+        })
+    return pd.DataFrame(rows)

@@ -4,70 +4,123 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 
 def add_commands(subparsers: Any) -> None:
     """Register the `score` and `models` subcommands on the `vfl` parser's subparsers."""
-    score = subparsers.add_parser("score", help="batch-score ids from a table (guest; hosts over mTLS)")
+    score = subparsers.add_parser(
+        "score", help="batch-score ids from a table (guest; hosts over mTLS); resumable by chunk",
+        description="A rerun with the same sink after an interruption (Ctrl-C, a failed host) "
+                    "scores only the chunks not yet scored.")
     score.add_argument("--config", type=Path, required=True, help="the guest's party YAML")
     score.add_argument("--model", required=True, help="model id")
     score.add_argument("--version", default=None, help="default: the production version")
     score.add_argument("--source", required=True, help="URI of the ids (and optionally guest features)")
-    score.add_argument("--sink", required=True, help="URI to write id, score, missing to (replaced)")
+    score.add_argument("--sink", required=True,
+                       help="URI to write id, score, missing, model_version, scored_at to (replaced "
+                            "once every chunk is scored)")
     score.add_argument("--id-column", default=None, help="default: the served dataset's id column")
     score.add_argument("--chunk-rows", type=int, default=50_000)
     score.add_argument("--retries", type=int, default=2, help="retries of a failed chunk")
     score.add_argument("--retry-delay", type=float, default=1.0, help="seconds before the first retry (doubling)")
+    score.add_argument("--restart", action="store_true",
+                       help="discard the saved progress of an interrupted run on this sink")
     score.set_defaults(func=cmd_score)
 
-    models = subparsers.add_parser("models", help="list/show/promote/rollback/delete model versions")
+    models = subparsers.add_parser(
+        "models", help="list/show/promote/rollback/delete model versions",
+        description="This party's model store (no dataset is opened). promote and rollback "
+                    "with --federated, run on the guest, move every party of the model together.")
     models.add_argument("--config", type=Path, required=True, help="the party's YAML")
     actions = models.add_subparsers(dest="models_command", required=True)
     ls = actions.add_parser("list", help="every version of every model (or of one)")
     ls.add_argument("model_id", nargs="?")
     ls.set_defaults(func=cmd_models_list)
+    chosen = [ls]
     for name, help_text in (("show", "one version's record (default: production)"),
                             ("promote", "serve this version"), ("delete", "delete a non-production version")):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("model_id")
         action.add_argument("version", nargs="?" if name == "show" else None)
         action.set_defaults(func=cmd_models_action, action=name)
+        chosen.append(action)
     rollback = actions.add_parser("rollback", help="serve again the previous production version")
     rollback.add_argument("model_id")
     rollback.set_defaults(func=cmd_models_action, action="rollback", version=None)
+    chosen.append(rollback)
+    for action in chosen:
+        action.add_argument("--json", action="store_true", help="JSON instead of a table")
+        if action.prog.split()[-1] in ("promote", "rollback"):
+            action.add_argument("--federated", action="store_true",
+                                help="on the guest: move every party of the model together "
+                                     "(each host's policy must allow protocol 'promote')")
+
+
+LIST_COLUMNS = ["model_id", "version", "stage", "role", "kind", "peers", "created_at", "promoted_at",
+                "auc", "ks"]
+
+
+def _config(config_path: Path) -> Any:
+    from vfl.config import load_party_config
+
+    return load_party_config(config_path, datasets=False)  # the store only: no dataset credentials
 
 
 def _store(config_path: Path) -> Any:
-    from vfl.config import load_party_config
     from vfl.serving.store import ModelStore
 
-    config = load_party_config(config_path)
-    return ModelStore.of(config)
+    return ModelStore.of(_config(config_path))
+
+
+def _shown(record: Any) -> dict[str, Any]:
+    from vfl.cli_output import iso
+
+    return {**record.summary(), "created_at": iso(record.created_at), "promoted_at": iso(record.promoted_at)}
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    for record in _store(args.config).list(args.model_id):
-        print(json.dumps(record.summary()))
+    from vfl.cli_output import print_records
+
+    print_records([_shown(r) for r in _store(args.config).list(args.model_id)], LIST_COLUMNS, args.json)
     return 0
 
 
 def cmd_models_action(args: argparse.Namespace) -> int:
+    from vfl.cli_output import print_record, print_records
+
+    if getattr(args, "federated", False):
+        return _federated(args)
     store = _store(args.config)
     if args.action == "show":
         record = store.get(args.model_id, args.version)
-        print(json.dumps({**record.summary(), "party": record.party, "digest": record.digest,
-                          "metrics": record.metrics,
-                          "promoted_at": record.promoted_at.isoformat() if record.promoted_at else None},
-                         indent=2))
+        print_record({**_shown(record), "party": record.party, "digest": record.digest,
+                      "metrics": record.metrics}, args.json)
     elif args.action == "promote":
-        print(json.dumps(store.promote(args.model_id, args.version).summary()))
+        print_records([_shown(store.promote(args.model_id, args.version))], LIST_COLUMNS, args.json)
     elif args.action == "rollback":
-        print(json.dumps(store.rollback(args.model_id).summary()))
+        print_records([_shown(store.rollback(args.model_id))], LIST_COLUMNS, args.json)
     else:
         store.delete(args.model_id, args.version)
-        print(json.dumps({"deleted": {"model_id": args.model_id, "version": args.version}}))
+        print_record({"deleted": {"model_id": args.model_id, "version": args.version}}, args.json)
+    return 0
+
+
+def _federated(args: argparse.Namespace) -> int:
+    """promote/rollback --federated: every party of the model moves (see vfl.serving.stages)."""
+    import dataclasses
+
+    from vfl.cli_output import print_records
+    from vfl.serving.stages import move_all
+
+    moved = move_all(_config(args.config), args.model_id, args.action, args.version)
+    if not moved:
+        print(f"vfl models rollback: warning: model '{args.model_id}' has no earlier production "
+              "version to roll back to; nothing changed", file=sys.stderr)
+        return 1
+    print_records([dataclasses.asdict(m) for m in moved], ["party", "role", "previous", "version"], args.json)
     return 0
 
 
@@ -78,15 +131,28 @@ def cmd_score(args: argparse.Namespace) -> int:
     from vfl.serving.online import batch_score
 
     config = load_party_config(args.config)
+    done: list[Any] = []
     with console_display() as show:
         def progress(chunks: int, s: Any) -> None:
+            done[:] = [s]
             show(ProgressEvent(config.name, "", "score", s.rows, s.total or 0, {"unit": "rows", "chunks": chunks}))
 
-        summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
-                              chunk_rows=args.chunk_rows, retries=args.retries,
-                              retry_delay=args.retry_delay, version=args.version, on_progress=progress)
+        try:
+            summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
+                                  chunk_rows=args.chunk_rows, retries=args.retries,
+                                  retry_delay=args.retry_delay, version=args.version,
+                                  restart=args.restart, on_progress=progress)
+        except KeyboardInterrupt:
+            saved = f"{done[0].chunks} chunk(s) ({done[0].rows} rows) saved" if done else "nothing saved"
+            print(f"vfl score: interrupted; {saved}; the sink is unchanged. Rerun the same command "
+                  "to continue", file=sys.stderr, flush=True)
+            return 130
+    if summary.duplicates_dropped:
+        print(f"[score] {summary.duplicates_dropped} repeated id(s) in the source scored once "
+              "(the dataset's duplicates: keep_first)", file=sys.stderr)
     print(json.dumps({"model_id": args.model, "rows": summary.rows, "scored": summary.scored,
-                      "missing": summary.missing, "chunks": summary.chunks, "retries": summary.retries,
-                      "seconds": round(summary.seconds, 3),
+                      "missing": summary.missing, "chunks": summary.chunks,
+                      "resumed_chunks": summary.resumed, "duplicates_dropped": summary.duplicates_dropped,
+                      "retries": summary.retries, "seconds": round(summary.seconds, 3),
                       "rows_per_second": round(summary.rows_per_second, 1)}))
     return 0

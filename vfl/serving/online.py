@@ -15,13 +15,16 @@ from typing import Any
 
 from vfl.config import PartyConfig
 from vfl.errors import ConfigError, DataError, PeerError
+from vfl.serving.batch import BatchSummary, score_batch
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import GrpcHost
 from vfl.serving.features import source_for
-from vfl.serving.scoring import BatchSummary, GuestScorer, score_batch
+from vfl.serving.scoring import GuestScorer
 from vfl.serving.store import ModelRecord, ModelStore
 
 log = logging.getLogger("vfl.serving")
+
+BATCH_PROGRESS = "batch"  # folder of the store where interrupted batch runs keep their progress
 
 
 def feature_source(config: PartyConfig, model_id: str) -> Any:
@@ -99,18 +102,27 @@ def check_counterpart(me: str, record: ModelRecord, host: GrpcHost) -> None:
 def batch_score(
     config: PartyConfig, model_id: str, source: str, sink: str, *, id_column: str | None = None,
     chunk_rows: int = 50_000, retries: int = 2, retry_delay: float = 1.0, version: str | None = None,
-    on_progress: Callable[[int, BatchSummary], None] | None = None,
+    restart: bool = False, on_progress: Callable[[int, BatchSummary], None] | None = None,
 ) -> BatchSummary:
     """`vfl score` from Python: ids (and guest features, if the source has them) in chunks from
-    any connector, every host over its service, id + score + missing to any sink (replaced)."""
+    any connector, every host over its service, id + score + missing + model version + scoring
+    time to any sink (replaced once every chunk is scored).
+
+    Resumable: the progress of each sink is kept in the party's store (``<store>/batch``), so
+    a rerun after an interruption scores only the chunks not yet scored (`restart` discards
+    it). Repeated ids follow the served dataset's ``duplicates:`` setting.
+    """
     store = ModelStore.of(config)
     model = load_guest_model(config, store, model_id, version)
+    served = config.serving.models.get(model_id)
+    spec = config.datasets.get(served.dataset) if served else None
     if id_column is None:
-        served = config.serving.models.get(model_id)
-        spec = config.datasets.get(served.dataset) if served else None
         id_column = spec.id_columns[0] if spec is not None else "id"
     try:
-        return score_batch(model.scorer, source, sink, id_column=id_column, chunk_rows=chunk_rows,
-                           retries=retries, retry_delay=retry_delay, on_progress=on_progress)
+        return score_batch(model.scorer, source, sink, id_column=id_column, version=model.version,
+                           chunk_rows=chunk_rows, retries=retries, retry_delay=retry_delay,
+                           duplicates=spec.duplicates if spec is not None else "error",
+                           progress_root=config.store.path / BATCH_PROGRESS, restart=restart,
+                           on_progress=on_progress)
     finally:
         model.close()

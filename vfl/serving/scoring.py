@@ -3,27 +3,21 @@
 The host answers "your part for these ids" (`HostScorer.partials`) with a flag per id it could
 not find; the guest asks every host in parallel, adds its own part and returns one row per id:
 the score, or no score and the names of the hosts that lacked the id. Nothing is ever scored
-from made-up values. The same path serves one online request and every chunk of a batch job.
+from made-up values. The same path serves one online request and every chunk of a batch job
+(`vfl.serving.batch`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
-from vfl.connectors import iter_table
-from vfl.connectors.sql import engine_for
-from vfl.connectors.tables import count_rows, open_writer
-from vfl.connectors.uri import parse_uri
 from vfl.errors import DataError, PeerError
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import FeatureSource
@@ -146,123 +140,3 @@ def _ask(host: HostClient, ids: pd.Series) -> Partials:
         raise PeerError(f"host '{host.name}' answered {answer.values.shape} partials "
                         f"for {int(answer.found.sum())} found ids")
     return answer
-
-
-@dataclass
-class BatchSummary:
-    rows: int
-    scored: int
-    missing: dict[str, int]
-    chunks: int
-    retries: int
-    seconds: float
-    total: int | None = None  # the source's rows, when it tells them cheaply (for progress)
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds else float("inf")
-
-
-def score_batch(
-    scorer: GuestScorer, source: str, sink: str, *, id_column: str, chunk_rows: int = 50_000,
-    retries: int = 2, retry_delay: float = 1.0,
-    on_progress: Callable[[int, BatchSummary], None] | None = None,
-) -> BatchSummary:
-    """Score every id of `source` in chunks and write id + score + missing to `sink`.
-
-    The sink is replaced as a whole, so a rerun never duplicates rows, and only once every
-    chunk is written: a job that fails leaves the previous sink as it was (files are written
-    beside the target and renamed, SQL tables under a staging name and swapped in). A chunk
-    that fails is retried `retries` times, `retry_delay` seconds apart (doubling), so a host
-    that restarts or a network blip does not cost the whole job.
-    """
-    start = time.perf_counter()
-    summary = BatchSummary(0, 0, {}, 0, 0, 0.0)
-    guest_columns = scorer.bundle.columns
-    staged = _SqlStaging(sink) if parse_uri(sink).kind == "sql" else None
-    summary.total = count_rows(source)
-    try:
-        with open_writer(staged.uri if staged else sink, mode="replace") as writer:
-            for chunk in iter_table(source, chunk_rows=chunk_rows):
-                if id_column not in chunk.columns:
-                    raise DataError(f"batch source has no id column '{id_column}' (columns: {list(chunk.columns)})")
-                has_features = all(c in chunk.columns for c in guest_columns)
-                features = chunk[guest_columns] if has_features else None
-                result = _with_retries(scorer, chunk[id_column], features, retries, retry_delay, summary)
-                result = result.rename(columns={"id": id_column})
-                writer.write(result)
-                summary.rows += len(result)
-                summary.scored += int(result["score"].notna().sum())
-                for names in result["missing"]:
-                    for name in filter(None, names.split(",")):
-                        summary.missing[name] = summary.missing.get(name, 0) + 1
-                summary.chunks += 1
-                summary.seconds = time.perf_counter() - start
-                if on_progress is not None:
-                    on_progress(summary.chunks, summary)
-        if staged is not None:
-            staged.swap()
-    except BaseException:
-        if staged is not None:
-            staged.discard()
-        raise
-    summary.seconds = time.perf_counter() - start
-    return summary
-
-
-def _with_retries(scorer: GuestScorer, ids: pd.Series, features: pd.DataFrame | None, retries: int,
-                  delay: float, summary: BatchSummary) -> pd.DataFrame:
-    for attempt in range(retries + 1):
-        try:
-            return scorer.score(ids, features)
-        except (PeerError, TimeoutError, ConnectionError) as exc:
-            if attempt == retries:
-                raise
-            summary.retries += 1
-            log.warning("chunk %d failed (%s); retry %d of %d in %.1fs", summary.chunks, exc,
-                        attempt + 1, retries, delay * 2 ** attempt)
-            time.sleep(delay * 2 ** attempt)
-    raise AssertionError("unreachable")
-
-
-class _SqlStaging:
-    """A SQL sink `?table=T` written as `T__vfl_staging`, swapped in when the job succeeds."""
-
-    SUFFIX = "__vfl_staging"
-
-    def __init__(self, sink: str) -> None:
-        self.loc = parse_uri(sink)
-        if "table" not in self.loc.params:
-            raise DataError(f"{self.loc.redacted}: a SQL sink needs ?table=NAME")
-        self.table = self.loc.params["table"]
-        self.staging = self.table + self.SUFFIX
-        base, _, query = sink.partition("?")  # (urlunsplit would turn sqlite:/// into sqlite://)
-        params = [(k, self.staging if k == "table" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        self.uri = f"{base}?{urlencode(params)}"
-
-    def _name(self, conn: sa.Connection, table: str, qualified: bool = True) -> str:
-        quote = conn.dialect.identifier_preparer
-        schema = self.loc.params.get("schema")
-        name = quote.quote(table)
-        return f"{quote.quote_schema(schema)}.{name}" if schema and qualified else name
-
-    def swap(self) -> None:
-        engine = engine_for(self.loc)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._name(conn, self.table)}"))
-                # MySQL names the target with its schema; SQLite and PostgreSQL keep the source's
-                target = self._name(conn, self.table, qualified=conn.dialect.name == "mysql")
-                conn.execute(sa.text(f"ALTER TABLE {self._name(conn, self.staging)} RENAME TO {target}"))
-        finally:
-            engine.dispose()
-
-    def discard(self) -> None:
-        engine = engine_for(self.loc)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._name(conn, self.staging)}"))
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("could not drop the staging table of %s: %s", self.loc.redacted, type(exc).__name__)
-        finally:
-            engine.dispose()

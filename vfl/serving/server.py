@@ -34,6 +34,7 @@ import pandas as pd
 from vfl.config import PartyConfig
 from vfl.errors import ConfigError, DataError, PeerError, PolicyError, ProtocolError, VflError
 from vfl.parties.grpc_channel import ERROR_KIND
+from vfl.serving import stages
 from vfl.serving.audit import AuditLog, Metrics
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.online import GuestModel, feature_source, load_guest_model
@@ -109,19 +110,20 @@ class Serving:
         return record
 
     # --- host side ----------------------------------------------------------------------
-    def check_peer(self, peer: str, model_id: str) -> str:
-        """The dataset this host serves `model_id` from, if its policy lets `peer` ask for it."""
+    def check_peer(self, peer: str, model_id: str, protocol: str = INFERENCE) -> str:
+        """The dataset this host serves `model_id` from, if its policy lets `peer` ask for it
+        (`protocol`: "inference" for partial results, "promote" to move its version)."""
         served = self.config.serving.models.get(model_id)
         if served is None:
             raise PolicyError(f"'{self.name}' serves no model '{model_id}' (serving.models: "
                               f"{sorted(self.config.serving.models)})")
         allowed = any(
-            _match(rule.peers, peer) and _match(rule.protocols, INFERENCE) and _match(rule.datasets, served.dataset)
+            _match(rule.peers, peer) and _match(rule.protocols, protocol) and _match(rule.datasets, served.dataset)
             for rule in self.config.policy.allow
         )
         if not allowed:
             raise PolicyError(f"policy of '{self.name}' does not allow peer '{peer}' protocol "
-                              f"'{INFERENCE}' on dataset '{served.dataset}'")
+                              f"'{protocol}' on dataset '{served.dataset}'")
         return served.dataset
 
     def host_record(self, peer: str, model_id: str) -> ModelRecord:
@@ -331,6 +333,28 @@ class InferenceServicer(spb_grpc.InferenceServicer):
             _abort(context, exc)
 
 
+class ModelsServicer(spb_grpc.ModelsServicer):
+    """Host side of a federated promote/rollback: the guest asks, this party's policy decides."""
+
+    def __init__(self, serving: Serving, insecure: bool) -> None:
+        self.serving, self.insecure = serving, insecure
+
+    def Stage(self, request: spb.StageRequest, context: grpc.ServicerContext) -> spb.StageReply:
+        peer = _identity(context, self.insecure, request.sender)
+        try:
+            if peer not in self.serving.config.peers:
+                raise PolicyError(f"'{peer}' is not a configured peer of '{self.serving.name}'")
+            self.serving.check_peer(peer, request.model_id, stages.PROMOTE)
+            previous, version = stages.stage_here(self.serving.store, request.model_id, request.action,
+                                                  request.version, peer=peer, dry_run=request.dry_run)
+        except VflError as exc:
+            _abort(context, exc)
+        if not request.dry_run:
+            log.info("%s: model '%s' %s by '%s': version '%s' (was '%s')", self.serving.name,
+                     request.model_id, request.action, peer, version, previous)
+        return spb.StageReply(party=self.serving.name, previous=previous or "", version=version)
+
+
 class ScoringServicer(spb_grpc.ScoringServicer):
     """Guest side: an application (any certificate of the federation's CA) asks for scores."""
 
@@ -370,6 +394,7 @@ def attach(service: PartyService, server: grpc.Server) -> Serving:
     serving = Serving(service.config)
     spb_grpc.add_InferenceServicer_to_server(InferenceServicer(serving, service.insecure), server)
     spb_grpc.add_ScoringServicer_to_server(ScoringServicer(serving, service.insecure), server)
+    spb_grpc.add_ModelsServicer_to_server(ModelsServicer(serving, service.insecure), server)
     serving.start_http()
     threading.Thread(target=serving.warm, name=f"vfl-{serving.name}-warm", daemon=True).start()
     return serving

@@ -76,6 +76,7 @@ class ModelRecord:
             "model_id": self.model_id, "version": self.version, "role": self.role,
             "kind": self.kind, "stage": self.stage, "peers": self.peers,
             "created_at": self.created_at.isoformat(),
+            "promoted_at": self.promoted_at.isoformat() if self.promoted_at else None,
             "auc": self.metrics.get("auc"), "ks": self.metrics.get("ks"),
         }
 
@@ -139,14 +140,23 @@ class ModelStore:
             ).values(stage="production", promoted_at=now))
         return self.get(model_id, version)
 
-    def rollback(self, model_id: str) -> ModelRecord:
-        """Serve again the version that was in production before the current one."""
+    def previous(self, model_id: str) -> ModelRecord | None:
+        """The version a rollback serves: the latest earlier production one (None if none)."""
+        current = self._find(model_id, None)
+        earlier = [r for r in self.list(model_id) if r.stage == "archived" and r.promoted_at is not None
+                   and (current is None or r.version != current.version)]
+        return max(earlier, key=lambda r: r.promoted_at or r.created_at) if earlier else None
+
+    def rollback(self, model_id: str, version: str | None = None) -> ModelRecord:
+        """Serve again the version that was in production before the current one (or
+        `version`, when every party of a federated rollback moves to the guest's previous
+        one); the current version goes back to staged."""
         current = self.get(model_id)
-        earlier = [r for r in self.list(model_id)
-                   if r.stage == "archived" and r.promoted_at is not None and r.version != current.version]
-        if not earlier:
+        previous = self.previous(model_id) if version is None else self.get(model_id, version)
+        if previous is None:
             raise DataError(f"model '{model_id}' has no earlier production version to roll back to")
-        previous = max(earlier, key=lambda r: r.promoted_at or r.created_at)
+        if previous.version == current.version:
+            raise DataError(f"model '{model_id}' version '{version}' is already in production")
         with self._engine.begin() as conn:
             conn.execute(update(_models).where(
                 (_models.c.model_id == model_id) & (_models.c.version == current.version)

@@ -96,3 +96,27 @@ class ScoreReply(_message.Message):
     missing: _containers.RepeatedScalarFieldContainer[str]
     host_errors: _containers.ScalarMap[str, str]
     def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[str] = ..., scores: _Optional[_Iterable[float]] = ..., missing: _Optional[_Iterable[str]] = ..., host_errors: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StageRequest(_message.Message):
+    __slots__ = ("sender", "model_id", "action", "version", "dry_run")
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    sender: str
+    model_id: str
+    action: str
+    version: str
+    dry_run: bool
+    def __init__(self, sender: _Optional[str] = ..., model_id: _Optional[str] = ..., action: _Optional[str] = ..., version: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class StageReply(_message.Message):
+    __slots__ = ("party", "previous", "version")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    party: str
+    previous: str
+    version: str
+    def __init__(self, party: _Optional[str] = ..., previous: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...

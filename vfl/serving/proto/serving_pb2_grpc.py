@@ -140,6 +140,78 @@ class Inference:
             _registered_method=True)
 
 
+class ModelsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Stage = channel.unary_unary(
+                '/vfl.serving.v1.Models/Stage',
+                request_serializer=vfl_dot_serving_dot_proto_dot_serving__pb2.StageRequest.SerializeToString,
+                response_deserializer=vfl_dot_serving_dot_proto_dot_serving__pb2.StageReply.FromString,
+                _registered_method=True)
+
+
+class ModelsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Stage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ModelsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Stage': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stage,
+                    request_deserializer=vfl_dot_serving_dot_proto_dot_serving__pb2.StageRequest.FromString,
+                    response_serializer=vfl_dot_serving_dot_proto_dot_serving__pb2.StageReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vfl.serving.v1.Models', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vfl.serving.v1.Models', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Models:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Stage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vfl.serving.v1.Models/Stage',
+            vfl_dot_serving_dot_proto_dot_serving__pb2.StageRequest.SerializeToString,
+            vfl_dot_serving_dot_proto_dot_serving__pb2.StageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class ScoringStub:
     """Missing associated documentation comment in .proto file."""
 
