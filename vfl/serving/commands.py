@@ -132,21 +132,22 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     config = load_party_config(args.config)
     done: list[Any] = []
-    with console_display() as show:
-        def progress(chunks: int, s: Any) -> None:
-            done[:] = [s]
-            show(ProgressEvent(config.name, "", "score", s.rows, s.total or 0, {"unit": "rows", "chunks": chunks}))
+    try:
+        with console_display() as show:  # closed (its last line printed) before the interrupt note
+            def progress(chunks: int, s: Any) -> None:
+                done[:] = [s]
+                show(ProgressEvent(config.name, "", "score", s.rows, s.total or 0,
+                                   {"unit": "rows", "chunks": chunks}))
 
-        try:
             summary = batch_score(config, args.model, args.source, args.sink, id_column=args.id_column,
                                   chunk_rows=args.chunk_rows, retries=args.retries,
                                   retry_delay=args.retry_delay, version=args.version,
                                   restart=args.restart, on_progress=progress)
-        except KeyboardInterrupt:
-            saved = f"{done[0].chunks} chunk(s) ({done[0].rows} rows) saved" if done else "nothing saved"
-            print(f"vfl score: interrupted; {saved}; the sink is unchanged. Rerun the same command "
-                  "to continue", file=sys.stderr, flush=True)
-            return 130
+    except KeyboardInterrupt:
+        saved = f"{done[0].chunks} chunk(s) ({done[0].rows} rows) saved" if done else "nothing saved"
+        print(f"vfl score: interrupted; {saved}; the sink is unchanged. Rerun the same command "
+              "to continue", file=sys.stderr, flush=True)
+        return 130
     if summary.duplicates_dropped:
         print(f"[score] {summary.duplicates_dropped} repeated id(s) in the source scored once "
               "(the dataset's duplicates: keep_first)", file=sys.stderr)
