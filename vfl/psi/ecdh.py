@@ -323,7 +323,8 @@ def _obey(verdict: Any, ctx: Context, peer: str | None) -> None:
 
 def _empty(ctx: Context, detail: str) -> DataError:
     return DataError(f"{ctx.name}: PSI intersection is empty at step '{ctx.step}' ({detail}); "
-                     "check that all parties use the same id columns and types (int 1 and str '1' differ)")
+                     "check that all parties use the same id columns and types (int 1 and str '1' differ; "
+                     "CSV ids are read as text unless the dataset declares id_types)")
 
 
 def _check_chunk(chunk: int) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfl.config import PartyConfig
+from vfl.connectors.dataset import id_types
 from vfl.errors import ConfigError, DataError, PeerError
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import GrpcHost
@@ -105,12 +106,14 @@ def batch_score(
     any connector, every host over its service, id + score + missing to any sink (replaced)."""
     store = ModelStore.of(config)
     model = load_guest_model(config, store, model_id, version)
+    served = config.serving.models.get(model_id)
+    spec = config.datasets.get(served.dataset) if served else None
     if id_column is None:
-        served = config.serving.models.get(model_id)
-        spec = config.datasets.get(served.dataset) if served else None
         id_column = spec.id_columns[0] if spec is not None else "id"
+    id_type = id_types(spec).get(id_column) if spec is not None else None
     try:
         return score_batch(model.scorer, source, sink, id_column=id_column, chunk_rows=chunk_rows,
+                           id_type=id_type,
                            retries=retries, retry_delay=retry_delay, on_progress=on_progress)
     finally:
         model.close()

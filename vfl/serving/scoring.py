@@ -164,7 +164,7 @@ class BatchSummary:
 
 def score_batch(
     scorer: GuestScorer, source: str, sink: str, *, id_column: str, chunk_rows: int = 50_000,
-    retries: int = 2, retry_delay: float = 1.0,
+    id_type: str | None = None, retries: int = 2, retry_delay: float = 1.0,
     on_progress: Callable[[int, BatchSummary], None] | None = None,
 ) -> BatchSummary:
     """Score every id of `source` in chunks and write id + score + missing to `sink`.
@@ -173,7 +173,8 @@ def score_batch(
     chunk is written: a job that fails leaves the previous sink as it was (files are written
     beside the target and renamed, SQL tables under a staging name and swapped in). A chunk
     that fails is retried `retries` times, `retry_delay` seconds apart (doubling), so a host
-    that restarts or a network blip does not cost the whole job.
+    that restarts or a network blip does not cost the whole job. `id_type` ('str' or 'int')
+    reads the ids as the model's dataset declares them (see `vfl.connectors.dataset.id_types`).
     """
     start = time.perf_counter()
     summary = BatchSummary(0, 0, {}, 0, 0, 0.0)
@@ -181,7 +182,8 @@ def score_batch(
     staged = _SqlStaging(sink) if parse_uri(sink).kind == "sql" else None
     try:
         with open_writer(staged.uri if staged else sink, mode="replace") as writer:
-            for chunk in iter_table(source, chunk_rows=chunk_rows):
+            types = {id_column: id_type} if id_type else None
+            for chunk in iter_table(source, chunk_rows=chunk_rows, types=types):
                 if id_column not in chunk.columns:
                     raise DataError(f"batch source has no id column '{id_column}' (columns: {list(chunk.columns)})")
                 has_features = all(c in chunk.columns for c in guest_columns)
