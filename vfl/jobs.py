@@ -119,7 +119,8 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
     rows, size = None, dataset.n_rows
     if steps.psi is not None:
         with timer("psi"):
-            result = ecdh.guest(ctx.child("psi"), dataset.ids, cardinality_only=steps.psi.cardinality_only)
+            result = ecdh.guest(ctx.child("psi"), dataset.ids, cardinality_only=steps.psi.cardinality_only,
+                                normalize_ids=_normalization(dataset), warn_ratio=steps.psi.warn_ratio)
         if result.cardinality_only:
             return JobOutcome(ctx.job_id, result.size, {}, None, None, None, timer.seconds)
         rows, size = result.rows, result.size
@@ -173,7 +174,7 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
 
     rows = None
     if steps.psi is not None:
-        result = ecdh.host(ctx.child("psi"), dataset.ids,
+        result = ecdh.host(ctx.child("psi"), dataset.ids, normalize_ids=_normalization(dataset),
                            min_intersection=party.config.policy.min_intersection)
         if result.cardinality_only:
             return {"intersection_size": result.size}
@@ -198,6 +199,12 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
 
 
 # --- the steps both sides share ----------------------------------------------------------
+
+
+def _normalization(dataset: Dataset) -> dict[str, Any] | None:
+    """The dataset's id normalisation for PSI (the same on every party, or PSI refuses)."""
+    norm = dataset.spec.id_normalize
+    return None if norm is None else norm.model_dump()
 
 
 def _pipeline(party: PartyRuntime, job: JobConfig) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vfl.connectors.tables import is_text_table, read_table
 from vfl.connectors.uri import parse_uri, redact_uri
@@ -25,6 +25,16 @@ from vfl.errors import DataError
 log = logging.getLogger(__name__)
 
 EXAMPLES = 5
+
+
+class IdNormalization(BaseModel):
+    """How PSI spells text ids before matching them (both parties must set the same)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strip: bool = False
+    lower: bool = False
+    zero_pad: int = Field(0, ge=0, le=64, description="left-pad with zeros to this width; 0: off")
 
 
 class DatasetSpec(BaseModel):
@@ -37,6 +47,7 @@ class DatasetSpec(BaseModel):
     ``nan`` decides whether missing feature values are accepted (imputed later by
     preprocessing); ``inf`` whether infinite ones are. Ids and the label may never be missing.
     The label must hold 0 and 1, or two values one of which is ``positive_label``.
+    ``id_normalize`` ({strip, lower, zero_pad}) is how PSI spells text ids before matching.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -48,6 +59,7 @@ class DatasetSpec(BaseModel):
     label: str | None = None
     positive_label: str | int | bool | None = None
     na_values: list[str] = [""]
+    id_normalize: IdNormalization | None = None
     categorical: list[str] = []
     duplicates: Literal["error", "keep_first"] = "error"
     nan: Literal["error", "allow"] = "allow"
