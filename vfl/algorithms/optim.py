@@ -146,7 +146,7 @@ FEW_BATCHES = 4  # fewer gradient steps per epoch than this underfit small data
 
 def auto_batch_size(n_rows: int) -> int:
     """The batch size when none is given: about AUTO_BATCHES steps per epoch, within
-    AUTO_BATCH_ROWS (800 rows: 64 rows per batch, 12 steps; 30,000 rows: 1,024 rows, 29)."""
+    AUTO_BATCH_ROWS (800 rows: 64 rows per batch, 13 steps; 30,000 rows: 1,024 rows, 29)."""
     low, high = AUTO_BATCH_ROWS
     return int(min(high, max(low, -(-n_rows // AUTO_BATCHES))))
 
