@@ -129,3 +129,18 @@ def test_an_unknown_key_anywhere_suggests_the_closest(fed):
         fed({"psi": {"cardinaltiy_only": True}})
     with pytest.raises(ConfigError, match=r"job\.yaml: steps\.spilt: .*did you mean 'split'\?"):
         fed({"spilt": {}})
+
+
+def test_id_normalisation_from_both_dataset_configs_reaches_psi(fed, tmp_path):
+    bank = pd.read_parquet(tmp_path / "bank.parquet")
+    partner = pd.read_parquet(tmp_path / "partner.parquet")
+    bank["id"] = [f"Cust-{i:04d}" for i in bank["id"]]
+    partner["id"] = [f" CUST-{i:04d} " if i % 2 else f"cust-{i:04d}" for i in partner["id"]]
+    write_table(bank, str(tmp_path / "bank.parquet"))
+    write_table(partner, str(tmp_path / "partner.parquet"))
+    norm = {"strip": True, "lower": True}
+    steps, error = run_recording(fed({}, id_normalize=norm))  # the bank's only: refused
+    assert "id normalisation differs" in str(error)
+    fed.partner["datasets"]["credit"]["id_normalize"] = norm
+    (tmp_path / "partner.yaml").write_text(yaml.safe_dump(fed.partner))
+    assert run_simulated(fed({}, id_normalize=norm)).intersection_size == N

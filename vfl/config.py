@@ -185,7 +185,8 @@ class ScoreStep(_Strict):
 
 
 class JobSteps(_Strict):
-    """The pipeline, always run in this order; leave a step out to skip it."""
+    """The pipeline, always run in this order; leave a step out to skip it
+    (preprocessing excepted: it is skipped by `preprocess: false`; left out, it runs)."""
 
     psi: PsiStep | None = PsiStep()
     split: SplitStep | None = SplitStep()
