@@ -4,7 +4,11 @@ each party's configured preprocessing runs unless the job says `preprocess: fals
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +21,7 @@ from vfl.errors import ConfigError, DataError
 from vfl.runner import run_simulated
 
 N = 300
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -144,3 +149,36 @@ def test_id_normalisation_from_both_dataset_configs_reaches_psi(fed, tmp_path):
     fed.partner["datasets"]["credit"]["id_normalize"] = norm
     (tmp_path / "partner.yaml").write_text(yaml.safe_dump(fed.partner))
     assert run_simulated(fed({}, id_normalize=norm)).intersection_size == N
+
+
+POOL_PROBE = """
+import time
+
+import psutil
+from vfl.config import load_job_config
+from vfl.errors import DataError
+from vfl.runner import run_simulated
+
+try:
+    run_simulated(load_job_config("job.yaml"))
+except DataError:
+    pass  # the bank's labels fail at load: no PSI, no crypto
+me, workers, deadline = psutil.Process(), [], time.monotonic() + 60
+while len(workers) < 2 and time.monotonic() < deadline:  # the fork server's children
+    workers = [p for p in me.children(recursive=True) if p.ppid() != me.pid]
+    time.sleep(0.1)
+print(len(workers))
+"""
+
+
+def test_a_simulation_starts_the_pool_while_the_parties_load_data(fed, tmp_path):
+    frame = pd.read_parquet(tmp_path / "bank.parquet")
+    frame["y"] = frame["y"] + 1  # {1, 2}: fails when the bank's data loads
+    write_table(frame, str(tmp_path / "bank.parquet"))
+    fed({})
+    (tmp_path / "probe.py").write_text(POOL_PROBE)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VFL_WORKERS": "2"}
+    done = subprocess.run([sys.executable, "probe.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "2"  # both workers started although no step used them yet
