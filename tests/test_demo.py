@@ -38,3 +38,11 @@ def test_demo_without_shared_data_runs_on_bundled_data(tmp_path, monkeypatch):
     assert summary["data"].startswith("scikit-learn's breast cancer")
     assert summary["auc"] > 0.95
     assert summary["model"]["id"] == demo.MODEL_ID and len(summary["online_scores"]) == 5
+
+
+def test_demo_preprocessing_clips_and_scales_every_numeric_column():
+    from vfl import demo_data
+
+    _, _, guest_pre, host_pre, _ = demo.breast_cancer_parties()
+    for pre in (guest_pre, host_pre, demo_data.UCI_GUEST_PREPROCESSING, demo_data.UCI_HOST_PREPROCESSING):
+        assert pre["numeric"]["clip"] == [0.01, 0.99] and pre["numeric"]["scale"] == "standard"

@@ -38,7 +38,8 @@ def fed(tmp_path_factory):
     f = kit.Federation(root, ["bank", "partner"])
     f.write_config(
         "bank", plugins=[],
-        datasets={"cancer": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y"}},
+        datasets={"cancer": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y",
+                             "id_types": {"id": "int"}}},
         preprocessing={"cancer": guest_pre},
     )
     f.write_config(

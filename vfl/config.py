@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import os
 import re
+import types
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from vfl.connectors import DatasetSpec
-from vfl.errors import ConfigError
+from vfl.errors import ConfigError, VflError, did_you_mean
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 
@@ -127,6 +136,9 @@ class PartyConfig(_Strict):
 
 class PsiStep(_Strict):
     cardinality_only: bool = False
+    warn_ratio: float = Field(
+        0.5, ge=0, le=1, description="warn when the intersection is below this share of the "
+        "smaller party's ids (id spellings may differ); 0: never")
 
 
 class SplitStep(_Strict):
@@ -142,6 +154,18 @@ class PreprocessStep(_Strict):
 class TrainStep(_Strict):
     algorithm: Literal["hetero_lr", "split_nn"] = "hetero_lr"
     params: dict[str, Any] = {}
+
+    @field_validator("params")
+    @classmethod
+    def _params_fit_the_algorithm(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from vfl.algorithms.params import check_train_params  # the algorithms' own schemas
+
+        if "algorithm" in info.data:
+            try:
+                check_train_params(info.data["algorithm"], params)
+            except VflError as exc:
+                raise ValueError(str(exc)) from None
+        return params
 
 
 class EvaluateStep(_Strict):
@@ -163,11 +187,13 @@ class ScoreStep(_Strict):
 
 
 class JobSteps(_Strict):
-    """The pipeline, always run in this order; leave a step out to skip it."""
+    """The pipeline, always run in this order; leave a step out to skip it
+    (preprocessing excepted: it is skipped by `preprocess: false`; left out, it runs)."""
 
     psi: PsiStep | None = PsiStep()
     split: SplitStep | None = SplitStep()
-    preprocess: PreprocessStep | None = None
+    preprocess: PreprocessStep | Literal[False] = Field(
+        PreprocessStep(), description="each party runs its configured preprocessing unless false")
     train: TrainStep = TrainStep()
     evaluate: EvaluateStep | None = EvaluateStep()
     export: ExportStep | None = None
@@ -183,6 +209,14 @@ class JobConfig(_Strict):
         {}, description="party name -> party config file, for local simulation (`vfl run --simulate`)"
     )
     steps: JobSteps = JobSteps()
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _preprocess_unless_false(cls, steps: Any) -> Any:
+        """``preprocess: {}``, ``true``, a bare key or none at all: every party preprocesses."""
+        if isinstance(steps, dict) and steps.get("preprocess", False) in (None, True):
+            steps = {**steps, "preprocess": {}}
+        return steps
 
     @field_validator("hosts")
     @classmethod
@@ -215,16 +249,52 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse(model: type[M], data: Any, source: str) -> M:
-    """Validate `data`; errors become one ConfigError listing `source: field.path: problem`."""
+    """Validate `data`; errors become one ConfigError listing `source: field.path: problem`,
+    with a "did you mean" for an unknown key close to a known one."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             msg = str(err["msg"]).removeprefix("Value error, ")
-            where = ".".join(str(p) for p in err["loc"])
+            loc = tuple(err["loc"])
+            if err["type"] == "extra_forbidden" and loc:
+                msg = f"{msg} (unknown key{did_you_mean(loc[-1], _keys_at(model, loc[:-1]))})"
+            where = ".".join(str(p) for p in loc)
             lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model accepts at `loc` (a path of field names, dict keys, list indexes
+    and union member names, as pydantic reports it)."""
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    models = [t for t in _members(current) if isinstance(t, type) and issubclass(t, BaseModel)]
+    return [name for m in models for name in m.model_fields]
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            if part in member.model_fields:
+                return member.model_fields[part].annotation
+            if part == member.__name__:
+                return member
+        elif get_origin(member) is dict and isinstance(part, str):
+            return get_args(member)[1]
+        elif get_origin(member) is list and isinstance(part, int):
+            return get_args(member)[0]
+    return None
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
 
 
 def read_yaml(path: Path, skip: tuple[str, ...] = ()) -> Any:

@@ -5,6 +5,9 @@ Every message names the thing to fix: the file, column, field, peer or protocol 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class VflError(Exception):
     """Base of every error `vfl` raises on purpose."""
@@ -40,3 +43,10 @@ class PolicyError(VflError):
 
 class JobCancelledError(VflError):
     """The job was cancelled (by its guest or an operator) while this role was running."""
+
+
+def did_you_mean(word: object, options: Iterable[object]) -> str:
+    """``"; did you mean 'epochs'?"`` for a close option, else ``""`` (for error messages)."""
+    names = {str(o): o for o in options if o is not None}
+    close = difflib.get_close_matches(str(word), list(names), n=1, cutoff=0.6)
+    return f"; did you mean {names[close[0]]!r}?" if close else ""

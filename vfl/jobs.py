@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from vfl.algorithms import training, woe
-from vfl.algorithms.preprocessing import PartyPreprocessor
+from vfl.algorithms.preprocessing import PartyPreprocessor, PreprocessingConfig, check_input
 from vfl.config import JobConfig, SplitStep, parse
 from vfl.connectors import Dataset, read_table, write_table
+from vfl.connectors.dataset import id_types
 from vfl.errors import DataError, ProtocolError
 from vfl.evaluation import evaluate_scores
 from vfl.evaluation.explain import coefficients_table, iv_table
@@ -115,11 +116,13 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
     dataset = party.dataset(job.datasets[ctx.name])
     if dataset.y is None:
         raise DataError(f"the guest's dataset '{dataset.name}' declares no label column")
+    _check_features(party, job, dataset)
 
     rows, size = None, dataset.n_rows
     if steps.psi is not None:
         with timer("psi"):
-            result = ecdh.guest(ctx.child("psi"), dataset.ids, cardinality_only=steps.psi.cardinality_only)
+            result = ecdh.guest(ctx.child("psi"), dataset.ids, cardinality_only=steps.psi.cardinality_only,
+                                normalize_ids=_normalization(dataset), warn_ratio=steps.psi.warn_ratio)
         if result.cardinality_only:
             return JobOutcome(ctx.job_id, result.size, {}, None, None, None, timer.seconds)
         rows, size = result.rows, result.size
@@ -176,10 +179,11 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
     job = parse(JobConfig, params.get("spec"), f"job spec from '{ctx.guest}'")
     steps = job.steps
     dataset = party.dataset(job.datasets[ctx.name])
+    _check_features(party, job, dataset)
 
     rows = None
     if steps.psi is not None:
-        result = ecdh.host(ctx.child("psi"), dataset.ids,
+        result = ecdh.host(ctx.child("psi"), dataset.ids, normalize_ids=_normalization(dataset),
                            min_intersection=party.config.policy.min_intersection)
         if result.cardinality_only:
             return {"intersection_size": result.size}
@@ -279,13 +283,50 @@ def _run_metadata(ctx: Context, job: JobConfig, dataset_rows: int, intersection:
 # --- the steps both sides share ----------------------------------------------------------
 
 
+def _normalization(dataset: Dataset) -> dict[str, Any] | None:
+    """The dataset's id normalisation for PSI (the same on every party, or PSI refuses)."""
+    norm = dataset.spec.id_normalize
+    return None if norm is None else norm.model_dump()
+
+
+def _pipeline(party: PartyRuntime, job: JobConfig) -> dict[str, Any] | None:
+    """This party's preprocessing for its dataset of the job: run unless the job says
+    ``preprocess: false`` or the party configures none."""
+    if job.steps.preprocess is False:
+        return None
+    return party.config.preprocessing.get(job.datasets[party.name])
+
+
+def _check_features(party: PartyRuntime, job: JobConfig, dataset: Dataset) -> None:
+    """Before PSI: the columns suit the preprocessing this job will run, or, without one,
+    training itself (numbers, nothing missing); errors name the party, dataset and column."""
+    where = f"party '{party.name}', dataset '{dataset.name}'"
+    spec = _pipeline(party, job)
+    if spec is not None:
+        cfg = PreprocessingConfig.parse(spec, source=f"party '{party.name}' config: preprocessing.{dataset.name}")
+        check_input(cfg, dataset.X, where)
+        return
+    why = ("the job says preprocess: false" if job.steps.preprocess is False
+           else f"the party config has no preprocessing for '{dataset.name}'")
+    raw = [str(c) for c in dataset.X.columns if not pd.api.types.is_numeric_dtype(dataset.X[c])]
+    if raw:
+        raise DataError(f"{where}: column(s) {raw} are not numeric and would reach training "
+                        f"unencoded ({why}); encode them in the party's preprocessing "
+                        "(a categorical group) or drop them from features:")
+    gaps = [str(c) for c in dataset.X.columns if dataset.X[c].isna().any()]
+    if gaps:
+        raise DataError(f"{where}: column(s) {gaps} have missing values and would reach "
+                        f"training unimputed ({why}); impute them in the party's preprocessing")
+
+
 def _preprocess(
     ctx: Context, party: PartyRuntime, job: JobConfig, data: Aligned
 ) -> tuple[PartyPreprocessor | None, np.ndarray, np.ndarray]:
     """Fit this party's own pipeline on its own training rows; replay it on the test rows."""
     X_train, X_test = data.X.iloc[data.train], data.X.iloc[data.test]
-    spec = party.config.preprocessing.get(job.datasets[ctx.name])
-    if job.steps.preprocess is None or spec is None:
+    spec = _pipeline(party, job)
+    if spec is None:
+        ctx.log.info("no preprocessing: training on the raw columns")
         return None, X_train.to_numpy(np.float64), X_test.to_numpy(np.float64)
     pre = PartyPreprocessor(spec).fit(X_train)
     train = pre.transform(X_train).to_numpy(np.float64)
@@ -322,7 +363,8 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
     try:
         summary = score_batch(
             scorer, step.source, step.sink, id_column=dataset.spec.id_columns[0], version=ctx.job_id,
-            chunk_rows=step.chunk_rows, duplicates=dataset.spec.duplicates,
+            chunk_rows=step.chunk_rows, id_type=id_types(dataset.spec).get(dataset.spec.id_columns[0]),
+            duplicates=dataset.spec.duplicates,
             on_progress=lambda n, s: ctx.progress(s.rows, s.total or 0, unit="rows", chunks=n),
         )
     finally:

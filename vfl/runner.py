@@ -13,6 +13,7 @@ from vfl.errors import ConfigError, PeerError
 from vfl.jobs import JobOutcome, job_params, run_guest, run_host
 from vfl.parties import registry
 from vfl.parties.context import ProgressEvent, new_job_id
+from vfl.parties.executor import start_in_background
 from vfl.parties.grpc_channel import Federation, connect_federation
 from vfl.parties.local import simulate
 from vfl.parties.runtime import PartyRuntime
@@ -35,6 +36,7 @@ def run_simulated(
     missing = {job.guest, *job.hosts} - set(job.parties)
     if missing:
         raise ConfigError(f"parties: no party config given for {sorted(missing)} (needed to simulate)")
+    start_in_background()  # the workers start while the parties load their data
     runtimes = {name: PartyRuntime(load_party_config(job.parties[name])) for name in job.roles}
     job = _with_id(job)
     host_params = registry.for_hosts(job_params(job))

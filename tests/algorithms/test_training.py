@@ -51,13 +51,14 @@ def _write_job(tmp: Path, train_params: dict[str, Any], host_models: dict[str, A
     bank = {
         "name": "bank",
         "datasets": {"credit": {"uri": "bank.csv", "id_columns": ["id"], "label": "y",
-                                "features": g_cols}},
+                                "id_types": {"id": "int"}, "features": g_cols}},
         "preprocessing": {"credit": {"numeric": {"columns": g_cols, "scale": "standard"}}},
         "store": {"path": "bank-store"},
     }
     partner = {
         "name": "partner",
-        "datasets": {"credit": {"uri": "partner.csv", "id_columns": ["id"], "features": h_cols}},
+        "datasets": {"credit": {"uri": "partner.csv", "id_columns": ["id"], "id_types": {"id": "int"},
+                                "features": h_cols}},
         "preprocessing": {"credit": {"numeric": {"columns": h_cols, "scale": "standard"}}},
         "models": host_models,
         "store": {"path": "partner-store"},

@@ -105,7 +105,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     fed.write_config(
         "bank",
         datasets={"credit": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y",
-                             "features": GUEST_FEATURES, "categorical": ["segment"]}},
+                             "id_types": {"id": "int"}, "features": GUEST_FEATURES, "categorical": ["segment"]}},
         preprocessing={"credit": _preprocessing(GUEST_FEATURES[:3], ["segment"])},
         serving={"models": {MODEL: {"dataset": "credit"}}, "http_listen": f"127.0.0.1:{http_port}",
                  "timeout": HOST_TIMEOUT},

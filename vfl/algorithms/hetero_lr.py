@@ -33,9 +33,16 @@ from vfl.algorithms.hetero_lr_protocol import (
     host_keys,
 )
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart, sigmoid
-from vfl.algorithms.optim import Optimizer, OptimizerConfig, epoch_batches, smallest_batch
+from vfl.algorithms.optim import (
+    FEW_BATCHES,
+    Optimizer,
+    OptimizerConfig,
+    auto_batch_size,
+    epoch_batches,
+    smallest_batch,
+)
 from vfl.crypto import MIN_KEY_BITS
-from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError
+from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
 from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties.context import Context
 from vfl.progress import REPEATS_PROGRESS
@@ -48,6 +55,11 @@ INSECURE_BANNER = (
     "unencrypted; for experiments only"
 )
 MAX_EPOCHS = 100_000
+SAFE_Z = 4.0  # the Taylor expansion of the logistic loss is only accurate for small |z|
+WIDE_SHARE = 0.05  # warn when more than this share of whole scores leave [-SAFE_Z, SAFE_Z]
+METRIC_DROP = 0.02  # warn when the validation metric falls more than this in one epoch
+REMEDY = ("clip and scale the features (preprocessing: clip: [0.01, 0.99], scale: standard) "
+          "or lower learning_rate")
 
 
 # --- the training plan: what the guest asks every host to do ------------------------------
@@ -183,7 +195,7 @@ class HeteroLogisticRegression:
     def __init__(
         self,
         epochs: int = 10,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
         learning_rate: float = 0.15,
         lr_schedule: str = "constant",
         decay: float = 0.0,
@@ -257,30 +269,54 @@ class HeteroLogisticRegression:
             raise ConfigError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
         return s * np.where(y_pm > 0, per[1.0], per[-1.0])
 
-    def _plan(self, n_rows: int, n_val_rows: int, width: int, weighted: bool, warm: bool) -> TrainingPlan:
+    def check_params(self) -> OptimizerConfig:
+        """Types and ranges of every setting, without data (what `fit` would refuse): a job
+        checks its params with this before any party does work. Returns the optimizer's."""
         if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}{did_you_mean(self.mode, MODES)}")
         if self.validation_metric not in METRICS:
-            raise ConfigError(f"validation_metric must be one of {METRICS}, got {self.validation_metric!r}")
+            raise ConfigError(f"validation_metric must be one of {METRICS}, got {self.validation_metric!r}"
+                              f"{did_you_mean(self.validation_metric, METRICS)}")
         for name in ("epochs", "batch_size", "patience", "key_bits", "random_state"):
             v = getattr(self, name)
+            if name == "batch_size" and v is None:
+                continue
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 0 or (v == 0 and name != "random_state"):
                 raise ConfigError(f"{name} must be a positive int, got {v!r}")
         if self.tol is not None and not (isinstance(self.tol, int | float) and self.tol >= 0):
             raise ConfigError(f"tol must be None or a number >= 0, got {self.tol!r}")
-        if self.early_stopping and n_val_rows == 0:
-            raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
-        opt = OptimizerConfig(
+        for name in ("learning_rate", "decay", "alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ConfigError(f"{name} must be a number, got {v!r}")
+        return OptimizerConfig(
             name=self.optimizer, learning_rate=float(self.learning_rate), lr_schedule=self.lr_schedule,
             decay=float(self.decay), penalty=self.penalty, alpha=float(self.alpha),
         )
+
+    def _plan(self, n_rows: int, n_val_rows: int, width: int, weighted: bool, warm: bool) -> TrainingPlan:
+        opt = self.check_params()
+        if self.early_stopping and n_val_rows == 0:
+            raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
+        batch_size = auto_batch_size(n_rows) if self.batch_size is None else int(self.batch_size)
         return TrainingPlan(
             mode=self.mode, key_bits=int(self.key_bits), epochs=int(self.epochs),
-            batch_size=int(self.batch_size), seed=int(self.random_state), optimizer=opt,
+            batch_size=batch_size, seed=int(self.random_state), optimizer=opt,
             tol=None if self.tol is None else float(self.tol), weighted=weighted,
             early_stopping=bool(self.early_stopping), warm_start=warm, n_rows=n_rows,
             n_val_rows=n_val_rows, guest_width=width,
         )
+
+    def _say_batches(self, ctx: Context, plan: TrainingPlan) -> None:
+        """Small data and big batches underfit: one gradient step per epoch learns little."""
+        steps = len(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, 0))
+        if self.batch_size is None:
+            ctx.log.info(f"batch_size not given: {plan.batch_size} rows per batch for {plan.n_rows} "
+                         f"training rows ({steps} gradient steps per epoch)")
+        elif steps < FEW_BATCHES:
+            ctx.log.warning(f"batch_size={plan.batch_size} with {plan.n_rows} training rows makes only "
+                            f"{steps} gradient step(s) per epoch, which may underfit; use a smaller "
+                            "batch_size or leave it out to choose one from the row count")
 
     # -- training ---------------------------------------------------------------------------
     def fit(
@@ -309,6 +345,7 @@ class HeteroLogisticRegression:
 
         if plan.mode == INSECURE:
             ctx.log.warning(INSECURE_BANNER)
+        self._say_batches(ctx, plan)
         ctx.broadcast("plan", plan.to_wire())
         widths: dict[str, int] = {}
         for h in ctx.hosts:
@@ -398,12 +435,14 @@ class HeteroLogisticRegression:
         best = False
         stop = converged
         if z_val is not None and yv is not None:
+            watch_scores(ectx, z_val, f"epoch {record['epoch']}: validation")
             p = sigmoid(z_val)
             auc, ks = fast_auc_ks(yv, p)
             eps = 1e-15
             record.update(val_auc=auc, val_ks=ks, val_loss=float(-np.mean(
                 np.where(yv, np.log(p + eps), np.log(1 - p + eps)))))
             score = auc if self.validation_metric == "auc" else ks
+            _watch_metric(ectx, meta["history"], record, self.validation_metric)
             if meta["best_score"] is None or score > meta["best_score"]:
                 meta.update(best_score=score, best_epoch=record["epoch"] - 1, bad_epochs=0)
                 best = True
@@ -431,7 +470,9 @@ class HeteroLogisticRegression:
             if not isinstance(c, np.ndarray) or c.shape != (len(Xg), 1) or not np.all(np.isfinite(c)):
                 raise ProtocolError(f"'partial_score' from host '{h}' must be finite of shape ({len(Xg)}, 1)")
             contributions.append(c.astype(np.float64))
-        return self.part_.decision_function(Xg, contributions)
+        z = self.part_.decision_function(Xg, contributions)
+        watch_scores(ctx, z, "predict")
+        return z
 
     def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
         """(n, 2) probabilities of classes_[0] and classes_[1]."""
@@ -440,6 +481,28 @@ class HeteroLogisticRegression:
 
     def predict(self, ctx: Context, X: Any) -> np.ndarray:
         return np.where(self.decision_function(ctx, X) > 0, self.classes_[1], self.classes_[0])
+
+
+def watch_scores(ctx: Context, z: np.ndarray, what: str) -> None:
+    """Warn when the whole scores the guest sees leave the range where the encrypted
+    gradient's Taylor approximation of the logistic loss holds (heavy-tailed raw features)."""
+    z = np.asarray(z, dtype=np.float64).ravel()
+    wide = float(np.mean(np.abs(z) > SAFE_Z)) if len(z) else 0.0
+    if wide > WIDE_SHARE:
+        ctx.log.warning(
+            f"hetero LR {what}: {wide:.0%} of {len(z)} scores have |z| > {SAFE_Z:g} (max "
+            f"{float(np.max(np.abs(z))):.3g}); the Taylor approximation of the logistic loss that "
+            f"encrypted training uses is accurate only for small |z|, so training may be unstable: {REMEDY}")
+
+
+def _watch_metric(ctx: Context, history: list[dict[str, Any]], record: dict[str, Any],
+                  metric: str) -> None:
+    """Warn when the validation metric falls sharply from one epoch to the next."""
+    key = f"val_{metric}"
+    previous = next((r[key] for r in reversed(history) if key in r), None)
+    if previous is not None and previous - record[key] > METRIC_DROP:
+        ctx.log.warning(f"hetero LR epoch {record['epoch']}: validation {metric} fell from "
+                        f"{previous:.4f} to {record[key]:.4f}; training may be unstable: {REMEDY}")
 
 
 # --- host -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vfl.algorithms.lr_model import sigmoid
-from vfl.algorithms.optim import Optimizer, OptimizerConfig, epoch_batches
+from vfl.algorithms.optim import Optimizer, OptimizerConfig, auto_batch_size, epoch_batches
 
 
 class TaylorLogisticRegression:
@@ -24,7 +24,7 @@ class TaylorLogisticRegression:
     """
 
     def __init__(
-        self, epochs: int = 10, batch_size: int = 1024, learning_rate: float = 0.15,
+        self, epochs: int = 10, batch_size: int | None = None, learning_rate: float = 0.15,
         lr_schedule: str = "constant", decay: float = 0.0, optimizer: str = "sgd",
         penalty: str | None = "l2", alpha: float = 0.0, class_weight: str | None = None,
         tol: float | None = 1e-4, random_state: int = 0,
@@ -60,7 +60,8 @@ class TaylorLogisticRegression:
         self.n_iter_ = 0
         for epoch in range(self.epochs):
             before = w.copy()
-            for rows in epoch_batches(len(X), self.batch_size, self.random_state, epoch):
+            batch = self.batch_size or auto_batch_size(len(X))
+            for rows in epoch_batches(len(X), batch, self.random_state, epoch):
                 sb = s[rows] / s[rows].sum()
                 d = sb * (Xa[rows] @ w / 4 - y_pm[rows] / 2)
                 w = opt.step(w, Xa[rows].T @ d, epoch)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vfl.errors import ConfigError
+from vfl.errors import ConfigError, did_you_mean
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 PENALTIES = ("l1", "l2", None)
@@ -37,9 +37,11 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.name!r}")
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.name!r}"
+                              f"{did_you_mean(self.name, OPTIMIZERS)}")
         if self.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+            raise ConfigError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
+                              f"{did_you_mean(self.lr_schedule, SCHEDULES)}")
         if self.penalty not in PENALTIES:
             raise ConfigError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
         positive = ("learning_rate", "eps")
@@ -135,6 +137,18 @@ def epoch_batches(n_rows: int, batch_size: int, seed: int, epoch: int) -> list[n
     if len(starts) > 1 and n_rows - starts[-1] < batch_size / 2:
         starts.pop()
     return [order[a:b] for a, b in zip(starts, [*starts[1:], n_rows], strict=True)]
+
+
+AUTO_BATCHES = 16  # mini-batches per epoch aimed at when the batch size is not given
+AUTO_BATCH_ROWS = (64, 1024)  # its bounds: big enough to hide residuals, small enough to learn
+FEW_BATCHES = 4  # fewer gradient steps per epoch than this underfit small data
+
+
+def auto_batch_size(n_rows: int) -> int:
+    """The batch size when none is given: about AUTO_BATCHES steps per epoch, within
+    AUTO_BATCH_ROWS (800 rows: 64 rows per batch, 13 steps; 30,000 rows: 1,024 rows, 29)."""
+    low, high = AUTO_BATCH_ROWS
+    return int(min(high, max(low, -(-n_rows // AUTO_BATCHES))))
 
 
 def smallest_batch(n_rows: int, batch_size: int) -> int:

@@ -239,6 +239,44 @@ def _branch(group: NumericGroup | CategoricalGroup | BinningGroup) -> Pipeline |
     return Pipeline(steps) if steps else "passthrough"
 
 
+def check_input(cfg: PreprocessingConfig, X: pd.DataFrame, where: str) -> Schema:
+    """What `fit` needs of its input, checked on any table of the same columns (a job checks
+    a party's whole dataset before PSI): every configured column present, with values, of a
+    kind its group takes, and missing values only where the group imputes. Returns the
+    schema of the configured columns."""
+    if not isinstance(X, pd.DataFrame):
+        raise DataError(f"{where}: expected a pandas DataFrame, got {type(X).__name__}")
+    missing = [c for c in cfg.columns if c not in X.columns]
+    if missing:
+        raise DataError(f"{where}: missing column(s) {missing} declared in the preprocessing config")
+    if len(X) == 0:
+        raise DataError(f"{where}: no rows")
+    schema = Schema.record(X, cfg.columns)
+    schema.check(X, where=where)
+    for name, group in cfg.groups.items():
+        for col in group.columns:
+            cs = schema[col]
+            if cs.missing_at_fit == len(X):
+                raise DataError(f"{where}: column '{col}' has no values at all")
+            if group.kind != "categorical" and cs.kind == STRING:
+                raise DataError(
+                    f"{where}: column '{col}' is {cs.dtype}, not numeric; group '{name}' "
+                    f"({group.kind}) needs numbers (declare it in a categorical group)"
+                )
+            if (isinstance(group, CategoricalGroup) and group.impute == "constant"
+                    and isinstance(group.fill_value, str) != (cs.kind == STRING)):
+                raise ConfigError(
+                    f"groups.{name}.fill_value: {group.fill_value!r} does not match the "
+                    f"{cs.kind} values of column '{col}'"
+                )
+            if group.impute is None and cs.missing_at_fit:
+                raise DataError(
+                    f"{where}: column '{col}' has {cs.missing_at_fit} missing value(s) but group "
+                    f"'{name}' has no imputer (set impute)"
+                )
+    return schema
+
+
 def _json_value(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
@@ -257,31 +295,7 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
     # --- fit / transform --------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> PartyPreprocessor:
         cfg = PreprocessingConfig.parse(self.config)
-        if not isinstance(X, pd.DataFrame):
-            raise DataError(f"fit: expected a pandas DataFrame, got {type(X).__name__}")
-        missing = [c for c in cfg.columns if c not in X.columns]
-        if missing:
-            raise DataError(f"fit: missing column(s) {missing} declared in the preprocessing config")
-        if len(X) == 0:
-            raise DataError("fit: no rows")
-        schema = Schema.record(X, cfg.columns)
-        schema.check(X, where="fit")
-        for name, group in cfg.groups.items():
-            for col in group.columns:
-                cs = schema[col]
-                if cs.missing_at_fit == len(X):
-                    raise DataError(f"fit: column '{col}' has no values at all")
-                if group.kind != "categorical" and cs.kind == STRING:
-                    raise DataError(
-                        f"fit: column '{col}' is {cs.dtype}, not numeric; group '{name}' "
-                        f"({group.kind}) needs numbers (declare it in a categorical group)"
-                    )
-                if (isinstance(group, CategoricalGroup) and group.impute == "constant"
-                        and isinstance(group.fill_value, str) != (cs.kind == STRING)):
-                    raise ConfigError(
-                        f"groups.{name}.fill_value: {group.fill_value!r} does not match the "
-                        f"{cs.kind} values of column '{col}'"
-                    )
+        schema = check_input(cfg, X, "fit")
         self.config_, self.schema_ = cfg, schema
         data = self._prepare(X, "fit")
         ct = ColumnTransformer(self._branches(cfg), remainder="drop", verbose_feature_names_out=True)

@@ -176,6 +176,11 @@ class SplitNNClassifier:
             raise ConfigError(f"{where}: {exc}") from None
 
     # -- checks -----------------------------------------------------------------------------
+    def check_params(self) -> None:
+        """The settings' values, without data: a job checks its params with this before any
+        party does work (whether validation data exists is known only at `fit`)."""
+        self._check_params(has_val=True)
+
     def _check_params(self, has_val: bool) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")

@@ -1,8 +1,11 @@
 """A party's dataset: where it lives, which columns are ids, features and label, validated.
 
 Validation happens once, at load, so the protocols downstream can trust their input: ids are
-present and unique, the label is complete, features are numeric unless declared categorical,
-and missing or infinite values are counted per column and accepted or refused by policy.
+read as declared (never inferred from the values), present, not blank and unique; the label
+is binary 0/1 (or mapped by ``positive_label``); features are numeric unless declared
+categorical; every connector reads the same customers into the same values (blank text cells
+are missing values, like NULL in SQL and null in Parquet); missing or infinite values are
+counted per column and accepted or refused by policy.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vfl.connectors.tables import read_table
+from vfl.connectors.tables import is_text_table, read_table
 from vfl.connectors.uri import parse_uri, redact_uri
 from vfl.errors import DataError
 
@@ -24,21 +27,39 @@ log = logging.getLogger(__name__)
 EXAMPLES = 5
 
 
+class IdNormalization(BaseModel):
+    """How PSI spells text ids before matching them (both parties must set the same)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strip: bool = False
+    lower: bool = False
+    zero_pad: int = Field(0, ge=0, le=64, description="left-pad with zeros to this width; 0: off")
+
+
 class DatasetSpec(BaseModel):
     """How a party config names a dataset (``datasets: {name: spec}`` in its YAML).
 
-    ``id_column: id`` and ``id_columns: [a, b]`` both work. ``features: null`` means every
-    column that is not an id or the label. ``nan`` decides whether missing feature values are
-    accepted (imputed later by preprocessing); ``inf`` whether infinite ones are. Ids and the
-    label may never be missing.
+    ``id_column: id`` and ``id_columns: [a, b]`` both work; ``id_types`` declares an id
+    column 'str' or 'int' (default: as stored, 'str' for CSV, whose types would be guessed).
+    ``features: null`` means every column that is not an id or the label. ``na_values`` are
+    the text values of feature columns that mean missing (default: the empty string).
+    ``nan`` decides whether missing feature values are accepted (imputed later by
+    preprocessing); ``inf`` whether infinite ones are. Ids and the label may never be missing.
+    The label must hold 0 and 1, or two values one of which is ``positive_label``.
+    ``id_normalize`` ({strip, lower, zero_pad}) is how PSI spells text ids before matching.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     uri: str
     id_columns: list[str]
+    id_types: dict[str, Literal["str", "int"]] = {}
     features: list[str] | None = None
     label: str | None = None
+    positive_label: str | int | bool | None = None
+    na_values: list[str] = [""]
+    id_normalize: IdNormalization | None = None
     categorical: list[str] = []
     duplicates: Literal["error", "keep_first"] = "error"
     nan: Literal["error", "allow"] = "allow"
@@ -72,6 +93,11 @@ class DatasetSpec(BaseModel):
     def _columns_consistent(self) -> DatasetSpec:
         if not self.id_columns:
             raise ValueError("id_columns must name at least one column")
+        stray_types = [c for c in self.id_types if c not in self.id_columns]
+        if stray_types:
+            raise ValueError(f"id_types names {stray_types}, which are not id columns")
+        if self.positive_label is not None and self.label is None:
+            raise ValueError("positive_label needs a label column")
         roles = [*self.id_columns, *([self.label] if self.label else [])]
         if len(set(roles)) != len(roles):
             raise ValueError(f"id and label columns overlap: {roles}")
@@ -143,10 +169,61 @@ def load_dataset(spec: DatasetSpec | dict[str, Any], name: str = "dataset") -> D
     if spec.features is not None:
         wanted = [*spec.id_columns, *spec.features, *([spec.label] if spec.label else [])]
     try:
-        df = read_table(spec.uri, columns=wanted)
+        df = read_table(spec.uri, columns=wanted, types=id_types(spec))
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
     return validate(df, spec, name)
+
+
+def id_types(spec: DatasetSpec) -> dict[str, str]:
+    """How each id column is read: as declared in ``id_types``, else 'str' for a CSV table
+    (whose types Arrow would guess from the values: '00123' would become 123) and as stored
+    for Parquet and SQL, which keep their declared column types."""
+    undeclared = [c for c in spec.id_columns if c not in spec.id_types]
+    text = bool(undeclared) and is_text_table(spec.uri)
+    return {**{c: "str" for c in undeclared if text}, **spec.id_types}
+
+
+def _rows(mask: pd.Series | np.ndarray) -> str:
+    """Row numbers for a message: 1 is the first data row (a CSV file's second line)."""
+    rows = (np.flatnonzero(np.asarray(mask)) + 1).tolist()
+    more = f" and {len(rows) - EXAMPLES} more" if len(rows) > EXAMPLES else ""
+    return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:EXAMPLES]))}{more}"
+
+
+def missing_as_nan(X: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
+    """Text feature values listed in ``na_values`` (blank CSV cells: '') become NaN, so every
+    connector reports and imputes them alike (Parquet and SQL hold them as null already)."""
+    if not na_values:
+        return X
+    out = X.copy()
+    for column in X.columns:
+        col = X[column]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        blank = col.isin(na_values)
+        if blank.any():
+            out[column] = col.astype(object).mask(blank, np.nan)
+    return out
+
+
+def binary_label(y: pd.Series, spec: DatasetSpec, where: str) -> pd.Series:
+    """The label as int64 0/1: its values must be 0 and 1 (or False/True), or two values one
+    of which is ``positive_label`` (1; the other becomes 0)."""
+    found = sorted(map(str, pd.unique(y)))
+    shown = found[:EXAMPLES] + (["..."] if len(found) > EXAMPLES else [])
+    if spec.positive_label is not None:
+        positive = y == spec.positive_label
+        if not positive.any() or len(found) > 2:
+            raise DataError(f"{where}: label column {spec.label!r} must hold two values, one "
+                            f"of them positive_label {spec.positive_label!r}; found {shown}")
+        return positive.astype(np.int64).rename(spec.label)
+    numbers = pd.to_numeric(y, errors="coerce") if not pd.api.types.is_bool_dtype(y) else y
+    if pd.api.types.is_string_dtype(y) or numbers.isna().any() or not numbers.isin([0, 1]).all():
+        raise DataError(f"{where}: label column {spec.label!r} must be binary 0/1, found values "
+                        f"{shown}; declare which value is positive with positive_label: "
+                        f"(e.g. positive_label: {found[-1]!r})")
+    return numbers.astype(np.int64).rename(spec.label)
 
 
 def validate(df: pd.DataFrame, spec: DatasetSpec, name: str = "dataset") -> Dataset:
@@ -174,7 +251,15 @@ def validate(df: pd.DataFrame, spec: DatasetSpec, name: str = "dataset") -> Data
     ids = df[spec.id_columns]
     id_missing = _counts(ids.isna())
     if id_missing:
-        raise DataError(f"{where}: missing values in id column(s): {id_missing}")
+        raise DataError(f"{where}: missing values in id column(s): {id_missing}, at "
+                        f"{_rows(ids.isna().any(axis=1))}; every row needs an id")
+    for column in spec.id_columns:
+        col = ids[column]
+        if pd.api.types.is_string_dtype(col):
+            blank = col.str.strip().eq("")
+            if blank.any():
+                raise DataError(f"{where}: blank id in column {column!r} at {_rows(blank)}; "
+                                "every row needs an id")
     report: dict[str, Any] = {"rows_read": len(df), "duplicates_dropped": 0}
 
     duplicated = ids.duplicated(keep="first")
@@ -190,7 +275,7 @@ def validate(df: pd.DataFrame, spec: DatasetSpec, name: str = "dataset") -> Data
         ids = df[spec.id_columns]
         report["duplicates_dropped"] = n
 
-    X = df[features]
+    X = missing_as_nan(df[features], spec.na_values)
     numeric = [c for c in features if c not in spec.categorical]
     bad = [c for c in numeric if not (pd.api.types.is_numeric_dtype(X[c])
                                       and not pd.api.types.is_complex_dtype(X[c]))]
@@ -213,7 +298,8 @@ def validate(df: pd.DataFrame, spec: DatasetSpec, name: str = "dataset") -> Data
         y = df[spec.label]
         if y.isna().any():
             raise DataError(f"{where}: label column {spec.label!r} has "
-                            f"{int(y.isna().sum())} missing value(s)")
+                            f"{int(y.isna().sum())} missing value(s), at {_rows(y.isna())}")
+        y = binary_label(y, spec, where)
     log.info("%s: %d rows, %d features%s", where, len(df), len(features),
              f", NaN per column {nans}" if nans else "")
     return Dataset(name=name, spec=spec, ids=ids.reset_index(drop=True), X=X, y=y,

@@ -60,11 +60,18 @@ def _parts(fs: FileSystem, loc: Location) -> tuple[list[str], Format]:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _csv_convert(columns: list[str] | None, types: pa.Schema | None) -> pacsv.ConvertOptions:
-    return pacsv.ConvertOptions(
-        include_columns=columns,
-        column_types={f.name: f.type for f in types} if types is not None else None,
-    )
+ARROW_TYPES: dict[str, pa.DataType] = {"str": pa.string(), "int": pa.int64()}
+"""The column types a caller may declare (``types=``): read as such, never inferred."""
+
+
+def _csv_convert(columns: list[str] | None, schema: pa.Schema | None,
+                 types: dict[str, str]) -> pacsv.ConvertOptions:
+    """Columns of ``types`` parsed as declared; with ``schema`` (a later part file), every
+    column parsed as the first part's."""
+    column_types = {name: ARROW_TYPES[kind] for name, kind in types.items()}
+    if schema is not None:
+        column_types = {f.name: f.type for f in schema}
+    return pacsv.ConvertOptions(include_columns=columns, column_types=column_types or None)
 
 
 def _check_columns(loc: Location, available: Iterable[str], columns: list[str] | None) -> None:
@@ -105,7 +112,8 @@ def _csv_block_size(handle: IO[bytes]) -> int:
 
 
 def _open_batches(fs: FileSystem, loc: Location, files: list[str], fmt: Format,
-                  chunk_rows: int, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+                  chunk_rows: int, columns: list[str] | None,
+                  types: dict[str, str]) -> Iterator[pa.RecordBatch]:
     """Record batches of every part in order; later parts are cast to the first part's types."""
     schema: pa.Schema | None = None
     for path in files:
@@ -122,7 +130,7 @@ def _open_batches(fs: FileSystem, loc: Location, files: list[str], fmt: Format,
                     _check_columns(loc, _csv_header(handle), columns)
                     handle.seek(0)
                 batches = iter(pacsv.open_csv(handle, read_options=options,
-                                              convert_options=_csv_convert(columns, schema),
+                                              convert_options=_csv_convert(columns, schema, types),
                                               memory_pool=_stream_pool()))
             for batch in batches:
                 if schema is None:
@@ -181,12 +189,17 @@ def count_file_rows(fs: FileSystem, loc: Location) -> int | None:
     return total
 
 
+def file_format(fs: FileSystem, loc: Location) -> Format:
+    """The format of a file table (of its part files for a directory)."""
+    return _parts(fs, loc)[1]
+
+
 def iter_file_table(fs: FileSystem, loc: Location, chunk_rows: int,
-                    columns: list[str] | None) -> Iterator[pd.DataFrame]:
+                    columns: list[str] | None, types: dict[str, str]) -> Iterator[pd.DataFrame]:
     files, fmt = _parts(fs, loc)
     start = 0
     try:
-        for table in _rebatch(_open_batches(fs, loc, files, fmt, chunk_rows, columns),
+        for table in _rebatch(_open_batches(fs, loc, files, fmt, chunk_rows, columns, types),
                               chunk_rows):
             frame = table.to_pandas(memory_pool=_stream_pool())
             frame.index = pd.RangeIndex(start, start + len(frame))
@@ -196,7 +209,8 @@ def iter_file_table(fs: FileSystem, loc: Location, chunk_rows: int,
         raise DataError(f"{loc.redacted}: cannot read {fmt}: {exc}") from exc
 
 
-def read_file_table(fs: FileSystem, loc: Location, columns: list[str] | None) -> pd.DataFrame:
+def read_file_table(fs: FileSystem, loc: Location, columns: list[str] | None,
+                    types: dict[str, str]) -> pd.DataFrame:
     files, fmt = _parts(fs, loc)
     tables = []
     try:
@@ -210,8 +224,8 @@ def read_file_table(fs: FileSystem, loc: Location, columns: list[str] | None) ->
                     if columns is not None:
                         _check_columns(loc, _csv_header(handle), columns)
                         handle.seek(0)
-                    tables.append(pacsv.read_csv(handle,
-                                                 convert_options=_csv_convert(columns, None)))
+                    tables.append(pacsv.read_csv(
+                        handle, convert_options=_csv_convert(columns, None, types)))
         table = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise DataError(f"{loc.redacted}: cannot read {fmt}: {exc}") from exc

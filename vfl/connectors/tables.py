@@ -15,7 +15,14 @@ from typing import Any, Literal, Protocol
 import pandas as pd
 import requests
 
-from vfl.connectors.files import FileTableWriter, count_file_rows, iter_file_table, read_file_table
+from vfl.connectors.files import (
+    ARROW_TYPES,
+    FileTableWriter,
+    count_file_rows,
+    file_format,
+    iter_file_table,
+    read_file_table,
+)
 from vfl.connectors.filesystems import filesystem_for
 from vfl.connectors.sql import SqlTableWriter, count_sql_rows, iter_sql_table, read_sql_table
 from vfl.connectors.uri import Location, parse_uri, scrub
@@ -52,23 +59,58 @@ def _columns(columns: list[str] | None) -> list[str] | None:
     return [str(c) for c in columns]
 
 
+def _types(types: dict[str, str] | None) -> dict[str, str]:
+    unknown = {c: t for c, t in (types or {}).items() if t not in ARROW_TYPES}
+    if unknown:
+        raise DataError(f"column types {unknown} are not among {sorted(ARROW_TYPES)}")
+    return dict(types or {})
+
+
+def as_declared(frame: pd.DataFrame, types: dict[str, str], where: str) -> pd.DataFrame:
+    """Columns of ``types`` converted to their declared type ('str' or 'int') whatever the
+    store holds: a SQL or Parquet integer id declared 'str' becomes '123', never '123.0'.
+    Missing values stay missing; a value that is not an integer fails for 'int'."""
+    for name, kind in types.items():
+        if name not in frame.columns:
+            continue
+        col = frame[name]
+        if kind == "str" and not pd.api.types.is_string_dtype(col):
+            frame[name] = col.map(_as_text, na_action="ignore").astype(object)
+        elif kind == "int" and not pd.api.types.is_integer_dtype(col):
+            numbers = pd.to_numeric(col, errors="coerce")
+            bad = col.notna() & (numbers.isna() | (numbers != numbers.round()))
+            if bad.any():
+                raise DataError(f"{where}: column {name!r} is declared int but holds "
+                                f"{col[bad].head(3).tolist()}")
+            frame[name] = numbers if numbers.isna().any() else numbers.astype("int64")
+    return frame
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def iter_table(uri: str | os.PathLike[str], chunk_rows: int = 100_000,
-               columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+               columns: list[str] | None = None,
+               types: dict[str, str] | None = None) -> Iterator[pd.DataFrame]:
     """Yield the table as DataFrames of ``chunk_rows`` rows (the last may be shorter).
 
     Memory stays bounded by the chunk (plus one CSV block or Parquet row group). Chunk indexes
     continue each other, so ``pd.concat(iter_table(uri))`` equals ``read_table(uri)``.
+    ``types`` as in :func:`read_table`.
     """
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise DataError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     loc = parse_uri(uri)
-    columns = _columns(columns)
+    columns, declared = _columns(columns), _types(types)
     log.debug("streaming %s in chunks of %d rows", loc.redacted, chunk_rows)
     with _errors(loc, "read"):
-        if loc.kind == "sql":
-            yield from iter_sql_table(loc, chunk_rows, columns)
-        else:
-            yield from iter_file_table(filesystem_for(loc), loc, chunk_rows, columns)
+        chunks = (iter_sql_table(loc, chunk_rows, columns) if loc.kind == "sql"
+                  else iter_file_table(filesystem_for(loc), loc, chunk_rows, columns, declared))
+        for chunk in chunks:
+            yield as_declared(chunk, declared, loc.redacted)
 
 
 def count_rows(uri: str | os.PathLike[str]) -> int | None:
@@ -81,15 +123,31 @@ def count_rows(uri: str | os.PathLike[str]) -> int | None:
         return count_file_rows(filesystem_for(loc), loc)
 
 
-def read_table(uri: str | os.PathLike[str], columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a whole table (or only ``columns``, in that order) into one DataFrame."""
+def read_table(uri: str | os.PathLike[str], columns: list[str] | None = None,
+               types: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a whole table (or only ``columns``, in that order) into one DataFrame.
+
+    ``types`` maps columns to 'str' or 'int': read as declared, never inferred from the
+    values (a CSV id '00123' stays '00123' as 'str'; a value that does not fit is an error).
+    """
     loc = parse_uri(uri)
-    columns = _columns(columns)
+    columns, declared = _columns(columns), _types(types)
     log.debug("reading %s", loc.redacted)
     with _errors(loc, "read"):
         if loc.kind == "sql":
-            return read_sql_table(loc, columns)
-        return read_file_table(filesystem_for(loc), loc, columns)
+            frame = read_sql_table(loc, columns)
+        else:
+            frame = read_file_table(filesystem_for(loc), loc, columns, declared)
+        return as_declared(frame, declared, loc.redacted)
+
+
+def is_text_table(uri: str | os.PathLike[str]) -> bool:
+    """Whether the table is stored as text (CSV), where column types would be guessed."""
+    loc = parse_uri(uri)
+    if loc.kind == "sql":
+        return False
+    with _errors(loc, "read"):
+        return file_format(filesystem_for(loc), loc) == "csv"
 
 
 class _Writer(Protocol):

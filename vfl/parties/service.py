@@ -35,7 +35,7 @@ from vfl.errors import (
     ProtocolError,
     VflError,
 )
-from vfl.parties import codec, jobstore, policy, registry
+from vfl.parties import codec, executor, jobstore, policy, registry
 from vfl.parties.context import GUEST, Context, ProgressEvent
 from vfl.parties.grpc_channel import ERROR_KIND, GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
 from vfl.parties.jobstore import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore
@@ -104,6 +104,7 @@ class PartyService:
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
         registry.load_plugins([*registry.BUILTIN, *self.config.plugins])
+        executor.start_in_background()  # once per service: every job reuses its workers
         interrupted = self.jobs.mark_interrupted()
         if interrupted:
             log.warning("%s: marked %d job(s) failed (%s): %s", self.name, len(interrupted),

@@ -3,8 +3,9 @@
 With ``u(x) = SHA-256(domain || s || x)``, secret scalars ``a`` (guest) and ``b`` (host) and
 ``X25519(k, .)`` written ``k.``, the messages of one guest-host pair are:
 
-1. ``hello``   both: a fresh salt, the set size, the chunk size; ``s = SHA-256(s_g || s_h)``.
-               The host refuses at once if a set is below its ``min_intersection``.
+1. ``hello``   both: a fresh salt, the set size, the chunk size, the id normalisation;
+               ``s = SHA-256(s_g || s_h)``. The host refuses at once if a set is below its
+               ``min_intersection`` or the parties normalise their ids differently.
 2. ``a``       guest -> host: ``a.u(x_i)`` in a secret random order.
    ``b``       host -> guest: ``b.u(y_j)`` in a secret random order (concurrently).
 3. ``ab``      guest -> host: ``a.(b.u(y_j))`` in the order received (shuffled again when
@@ -34,7 +35,17 @@ import pandas as pd
 
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
-from vfl.psi.ids import Column, Duplicates, canonical_order, dedupe, id_columns, id_frame, take
+from vfl.psi.ids import (
+    Column,
+    Duplicates,
+    canonical_order,
+    dedupe,
+    id_columns,
+    id_frame,
+    normalization,
+    normalize,
+    take,
+)
 from vfl.psi.stream import (
     Progress,
     chunk_bounds,
@@ -56,7 +67,8 @@ from vfl.psi.x25519 import (
     session_salt,
 )
 
-VERSION = 1
+VERSION = 2  # 2: the hello carries the id normalisation
+WARN_RATIO = 0.5  # warn when the intersection is below this share of the smaller set
 CHUNK = 8192  # ids per chunk: ~0.25 s of work for one core, 256 KiB on the wire
 MAX_CHUNK = 1 << 20
 MAX_SET = 1 << 34
@@ -97,9 +109,14 @@ def align(table: pd.DataFrame, result: PsiResult) -> pd.DataFrame:
 
 
 def guest(ctx: Context, ids: pd.DataFrame | pd.Series, *, cardinality_only: bool = False,
-          duplicates: Duplicates = "error", chunk_size: int = CHUNK) -> PsiResult:
-    """The bank's side: intersect with every host, then fix the alignment common to all."""
-    mine = _Ids.of(ctx, ids, duplicates)
+          duplicates: Duplicates = "error", chunk_size: int = CHUNK,
+          normalize_ids: dict[str, Any] | None = None, warn_ratio: float = WARN_RATIO) -> PsiResult:
+    """The bank's side: intersect with every host, then fix the alignment common to all.
+
+    `normalize_ids` ({strip, lower, zero_pad}; off by default) must equal every host's. A
+    final intersection below `warn_ratio` of the smaller party's set is warned about (0: never).
+    """
+    mine = _Ids.of(ctx, ids, duplicates, normalize_ids)
     _check_chunk(chunk_size)
     if cardinality_only and len(ctx.hosts) > 1:
         raise ConfigError("cardinality_only PSI runs with one host at a time: the size common "
@@ -125,17 +142,19 @@ def guest(ctx: Context, ids: pd.DataFrame | pd.Series, *, cardinality_only: bool
     for h in ctx.hosts:
         _obey(ctx.child(h).recv(h, "final_verdict"), ctx, h)
     ctx.log.info("PSI done: %d common rows of %d", len(common), mine.n)
+    _warn_if_small(ctx, len(common), mine, peer_sizes, warn_ratio)
     return PsiResult(mine.keep[mine.in_id_order(common)], len(common), mine.n, peer_sizes, False,
                      pair_sizes)
 
 
 def host(ctx: Context, ids: pd.DataFrame | pd.Series, *, min_intersection: int = 1,
          cardinality_only: bool = False, duplicates: Duplicates = "error",
-         chunk_size: int = CHUNK) -> PsiResult:
+         chunk_size: int = CHUNK, normalize_ids: dict[str, Any] | None = None) -> PsiResult:
     """A partner's side. `min_intersection` and `cardinality_only` are this host's policy:
     below the minimum it refuses before the guest learns anything; with cardinality_only it
-    refuses to reveal more than the size (a guest asking only for the size is always served)."""
-    mine = _Ids.of(ctx, ids, duplicates)
+    refuses to reveal more than the size (a guest asking only for the size is always served).
+    `normalize_ids` is this host's own id normalisation: a guest with another is refused."""
+    mine = _Ids.of(ctx, ids, duplicates, normalize_ids)
     _check_chunk(chunk_size)
     if isinstance(min_intersection, bool) or not isinstance(min_intersection, int) \
             or min_intersection < 0:
@@ -168,6 +187,7 @@ class _Ids:
 
     columns: list[Column]
     keep: np.ndarray
+    normalization: dict[str, Any]
 
     @property
     def n(self) -> int:
@@ -180,11 +200,13 @@ class _Ids:
         return positions[canonical_order(take(self.columns, positions))]
 
     @classmethod
-    def of(cls, ctx: Context, ids: pd.DataFrame | pd.Series, duplicates: Duplicates) -> _Ids:
+    def of(cls, ctx: Context, ids: pd.DataFrame | pd.Series, duplicates: Duplicates,
+           normalize_ids: dict[str, Any] | None) -> _Ids:
         where = f"{ctx.name}: PSI ids"
-        frame = id_frame(ids, where)
+        norm = normalization(normalize_ids, where)
+        frame = normalize(id_frame(ids, where), norm)
         keep = dedupe(frame, duplicates, where)
-        return cls(id_columns(frame.iloc[keep], where), keep)
+        return cls(id_columns(frame.iloc[keep], where), keep, norm)
 
 
 @dataclass(frozen=True)
@@ -198,10 +220,14 @@ def _guest_pair(ctx: Context, host: str, mine: _Ids, cardinality_only: bool,
                 chunk: int) -> _Pair:
     key, salt = new_key(), new_salt()
     ctx.send(host, "hello", {"version": VERSION, "salt": salt, "size": mine.n, "chunk": chunk,
-                             "cardinality_only": cardinality_only})
+                             "cardinality_only": cardinality_only,
+                             "normalization": mine.normalization})
     hello = ctx.recv(host, "hello")
     _obey(hello, ctx, host)
     hello = _check_hello(hello, ctx, host)
+    if hello["normalization"] != mine.normalization:
+        raise ProtocolError(f"{ctx.name}: host '{host}' normalises ids as {hello['normalization']}, "
+                            f"this party as {mine.normalization}")
     s, m, host_chunk = session_salt(salt, hello["salt"]), hello["size"], hello["chunk"]
     order, pool, progress, stop = secure_permutation(mine.n), executor_of(ctx), \
         Progress(ctx, mine.n + m), threading.Event()
@@ -239,7 +265,10 @@ def _host_pair(ctx: Context, mine: _Ids, min_intersection: int, cardinality_only
     hello = _check_hello(ctx.recv(guest, "hello"), ctx, guest)
     n, guest_chunk, wants_size_only = hello["size"], hello["chunk"], hello["cardinality_only"]
     refusal = None
-    if cardinality_only and not wants_size_only:
+    if hello["normalization"] != mine.normalization:
+        refusal = (f"id normalisation differs: the guest's is {hello['normalization']}, this "
+                   f"host's {mine.normalization}; both parties must set the same id_normalize")
+    elif cardinality_only and not wants_size_only:
         refusal = "policy cardinality_only=true: this host reveals only the intersection size"
     elif min(n, mine.n) < min_intersection:
         refusal = (f"policy min_intersection={min_intersection}: a set of "
@@ -249,7 +278,8 @@ def _host_pair(ctx: Context, mine: _Ids, min_intersection: int, cardinality_only
         raise PolicyError(f"{ctx.name}: refused PSI with '{guest}': {refusal}")
     key, salt = new_key(), new_salt()
     ctx.send(guest, "hello", {"status": "ok", "version": VERSION, "salt": salt, "size": mine.n,
-                              "chunk": chunk, "cardinality_only": wants_size_only})
+                              "chunk": chunk, "cardinality_only": wants_size_only,
+                              "normalization": mine.normalization})
     s = session_salt(hello["salt"], salt)
     order, pool, progress, stop = secure_permutation(mine.n), executor_of(ctx), \
         Progress(ctx, mine.n + n), threading.Event()
@@ -321,9 +351,25 @@ def _obey(verdict: Any, ctx: Context, peer: str | None) -> None:
         raise _empty(ctx, f"{who} reports {reason}")
 
 
+def _warn_if_small(ctx: Context, size: int, mine: _Ids, peer_sizes: dict[str, int],
+                   ratio: float) -> None:
+    """Id spellings that differ (case, spaces, leading zeros, int vs text) shrink the
+    intersection silently: say so when it is much smaller than every party's set."""
+    smaller = min(mine.n, *peer_sizes.values())
+    if size < ratio * smaller:
+        sizes = ", ".join(f"'{h}' {n}" for h, n in peer_sizes.items())
+        ctx.log.warning(
+            f"PSI matched {size} ids, {size / smaller:.0%} of the smaller set (this party "
+            f"{mine.n}, {sizes}); if the parties should share more customers, their ids may be "
+            "spelled differently (case, surrounding spaces, leading zeros, int vs text): compare a "
+            "few ids, declare id_types, or agree on id_normalize (strip, lower, zero_pad) in "
+            "both parties' dataset configs")
+
+
 def _empty(ctx: Context, detail: str) -> DataError:
     return DataError(f"{ctx.name}: PSI intersection is empty at step '{ctx.step}' ({detail}); "
-                     "check that all parties use the same id columns and types (int 1 and str '1' differ)")
+                     "check that all parties use the same id columns and types (int 1 and str '1' differ; "
+                     "CSV ids are read as text unless the dataset declares id_types)")
 
 
 def _check_chunk(chunk: int) -> None:
@@ -346,4 +392,9 @@ def _check_hello(msg: Any, ctx: Context, peer: str) -> dict[str, Any]:
         raise ProtocolError(f"{where}: chunk size {chunk!r} out of range (1..{MAX_CHUNK})")
     if not isinstance(msg.get("cardinality_only"), bool):
         raise ProtocolError(f"{where}: cardinality_only must be a bool")
-    return msg
+    if not isinstance(msg.get("normalization"), dict):
+        raise ProtocolError(f"{where}: the id normalisation is missing")
+    try:
+        return {**msg, "normalization": normalization(msg["normalization"], where)}
+    except DataError as exc:
+        raise ProtocolError(str(exc)) from None

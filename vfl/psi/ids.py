@@ -22,6 +22,9 @@ from vfl.errors import DataError
 log = logging.getLogger(__name__)
 
 Duplicates = Literal["error", "keep_first"]
+OFF: dict[str, Any] = {"strip": False, "lower": False, "zero_pad": 0}
+"""Id normalisation, none: ids match exactly as spelled (the default)."""
+MAX_PAD = 64
 EXAMPLES = 5
 _LEN = struct.Struct(">I")
 _OBJECT_KINDS = {"string", "integer", "bytes", "mixed-integer", "empty"}
@@ -38,6 +41,43 @@ def id_frame(ids: pd.DataFrame | pd.Series, where: str) -> pd.DataFrame:
     if missing:
         raise DataError(f"{where}: missing values in id column(s): {missing}")
     return frame
+
+
+def normalization(value: Any, where: str) -> dict[str, Any]:
+    """An id normalisation in its canonical form ``{strip, lower, zero_pad}`` (None: off),
+    validated: it travels in the PSI handshake, where both parties must hold the same one."""
+    if value is None:
+        return dict(OFF)
+    if not isinstance(value, dict) or set(value) - set(OFF):
+        raise DataError(f"{where}: id normalisation must be a mapping of {sorted(OFF)}, got {value!r}")
+    norm = {**OFF, **value}
+    if not (isinstance(norm["strip"], bool) and isinstance(norm["lower"], bool)):
+        raise DataError(f"{where}: id normalisation 'strip' and 'lower' must be true or false")
+    pad = norm["zero_pad"]
+    if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad <= MAX_PAD:
+        raise DataError(f"{where}: id normalisation 'zero_pad' must be a width in [0, {MAX_PAD}]")
+    return norm
+
+
+def normalize(frame: pd.DataFrame, norm: dict[str, Any]) -> pd.DataFrame:
+    """Text id columns spelled one way: surrounding whitespace removed (``strip``), lower case
+    (``lower``), left-padded with zeros to ``zero_pad`` characters ('123' -> '00123' at 5).
+    Integer columns are left as they are."""
+    if norm == OFF:
+        return frame
+    out = frame.copy()
+    for name in frame.columns:
+        col = frame[name]
+        if not pd.api.types.is_string_dtype(col):
+            continue
+        if norm["strip"]:
+            col = col.str.strip()
+        if norm["lower"]:
+            col = col.str.lower()
+        if norm["zero_pad"]:
+            col = col.str.zfill(norm["zero_pad"])
+        out[name] = col
+    return out
 
 
 def dedupe(frame: pd.DataFrame, duplicates: Duplicates, where: str) -> np.ndarray:

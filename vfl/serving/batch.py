@@ -80,7 +80,7 @@ class BatchSummary:
 
 def score_batch(
     scorer: GuestScorer, source: str, sink: str, *, id_column: str, version: str,
-    chunk_rows: int = 50_000, retries: int = 2, retry_delay: float = 1.0,
+    chunk_rows: int = 50_000, id_type: str | None = None, retries: int = 2, retry_delay: float = 1.0,
     duplicates: str = "error", progress_root: Path | None = None, restart: bool = False,
     on_progress: Callable[[int, BatchSummary], None] | None = None,
 ) -> BatchSummary:
@@ -91,6 +91,9 @@ def score_batch(
     ----------
     scorer, version
         The guest's scorer and the version of the model it scores with.
+    id_type
+        ``'str'`` or ``'int'``: reads the ids as the model's dataset declares them (see
+        `vfl.connectors.dataset.id_types`); None takes them as the source stores them.
     duplicates
         ``"error"`` or ``"keep_first"``: what a repeated id in the source does.
     progress_root
@@ -110,7 +113,8 @@ def score_batch(
         state = _Progress(folder, fingerprint, restart)
         seen = _SeenIds(duplicates)
         first_row = 1  # of the chunk, counting the source's data rows from 1
-        for index, chunk in enumerate(iter_table(source, chunk_rows=chunk_rows), start=1):
+        types = {id_column: id_type} if id_type else None
+        for index, chunk in enumerate(iter_table(source, chunk_rows=chunk_rows, types=types), start=1):
             where = f"batch source {redact_uri(source)}, chunk {index}"
             ids = _ids(chunk, id_column, where, first_row)
             keep = seen.check(ids, where, first_row)

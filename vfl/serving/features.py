@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from vfl.connectors import DatasetSpec, load_dataset
+from vfl.connectors.dataset import missing_as_nan
 from vfl.connectors.sql import engine_for
 from vfl.connectors.uri import parse_uri
 from vfl.errors import ConfigError, DataError
@@ -71,6 +72,7 @@ class SqlSource:
             raise ConfigError("a SQL feature source needs one id column and an explicit feature list")
         self.id_column = spec.id_columns[0]
         self.columns = list(spec.features)
+        self.na_values = list(spec.na_values)
         self._engine = engine_for(self.loc)
         meta = sa.MetaData()
         self._table = sa.Table(table, meta, autoload_with=self._engine, schema=self.loc.params.get("schema"))
@@ -95,6 +97,7 @@ class SqlSource:
         for c in self._numeric:
             if got[c].dtype == object:
                 got[c] = pd.to_numeric(got[c], errors="coerce").astype(np.float64)
+        got[self.columns] = missing_as_nan(got[self.columns], self.na_values)  # as at training
         if got[self.id_column].duplicated().any():
             dup = got.loc[got[self.id_column].duplicated(), self.id_column].head(3).tolist()
             raise DataError(f"{self.loc.redacted}: id(s) {dup} appear more than once in column '{self.id_column}'")

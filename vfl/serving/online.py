@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfl.config import PartyConfig
+from vfl.connectors.dataset import id_types
 from vfl.errors import ConfigError, DataError, PeerError
 from vfl.serving.batch import BatchSummary, score_batch
 from vfl.serving.bundle import ModelBundle
@@ -118,9 +119,10 @@ def batch_score(
     spec = config.datasets.get(served.dataset) if served else None
     if id_column is None:
         id_column = spec.id_columns[0] if spec is not None else "id"
+    id_type = id_types(spec).get(id_column) if spec is not None else None
     try:
         return score_batch(model.scorer, source, sink, id_column=id_column, version=model.version,
-                           chunk_rows=chunk_rows, retries=retries, retry_delay=retry_delay,
+                           chunk_rows=chunk_rows, id_type=id_type, retries=retries, retry_delay=retry_delay,
                            duplicates=spec.duplicates if spec is not None else "error",
                            progress_root=config.store.path / BATCH_PROGRESS, restart=restart,
                            on_progress=on_progress)

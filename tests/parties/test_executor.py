@@ -1,0 +1,78 @@
+"""The process pool: started once per party service and reused by every job; workers never
+re-run the caller's main module (a plain script needs no `if __name__ == "__main__":`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from tests.parties import service_kit as kit
+from tests.psi.psi_kit import aligned_digest
+from vfl.parties.grpc_channel import connect_federation
+from vfl.psi import align, ecdh
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = {"bank": "guest", "partner": "host"}
+WORKERS = 2
+
+
+def pool_workers(pid: int) -> set[int]:
+    """The pids of a process's pool workers: the children of its fork server (the process's
+    own children are the fork server and the resource tracker)."""
+    return {p.pid for p in psutil.Process(pid).children(recursive=True) if p.ppid() != pid}
+
+
+def test_a_service_starts_its_pool_once_and_every_psi_reuses_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("VFL_WORKERS", str(WORKERS))
+    fed = kit.Federation(tmp_path, ["bank", "partner"])
+    (tmp_path / "partner.csv").write_text("cid,x\n" + "".join(f"c{i},1\n" for i in range(400)))
+    fed.write_config("bank")
+    fed.write_config("partner", plugins=["tests.psi.psi_kit"],
+                     datasets={"ids": {"uri": str(tmp_path / "partner.csv"), "id_column": "cid"}})
+    served = kit.Served(fed.root / "partner" / "party.yaml", fed.ports["partner"], tmp_path / "partner.log")
+    try:
+        deadline = time.monotonic() + 60
+        while len(pool_workers(served.proc.pid)) < WORKERS:  # started with the service
+            assert time.monotonic() < deadline, served.log()
+            time.sleep(0.1)
+        started = pool_workers(served.proc.pid)
+        bank = pd.DataFrame({"cid": [f"c{i}" for i in range(200, 600)]})
+        with connect_federation(fed.config("bank")) as federation:
+            for job in ("j-1", "j-2"):
+                with federation.job(job, "test-psi", {"dataset": "ids", "chunk": 50}, ROLES,
+                                    {"partner": ["ids"]}) as ctx:
+                    result = ecdh.guest(ctx.child("psi"), bank, chunk_size=50)
+                    digest = ctx.recv("partner", "digest")
+                assert federation.wait_job("partner", job, 30).state == "succeeded"
+                assert aligned_digest(align(bank, result)["cid"].tolist()) == digest
+                assert result.size == 200
+                assert pool_workers(served.proc.pid) == started, "a job started new workers"
+    finally:
+        served.stop()
+
+
+PLAIN_SCRIPT = """
+import pandas as pd
+from vfl.parties import simulate
+from vfl.psi import ecdh
+
+bank = pd.DataFrame({"id": [f"c{i}" for i in range(300)]})
+partner = pd.DataFrame({"id": [f"c{i}" for i in range(100, 500)]})
+result = simulate({"bank": (ecdh.guest, {"ids": bank}), "partner": (ecdh.host, {"ids": partner})},
+                  roles={"bank": "guest", "partner": "host"})
+print("common", result["bank"].size)
+"""
+
+
+def test_a_plain_script_without_a_main_guard_runs(tmp_path):
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "VFL_WORKERS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "common 200"
