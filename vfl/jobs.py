@@ -32,6 +32,7 @@ from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, score_batch
 from vfl.serving.session import ContextHost, serve_partials
+from vfl.storage import inside
 
 TEST_SCORES = "test_scores.csv"
 """Written beside the report: id, label and joint score of every test row (re-evaluable)."""
@@ -138,7 +139,7 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
     if steps.evaluate is not None and len(test):
         with timer("evaluate"):
             scores = model.predict_proba(ctx.child("evaluate"), X_test)
-            out_dir = steps.evaluate.out_dir / ctx.job_id
+            out_dir = inside(steps.evaluate.out_dir, ctx.job_id)
             metrics = evaluate_scores(y[test], scores, out_dir, threshold=steps.evaluate.threshold,
                                       title=f"{ctx.job_id}: {steps.train.algorithm}")
             test_ids = _take(dataset.ids, rows).iloc[test].reset_index(drop=True)
@@ -254,8 +255,7 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
 def _feature_source(dataset: Dataset) -> Any:
     """Where scoring reads features by id: the trained dataset, its feature list made explicit
     (a SQL source selects exactly these columns)."""
-    spec = dataset.spec.model_copy(update={"features": list(dataset.X.columns)})
-    return source_for(spec, name=dataset.name)
+    return source_for(dataset.spec, name=dataset.name, columns=list(dataset.X.columns))
 
 
 def _split_rows(y: np.ndarray, split: SplitStep | None) -> tuple[np.ndarray, np.ndarray]:

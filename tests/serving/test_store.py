@@ -20,7 +20,8 @@ def test_versions_promote_rollback_delete(tmp_path):
     store.save("credit", "job-1", role="guest", kind="hetero_lr", write=writer("1"), peers=["partner"],
                metrics={"auc": 0.7})
     store.save("credit", "job-2", role="guest", kind="hetero_lr", write=writer("2"), peers=["partner"])
-    with pytest.raises(DataError, match="no model 'credit' a production version"):
+    with pytest.raises(DataError, match=r"has no production version of model 'credit' \(versions here: "
+                                        r"\['job-1', 'job-2'\]; promote one\)"):
         store.get("credit")
     store.promote("credit", "job-1")
     store.promote("credit", "job-2")
