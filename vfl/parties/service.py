@@ -512,6 +512,7 @@ class _Servicer(pb_grpc.PartyServicer):
 
     def StartJob(self, request: pb.StartJobRequest, context: grpc.ServicerContext) -> pb.JobStatus:
         sender = self._sender(context, request.sender)
+        self._valid_job_id(context, request.job_id)
         record = self.service.jobs.get(request.job_id)
         if record is not None and record.peer == sender and record.protocol == request.protocol \
                 and record.state not in (FAILED, CANCELLED):
