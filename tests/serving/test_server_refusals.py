@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from tests.parties import service_kit as kit
 from tests.serving.conftest import HOST_FEATURES, MODEL
 from vfl.crypto.tls import issue_party_cert
-from vfl.errors import DataError, UnknownModelError
+from vfl.errors import DataError, ProtocolError, UnknownModelError
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
 from vfl.serving.server import Serving
@@ -247,8 +247,11 @@ def test_an_unknown_model_is_a_404_listing_the_served_models(trained):
     error = reply.json()["error"]
     assert "no model 'nope'" in error and f"models it serves: ['{MODEL}']" in error
     assert "a production version" not in error
-    with trained.scoring_client() as client, pytest.raises(UnknownModelError, match="no model 'nope'"):
-        client.score("nope", [1])
+    with trained.scoring_client() as client:
+        with pytest.raises(UnknownModelError, match="no model 'nope'"):
+            client.score("nope", [1])
+        with pytest.raises(ProtocolError, match="model_id: '..' is not a safe name"):
+            client.score("..", [1])
 
 
 def test_a_fresh_party_with_nothing_trained_starts_without_warnings(tmp_path):
