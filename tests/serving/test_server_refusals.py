@@ -45,11 +45,12 @@ def _raw(port: int, request: bytes) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-def _post(path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+def _post(path: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST",
+          version: str = "HTTP/1.1") -> bytes:
     fields = {"Host": "bank", "Content-Type": "application/json", "Content-Length": str(len(body)),
               **(headers or {})}
     lines = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
-    return f"POST {path} HTTP/1.1\r\n{lines}\r\n".encode("latin-1") + body
+    return f"{method} {path} {version}\r\n{lines}\r\n".encode("latin-1") + body
 
 
 def _known_ids(trained, n: int = 3) -> list[int]:
@@ -134,10 +135,19 @@ _headers = st.dictionaries(
 )
 
 
+@pytest.mark.parametrize("method, version, status", [
+    ("PUT", "HTTP/1.1", 405), ("BREW", "HTTP/1.1", 405), ("POST", "HTTP/3.0", 400), ("POST", "HTTX", 400),
+])
+def test_requests_the_http_parser_refuses_get_a_4xx(trained, method, version, status):
+    got, _ = _raw(trained.http_port, _post(SCORE, b'{"ids": [1]}', method=method, version=version))
+    assert got == status
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(body=_bodies, headers=_headers, path=st.sampled_from([SCORE, "/v1/models/nope/score", "/v1/x"]))
-def test_fuzzed_bodies_and_headers_never_get_a_5xx(trained, body, headers, path):
-    status, reply = _raw(trained.http_port, _post(path, body, headers))
+@given(body=_bodies, headers=_headers, path=st.sampled_from([SCORE, "/v1/models/nope/score", "/v1/x"]),
+       method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE", "HEAD", "FOO"]))
+def test_fuzzed_bodies_and_headers_never_get_a_5xx(trained, body, headers, path, method):
+    status, reply = _raw(trained.http_port, _post(path, body, headers, method))
     assert status < 500, reply[:300]
 
 

@@ -350,11 +350,16 @@ class InferenceServicer(spb_grpc.InferenceServicer):
                           f"'{peer}' is not a configured peer of '{self.serving.name}'")
         return peer
 
+    def _refused(self, peer: str, model_id: str, exc: VflError) -> None:
+        log.warning("%s: %s for '%s' on model '%s' refused: %s", self.serving.name,
+                    "inference", peer, model_id[:128], type(exc).__name__)
+
     def Describe(self, request: spb.DescribeRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
         peer = self._peer(context, request.sender)
         try:
             return self.serving.describe(peer, request.model_id)
         except VflError as exc:
+            self._refused(peer, request.model_id, exc)
             _abort(context, exc)
 
     def Partials(self, request: spb.PartialsRequest, context: grpc.ServicerContext) -> spb.PartialsReply:
@@ -364,6 +369,7 @@ class InferenceServicer(spb_grpc.InferenceServicer):
             version, answer = self.serving.partials(peer, request.model_id, request.version, ids)
             return partials_to_pb(answer, version)
         except VflError as exc:
+            self._refused(peer, request.model_id, exc)
             _abort(context, exc)
 
 
@@ -436,6 +442,7 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "vfl-serving"
         protocol_version = "HTTP/1.1"
+        default_request_version = "HTTP/1.0"  # so an unparsable request line still gets a status line
         timeout = HTTP_IDLE_TIMEOUT  # a silent or stalled client loses its connection
 
         def setup(self) -> None:
@@ -446,6 +453,15 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("http %s: " + format, self.client_address[0], *args)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The stdlib's answers to requests it cannot parse: a client's mistake is a 4xx
+            (an unknown method 405, an unknown HTTP version 400), logged once."""
+            code = {501: 405, 505: 400}.get(code, code)
+            log.warning("%s: malformed HTTP request from %s refused: %d", serving.name,
+                        self.client_address[0], code)
+            self.close_connection = True
+            super().send_error(code, message if code != 405 else "method not allowed", explain)
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
