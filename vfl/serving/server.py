@@ -237,10 +237,10 @@ class Serving:
     def failed(self, client: str, model_id: str, request_id: str, status: str, exc: Exception,
                n_ids: int = 0) -> None:
         """A failed or refused request: one log line (no payload, no message that could quote
-        data) and one audit row."""
+        data; the caller's strings quoted, so they cannot forge log lines) and one audit row."""
         kind = type(exc).__name__ if isinstance(exc, VflError | TimeoutError) else "internal"
-        log.warning("%s: request %s from '%s' for model '%s' failed: %s %s (%d ids)", self.name,
-                    request_id or "-", client, model_id or "-", status, kind, n_ids)
+        log.warning("%s: request %r from %r for model %r failed: %s %s (%d ids)", self.name,
+                    request_id, client, model_id, status, kind, n_ids)
         if self.audit is not None:
             message = str(exc) if kind != "internal" else "internal error"
             self.audit.record_failure(request_id, client, model_id, status, kind, message, n_ids)
@@ -351,8 +351,8 @@ class InferenceServicer(spb_grpc.InferenceServicer):
         return peer
 
     def _refused(self, peer: str, model_id: str, exc: VflError) -> None:
-        log.warning("%s: %s for '%s' on model '%s' refused: %s", self.serving.name,
-                    "inference", peer, model_id[:128], type(exc).__name__)
+        log.warning("%s: inference for '%s' on model %r refused: %s", self.serving.name, peer,
+                    model_id[:128], type(exc).__name__)
 
     def Describe(self, request: spb.DescribeRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
         peer = self._peer(context, request.sender)
