@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from tests.parties import service_kit as kit
 from tests.serving.conftest import HOST_FEATURES, MODEL
+from vfl.connectors import read_table, write_table
 from vfl.crypto.tls import issue_party_cert
 from vfl.errors import DataError, ProtocolError, UnknownModelError
 from vfl.serving.proto import serving_pb2 as spb
@@ -215,15 +216,19 @@ def test_store_folders_are_0700_and_files_0600(trained):
 # --- 9. a SQL dataset without `features:` -------------------------------------------------------
 
 
-def test_a_partner_sql_dataset_without_a_feature_list_is_served_with_the_exported_columns(trained):
+def test_a_partner_sql_dataset_without_a_feature_list_is_served_with_the_exported_columns(trained, mariadb_url):
     record = ModelStore("partner", trained.root / "partner" / "store").get(MODEL)
     bundle = json.loads((trained.root / "partner" / "store" / "cache" / MODEL / record.version
                          / "bundle.json").read_text())
     assert bundle["columns"] == HOST_FEATURES  # export recorded exactly what the part reads
+    # as the partner of the probe had it: its table in MariaDB, no `features:` in its dataset
+    table = f"{mariadb_url}?table=partner_no_feature_list"
+    write_table(read_table(f"sqlite:///{trained.root / 'partner.db'}?table=features"), table)
     path = trained.config_path("partner")
     original = path.read_text()
     config = yaml.safe_load(original)
-    del config["datasets"]["credit"]["features"]  # as the partner of the probe had it
+    del config["datasets"]["credit"]["features"]
+    config["datasets"]["credit"]["uri"] = table
     path.write_text(yaml.safe_dump(config))
     try:
         trained.restart_partner()
