@@ -150,6 +150,11 @@ def test_requests_the_http_parser_refuses_get_a_4xx(trained, method, version, st
 def test_fuzzed_bodies_and_headers_never_get_a_5xx(trained, body, headers, path, method):
     status, reply = _raw(trained.http_port, _post(path, body, headers, method))
     assert status < 500, reply[:300]
+    alive, _ = _raw(trained.http_port, b"GET /v1/health HTTP/1.1\r\nHost: bank\r\n\r\n")
+    assert alive == 200
+
+
+# runs right after the fuzzing (tests run in file order)
 
 
 def test_a_normal_request_succeeds_after_the_fuzzing(trained):
