@@ -109,7 +109,7 @@ def prepare(root: Path, batch_rows: int, mode: str) -> dict[str, Any]:
 
     bank = party("bank", "partner", {
         "credit": {"uri": str(root / "bank.parquet"), "id_column": "id", "label": "y", "features": g_cols}},
-        {"serving": {"models": {MODEL: {"dataset": "credit"}}}})
+        {"serving": {"models": {MODEL: {"dataset": "credit"}}, "clients": ["app"]}})
     partner = party("partner", "bank", {
         "credit": {"uri": str(root / "partner.parquet"), "id_column": "id", "features": h_cols},
         "serving": {"uri": str(root / "partner_serving.parquet"), "id_column": "id", "features": h_cols}},

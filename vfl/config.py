@@ -28,6 +28,7 @@ from pydantic import (
 
 from vfl.connectors import DatasetSpec
 from vfl.errors import ConfigError, VflError, did_you_mean
+from vfl.names import SafeName
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 
@@ -80,20 +81,31 @@ class TimeoutConfig(_Strict):
     connect: float = Field(10.0, gt=0, description="seconds to retry reaching a peer")
 
 
+class MailboxConfig(_Strict):
+    """How many undelivered bytes peers may push into one job's mailbox on this party."""
+
+    peer_bytes: int = Field(512 << 20, ge=1 << 16,
+                            description="pending bytes of one peer in one job (default 512 MiB)")
+    job_bytes: int = Field(1 << 30, ge=1 << 16,
+                           description="pending bytes of all peers in one job (default 1 GiB)")
+
+
 class ServedModel(_Strict):
     """Where this party's service reads the features of a served model's ids."""
 
-    dataset: str = Field(description="name of a dataset of this party: its URI is the feature source")
+    dataset: SafeName = Field(description="name of a dataset of this party: its URI is the feature source")
     callable: str | None = Field(None, description="'package.module:function' returning features by id")
 
 
 class ServingConfig(_Strict):
     """Online split inference on this party's service (see vfl.serving.server)."""
 
-    models: dict[str, ServedModel] = Field({}, description="model id -> its feature source")
+    models: dict[SafeName, ServedModel] = Field({}, description="model id -> its feature source")
     http_listen: str | None = Field(None, description="host:port of the guest's HTTP/JSON endpoint")
     http_tls: bool = Field(False, description="serve HTTP over mutual TLS with the party's certificate")
-    clients: list[str] = Field(["*"], description="certificate identities allowed to call Score")
+    clients: list[str] = Field(
+        [], description="certificate identities allowed to score and read metrics; none by default, "
+                        "'*' (explicitly) admits any certificate of the CA, or anyone on plain HTTP")
     audit_log: str | None = Field(None, description="SQLAlchemy URL of the audit table; default SQLite in the store")
     audit: bool = Field(True, description="log every online prediction")
     timeout: float = Field(5.0, gt=0, description="seconds to wait for a host's partial results")
@@ -108,8 +120,8 @@ class PartyConfig(_Strict):
     tls: TlsConfig | None = None
     insecure: bool = Field(False, description="plaintext transport, for local experiments only")
     peers: dict[str, PeerConfig] = {}
-    datasets: dict[str, DatasetSpec] = {}
-    preprocessing: dict[str, dict[str, Any]] = Field(
+    datasets: dict[SafeName, DatasetSpec] = {}
+    preprocessing: dict[SafeName, dict[str, Any]] = Field(
         {}, description="per dataset name: this party's own preprocessing pipeline spec"
     )
     models: dict[str, dict[str, Any]] = Field(
@@ -122,6 +134,7 @@ class PartyConfig(_Strict):
     max_message_bytes: int = Field(
         1 << 31, ge=1 << 16, description="largest message accepted from a peer (reassembled size)"
     )
+    mailbox: MailboxConfig = MailboxConfig()
     serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
@@ -176,7 +189,7 @@ class EvaluateStep(_Strict):
 
 
 class ExportStep(_Strict):
-    model_id: str = Field(pattern=NAME_PATTERN)
+    model_id: SafeName
     promote: bool = Field(True, description="serve this version right away (else it is staged)")
 
 
@@ -201,10 +214,10 @@ class JobSteps(_Strict):
 
 
 class JobConfig(_Strict):
-    job_id: str | None = Field(None, pattern=NAME_PATTERN)
+    job_id: SafeName | None = None
     guest: str = Field(pattern=NAME_PATTERN)
     hosts: list[str] = Field(min_length=1)
-    datasets: dict[str, str] = Field(description="party name -> that party's dataset name")
+    datasets: dict[str, SafeName] = Field(description="party name -> that party's dataset name")
     parties: dict[str, Path] = Field(
         {}, description="party name -> party config file, for local simulation (`vfl run --simulate`)"
     )

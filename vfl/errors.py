@@ -29,6 +29,11 @@ class CodecError(ProtocolError):
     """A wire message could not be decoded safely (truncated, oversized, unknown type)."""
 
 
+class MailboxFullError(ProtocolError):
+    """A peer pushed more undelivered bytes into a job's mailbox than this party allows (the
+    message names the peer and the message's tag)."""
+
+
 class PeerError(VflError):
     """A peer failed, disappeared or could not be reached (the message names it)."""
 
@@ -50,3 +55,15 @@ def did_you_mean(word: object, options: Iterable[object]) -> str:
     names = {str(o): o for o in options if o is not None}
     close = difflib.get_close_matches(str(word), list(names), n=1, cutoff=0.6)
     return f"; did you mean {names[close[0]]!r}?" if close else ""
+
+
+class UnsafeNameError(ConfigError, ProtocolError):
+    """A name that becomes a path (job id, model id, version, dataset or step name) is refused.
+
+    It is both a configuration error (from a YAML or the Python API) and a protocol error
+    (from a peer or an application), so every boundary reports it the way it reports its own.
+    """
+
+
+class UnknownModelError(DataError):
+    """This party serves no (production version of the) model asked for."""

@@ -35,6 +35,7 @@ from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer
 from vfl.serving.session import ContextHost, serve_partials
+from vfl.storage import inside
 
 TEST_SCORES = "test_scores.csv"
 """Written beside the report: id, label and joint score of every test row (re-evaluable)."""
@@ -144,7 +145,7 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
     if steps.evaluate is not None and len(test):
         with timer("evaluate"):
             evaluation = _evaluate_guest(ctx, job, model, data, X_train, X_test, pre)
-            out_dir = steps.evaluate.out_dir / ctx.job_id
+            out_dir = inside(steps.evaluate.out_dir, ctx.job_id)
             run = _run_metadata(ctx, job, dataset.n_rows, size, data, model, timer)
             metrics = evaluation.write(out_dir, run)
             test_ids = _take(dataset.ids, rows).iloc[test].reset_index(drop=True)
@@ -378,8 +379,7 @@ def _score_guest(ctx: Context, party: PartyRuntime, job: JobConfig, bundle: Mode
 def _feature_source(dataset: Dataset) -> Any:
     """Where scoring reads features by id: the trained dataset, its feature list made explicit
     (a SQL source selects exactly these columns)."""
-    spec = dataset.spec.model_copy(update={"features": list(dataset.X.columns)})
-    return source_for(spec, name=dataset.name)
+    return source_for(dataset.spec, name=dataset.name, columns=list(dataset.X.columns))
 
 
 def _split_rows(y: np.ndarray, split: SplitStep | None) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from typing import Any
 from vfl.config import JobConfig, PartyConfig, load_party_config
 from vfl.errors import ConfigError, PeerError
 from vfl.jobs import JobOutcome, job_params, run_guest, run_host
+from vfl.names import check_name
 from vfl.parties import registry
 from vfl.parties.context import ProgressEvent, new_job_id
 from vfl.parties.executor import start_in_background
@@ -137,4 +138,8 @@ def _service_answers(party: PartyConfig) -> bool:
 
 
 def _with_id(job: JobConfig) -> JobConfig:
-    return job if job.job_id else job.model_copy(update={"job_id": new_job_id(job.guest)})
+    """The job with its id (a new one if it has none), checked before any party does work."""
+    if job.job_id is None:
+        return job.model_copy(update={"job_id": new_job_id(job.guest)})
+    check_name(job.job_id, "job_id")
+    return job

@@ -165,7 +165,7 @@ def test_split_nn_job_between_two_served_parties(tmp_path: Path) -> None:
             extra = {"policy": local["policy"]}
         fed.write_config(name, datasets=local["datasets"], preprocessing=local["preprocessing"],
                          models=local.get("models", {}), store=local["store"],
-                         serving={"models": {MODEL_ID: {"dataset": "credit"}}}, plugins=[],
+                         serving={"models": {MODEL_ID: {"dataset": "credit"}}, "clients": ["bank"]}, plugins=[],
                          **extra)
     job = yaml.safe_load(job_yaml.read_text())
     job.pop("parties")

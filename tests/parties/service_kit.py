@@ -83,6 +83,20 @@ def data_error(ctx: Any, party: Any, params: Any) -> Any:
     return ctx.recv(ctx.hosts[0], "never")
 
 
+@register("test-host-refuses")
+def host_refuses(ctx: Any, party: Any, params: Any) -> Any:
+    """The host stops at once with a reason written for peers; the guest only keeps sending."""
+    if ctx.role == "host":
+        from vfl.errors import ProtocolError
+
+        raise ProtocolError(f"the host's check failed: {params['reason']}")
+    for i in range(int(params.get("sends", 400))):
+        for host in ctx.hosts:
+            ctx.send(host, "x", i)
+        time.sleep(0.05)
+    return None
+
+
 # --- federations on loopback ------------------------------------------------------------------
 
 
@@ -134,6 +148,35 @@ class Federation:
 
     def config(self, name: str) -> PartyConfig:
         return load_party_config(self.root / name / "party.yaml")
+
+
+def party_stub(fed: Federation, identity: str, target: str) -> tuple[Any, Any]:
+    """A raw gRPC channel and Party stub to `target`'s service with `identity`'s certificate
+    (issued by the federation's CA): for probes the PeerClient would never send."""
+    import grpc
+
+    from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
+
+    certs = fed.certs
+    credentials = grpc.ssl_channel_credentials(
+        (certs / "ca.pem").read_bytes(), (certs / f"{identity}.key").read_bytes(),
+        (certs / f"{identity}.pem").read_bytes())
+    channel = grpc.secure_channel(f"127.0.0.1:{fed.ports[target]}", credentials,
+                                  options=[("grpc.ssl_target_name_override", target)])
+    return channel, pb_grpc.PartyStub(channel)
+
+
+def tree_state(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple[Any, ...]]:
+    """Every file and folder under `root` (but `skip`): kind, mode, size, mtime and content hash,
+    to show that a probe created, changed or deleted nothing."""
+    state: dict[str, tuple[Any, ...]] = {}
+    for path in sorted(root.rglob("*")):
+        if any(path == s or s in path.parents for s in skip):
+            continue
+        st = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() and not path.is_symlink() else ""
+        state[str(path.relative_to(root))] = (path.is_dir(), st.st_mode, st.st_size, st.st_mtime_ns, digest)
+    return state
 
 
 class Served:

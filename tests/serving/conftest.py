@@ -108,7 +108,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
                              "id_types": {"id": "int"}, "features": GUEST_FEATURES, "categorical": ["segment"]}},
         preprocessing={"credit": _preprocessing(GUEST_FEATURES[:3], ["segment"])},
         serving={"models": {MODEL: {"dataset": "credit"}}, "http_listen": f"127.0.0.1:{http_port}",
-                 "timeout": HOST_TIMEOUT},
+                 "timeout": HOST_TIMEOUT, "clients": ["*"]},  # plain HTTP has no identity: explicitly open
     )
     fed.write_config(
         "partner",

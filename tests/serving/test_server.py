@@ -204,7 +204,7 @@ def test_every_prediction_is_audited_and_metrics_are_exposed(trained):
     assert metrics["requests_by_model"][MODEL] >= 1 and metrics["ids_scored"] >= 2
     assert metrics["latency_ms_p50"] > 0 and metrics["latency_ms_p99"] >= metrics["latency_ms_p50"]
     health = requests.get(_url(trained, "/v1/health"), timeout=10).json()
-    assert health["party"] == "bank" and MODEL in health["models_loaded"]
+    assert health == {"status": "ok"}  # liveness only: open to anyone, so it carries no data
 
 
 def _https_post(trained, port: int, body: dict, identity: str | None) -> tuple[int, dict]:

@@ -16,16 +16,17 @@ from typing import Any
 import numpy as np
 
 from vfl.errors import ConfigError
+from vfl.storage import inside, private_dir, seal
 
 
 class EpochCheckpoints:
     def __init__(self, directory: str | Path, keep: int = 2) -> None:
         self.directory = Path(directory)
         self.keep = keep
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
 
     def _path(self, epoch: int, suffix: str) -> Path:
-        return self.directory / f"epoch_{epoch:05d}{suffix}"
+        return inside(self.directory, f"epoch_{epoch:05d}{suffix}")
 
     def epochs(self) -> list[int]:
         """Completed epochs on disk, ascending."""
@@ -49,11 +50,13 @@ class EpochCheckpoints:
             np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
             f.flush()
             os.fsync(f.fileno())
+        seal(tmp_npz)
         os.replace(tmp_npz, npz)
         with open(tmp_js, "w") as f:
             json.dump(meta, f)
             f.flush()
             os.fsync(f.fileno())
+        seal(tmp_js)
         os.replace(tmp_js, js)
         for old in self.epochs()[: -self.keep]:
             self._path(old, ".json").unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from vfl.errors import ProtocolError
+from vfl.storage import inside, private_dir, seal
 
 HE = "he"
 PLAIN = "plain"
@@ -96,10 +97,10 @@ class EpochCheckpoints:
         self.directory = Path(directory)
         self.fingerprint = fingerprint
         self.keep = keep
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
 
     def _path(self, epoch: int) -> Path:
-        return self.directory / f"epoch-{epoch:05d}-{self.fingerprint}.pt"
+        return inside(self.directory, f"epoch-{epoch:05d}-{self.fingerprint}.pt")
 
     def epochs(self) -> list[int]:
         found = []
@@ -114,6 +115,7 @@ class EpochCheckpoints:
         path = self._path(epoch)
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
+        seal(tmp)
         os.replace(tmp, path)
         for old in self.epochs()[: -self.keep]:
             self._path(old).unlink(missing_ok=True)

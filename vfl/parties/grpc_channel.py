@@ -51,6 +51,7 @@ from vfl import errors
 from vfl.config import PartyConfig
 from vfl.crypto.tls import TlsFiles
 from vfl.errors import JobCancelledError, PeerError, PolicyError, ProtocolError, VflError
+from vfl.names import check_name
 from vfl.parties import codec
 from vfl.parties.mailbox import Mailbox
 from vfl.parties.proto import vfl_pb2 as pb
@@ -261,6 +262,8 @@ class PeerClient:
             return PolicyError(f"{where} refused {what}: {detail}")
         if kind == "protocol":
             return ProtocolError(f"{where} rejected {what}: {detail}")
+        if kind == "ended":  # its role of the job failed or was cancelled: its own reason
+            return PeerError(f"{where}: {detail}")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return PeerUnreachableError(
                 f"{where} unreachable while {what} (gave up after {self.connect_timeout:g}s): "
@@ -299,6 +302,10 @@ class GrpcChannel:
         if sender != self.owner:
             raise ProtocolError(f"'{self.owner}' cannot send as '{sender}'")
         self._check_cancelled()
+        self.mailbox.check()
+        reason = self.mailbox.failure(receiver)
+        if reason is not None:  # it told us why it stopped: say that, not what sending got back
+            raise PeerError(f"peer '{receiver}' failed: {reason}")
         self._peer(receiver).send(self.job_id, key, payload)
 
     def recv(self, receiver: str, sender: str, key: str, timeout: float) -> bytes:
@@ -370,6 +377,7 @@ class Federation:
         datasets: Mapping[str, list[str]],
     ) -> JobInfo:
         """Ask `party`'s service to run its role of `protocol`; PolicyError if its policy refuses."""
+        check_name(job_id, "job_id")
         return self.client(party).start_job(job_id, protocol, params, roles, datasets)
 
     def job_status(self, party: str, job_id: str) -> JobInfo:
@@ -410,6 +418,7 @@ class Federation:
         An exception in the block marks the job failed (and tells the hosts); leaving it
         normally marks it succeeded. Needs the embedded service (``connect_federation``).
         """
+        check_name(job_id, "job_id")
         if self.service is None:
             raise PeerError(f"'{self.name}': running a role here needs the embedded service")
         with self.service.guest_session(job_id, protocol, params, roles, datasets, on_progress) as ctx:

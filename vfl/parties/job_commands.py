@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vfl.errors import ConfigError
+from vfl.names import name_argument
 
 # Config, job store and grpc are imported by the commands that use them, not at `vfl` start-up.
 
@@ -25,10 +26,10 @@ def add_commands(subparsers: Any) -> None:
     ls.add_argument("--limit", type=int, default=20)
     ls.set_defaults(func=cmd_list)
     show = actions.add_parser("show", help="one job's record (and live progress if running)")
-    show.add_argument("job_id")
+    show.add_argument("job_id", type=name_argument("job_id"))
     show.set_defaults(func=cmd_show)
     cancel = actions.add_parser("cancel", help="cancel a running job on every party")
-    cancel.add_argument("job_id")
+    cancel.add_argument("job_id", type=name_argument("job_id"))
     cancel.set_defaults(func=cmd_cancel)
     for action in (ls, show, cancel):
         action.add_argument("--json", action="store_true", help="JSON instead of a table")

@@ -17,6 +17,9 @@ from typing import Any
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, select, update
 from sqlalchemy.engine import Engine
 
+from vfl.names import check_name
+from vfl.storage import private_dir, private_sqlite
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING)
 FINAL = (SUCCEEDED, FAILED, CANCELLED)
@@ -64,13 +67,14 @@ class JobStore:
 
     @classmethod
     def for_store(cls, path: Path, url: str | None = None) -> JobStore:
-        """The configured URL, or ``<store path>/jobs.sqlite``."""
+        """The configured URL, or ``<store path>/jobs.sqlite`` (folder 0700, file 0600)."""
         if url:
             return cls(url)
-        Path(path).mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{Path(path).resolve() / 'jobs.sqlite'}")
+        root = private_dir(Path(path)).resolve()
+        return cls(private_sqlite(f"sqlite:///{root / 'jobs.sqlite'}"))
 
     def create(self, job_id: str, protocol: str, role: str, peer: str, parties: dict[str, str]) -> None:
+        check_name(job_id, "job_id")
         with self._lock, self.engine.begin() as conn:
             conn.execute(
                 jobs_table.insert().values(

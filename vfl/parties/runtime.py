@@ -9,8 +9,10 @@ from pathlib import Path
 from vfl.config import PartyConfig
 from vfl.connectors import Dataset, load_dataset
 from vfl.errors import ConfigError
+from vfl.names import check_name
 from vfl.parties.executor import shared_process_pool
 from vfl.serving.store import ModelStore
+from vfl.storage import inside, private_dir
 
 
 class PartyRuntime:
@@ -27,9 +29,7 @@ class PartyRuntime:
 
     @cached_property
     def store_dir(self) -> Path:
-        path = Path(self.config.store.path)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return private_dir(Path(self.config.store.path))
 
     @property
     def executor(self) -> Executor:
@@ -53,7 +53,7 @@ class PartyRuntime:
         return ModelStore.of(self.config)
 
     def job_dir(self, job_id: str, *parts: str) -> Path:
-        """Where a job's artifacts and checkpoints live on this party."""
-        path = self.store_dir.joinpath("jobs", job_id, *parts)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """Where a job's artifacts and checkpoints live on this party (0700, always inside
+        ``<store>/jobs``: the job id and each part must be safe names)."""
+        check_name(job_id, "job_id")
+        return private_dir(inside(self.store_dir / "jobs", job_id, *parts))

@@ -31,10 +31,12 @@ from vfl.errors import (
     CodecError,
     ConfigError,
     JobCancelledError,
+    MailboxFullError,
     PolicyError,
     ProtocolError,
     VflError,
 )
+from vfl.names import check_name
 from vfl.parties import codec, executor, jobstore, policy, registry
 from vfl.parties.context import GUEST, Context, ProgressEvent
 from vfl.parties.grpc_channel import ERROR_KIND, GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
@@ -200,7 +202,7 @@ class PartyService:
     ) -> ActiveJob:
         """Check policy and register the job (queued); raises PolicyError / ProtocolError."""
         roles, datasets = dict(roles), {p: list(d) for p, d in datasets.items()}
-        _check_roles(self.name, job_id, roles)
+        _check_roles(self.name, job_id, roles, datasets)
         missing = [p for p in roles if p != self.name and p not in self.config.peers]
         if missing:
             raise PolicyError(f"'{self.name}' has no configured peer(s) {missing} of this job")
@@ -213,8 +215,8 @@ class PartyService:
             if job_id in self._active or (record is not None and not resumable):
                 raise ProtocolError(f"job id '{job_id}' is already known to '{self.name}'"
                                     + (f" ({record.state})" if record is not None else ""))
-            job = ActiveJob(job_id, protocol, roles[self.name], requester, roles, datasets,
-                            Mailbox(self.name))
+            mailbox = Mailbox(self.name, self.config.mailbox.peer_bytes, self.config.mailbox.job_bytes)
+            job = ActiveJob(job_id, protocol, roles[self.name], requester, roles, datasets, mailbox)
             if resumable:
                 self.jobs.restart(job_id)
             else:
@@ -362,7 +364,8 @@ class PartyService:
 
 
 SHARED_ERRORS = ("PolicyError", "PeerError", "PeerTimeoutError", "PeerUnreachableError",
-                 "ProtocolError", "ConfigError", "JobCancelledError", "CodecError")
+                 "ProtocolError", "ConfigError", "JobCancelledError", "CodecError", "MailboxFullError",
+                 "UnsafeNameError")
 """Errors whose messages are written for peers (rules, steps, fields); others, DataError
 above all, may quote this party's raw values and stay in its own logs and job store."""
 
@@ -383,9 +386,11 @@ def _may_resume(record: jobstore.JobRecord, protocol: str, requester: str,
             and record.peer == requester and record.parties == dict(roles))
 
 
-def _check_roles(me: str, job_id: str, roles: dict[str, str]) -> None:
-    if not job_id or "/" in job_id or len(job_id) > 128:
-        raise ProtocolError(f"invalid job id {job_id!r}")
+def _check_roles(me: str, job_id: str, roles: dict[str, str], datasets: dict[str, list[str]]) -> None:
+    check_name(job_id, "job_id")
+    for party, names in datasets.items():
+        for name in names:
+            check_name(name, f"datasets.{party}")
     if me not in roles:
         raise ProtocolError(f"'{me}' is not a party of job '{job_id}' (parties {sorted(roles)})")
     if sorted(set(roles.values()) | {"guest", "host"}) != ["guest", "host"] or list(roles.values()).count(GUEST) != 1:
@@ -438,9 +443,22 @@ class _Servicer(pb_grpc.PartyServicer):
                         f"request claims to come from '{claimed}' but the certificate identifies '{identity}'")
         return identity
 
+    def _valid_job_id(self, context: grpc.ServicerContext, job_id: str) -> None:
+        try:
+            check_name(job_id, "job_id")
+        except ProtocolError as exc:
+            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "protocol")
+
     def _job(self, context: grpc.ServicerContext, job_id: str, sender: str) -> ActiveJob:
+        self._valid_job_id(context, job_id)
         job = self.service.active_job(job_id)
         if job is None:
+            record = self.service.jobs.get(job_id)
+            if record is not None and sender in record.parties and record.state in (FAILED, CANCELLED):
+                # the peer learns why, in this party's own (redacted) words, not just "not found"
+                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                            f"'{self.name}' {record.state} its role of job '{job_id}': "
+                            f"{for_peers(self.name, record.error or 'no reason recorded')}", "ended")
             self._abort(context, grpc.StatusCode.NOT_FOUND, f"job '{job_id}' is not running on '{self.name}'")
         if sender not in job.roles:
             self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
@@ -463,6 +481,21 @@ class _Servicer(pb_grpc.PartyServicer):
                         f"message of {first.total_bytes} bytes exceeds the limit of {limit} bytes", "protocol")
         if first.total < 1 or first.index != 0:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, "a message starts with chunk 0 of >= 1", "protocol")
+        try:
+            job.mailbox.admit(sender, first.key, first.total_bytes)
+        except MailboxFullError as exc:
+            log.warning("%s: job '%s' fails: %s", self.name, first.job_id, exc)
+            self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "protocol")
+        try:
+            payload = self._receive(context, first, request_iterator)
+        except BaseException:
+            job.mailbox.release(sender, first.total_bytes)
+            raise
+        fresh = job.mailbox.put(sender, first.key, payload, f"{sender}/{first.message_id}", admitted=True)
+        return pb.SendReply(duplicate=not fresh)
+
+    def _receive(self, context: grpc.ServicerContext, first: pb.Chunk, request_iterator: Iterator[pb.Chunk]) -> bytes:
+        """The whole message whose first chunk is `first`, every chunk checked."""
         parts, size = [first.data], len(first.data)
         for chunk in request_iterator:
             if (chunk.index != len(parts) or chunk.index >= first.total or chunk.message_id != first.message_id
@@ -479,12 +512,11 @@ class _Servicer(pb_grpc.PartyServicer):
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                         f"message on {first.key!r} is incomplete: {len(parts)}/{first.total} chunks, "
                         f"{size}/{first.total_bytes} bytes", "protocol")
-        payload = parts[0] if len(parts) == 1 else b"".join(parts)
-        fresh = job.mailbox.put(sender, first.key, payload, f"{sender}/{first.message_id}")
-        return pb.SendReply(duplicate=not fresh)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def StartJob(self, request: pb.StartJobRequest, context: grpc.ServicerContext) -> pb.JobStatus:
         sender = self._sender(context, request.sender)
+        self._valid_job_id(context, request.job_id)
         record = self.service.jobs.get(request.job_id)
         if record is not None and record.peer == sender and record.protocol == request.protocol \
                 and record.state not in (FAILED, CANCELLED):
@@ -503,6 +535,7 @@ class _Servicer(pb_grpc.PartyServicer):
         return self.service.status(request.job_id, sender)
 
     def _known_job(self, context: grpc.ServicerContext, job_id: str, sender: str) -> pb.JobStatus:
+        self._valid_job_id(context, job_id)
         record = self.service.jobs.get(job_id)
         if record is None:
             self._abort(context, grpc.StatusCode.NOT_FOUND, f"'{self.name}' has no job '{job_id}'")
@@ -518,6 +551,13 @@ class _Servicer(pb_grpc.PartyServicer):
     def CancelJob(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:
         sender = self._sender(context, request.sender)
         self._known_job(context, request.job_id, sender)
+        record = self.service.jobs.get(request.job_id)
+        assert record is not None
+        guest = next(p for p, r in record.parties.items() if r == GUEST)
+        if sender not in (self.name, guest):
+            self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
+                        f"only the guest '{guest}' of job '{request.job_id}' (or the operator of "
+                        f"'{self.name}') may cancel it; a host ends only its own role", "policy")
         self.service.cancel(request.job_id, sender)
         deadline = time.monotonic() + 5.0
         while self.service.active_job(request.job_id) is not None and time.monotonic() < deadline:

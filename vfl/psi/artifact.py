@@ -19,6 +19,7 @@ import pandas as pd
 from vfl.errors import DataError
 from vfl.parties.context import Context
 from vfl.psi.ecdh import PsiResult, align
+from vfl.storage import inside, private_dir, seal
 
 TABLE = "aligned.parquet"
 META = "meta.json"
@@ -35,8 +36,7 @@ def save_alignment(root: str | Path, ctx: Context, table: pd.DataFrame,
                    result: PsiResult) -> str:
     """Store `table` aligned by `result` (or only the counts, if cardinality_only)."""
     aid = artifact_id(ctx)
-    folder = Path(root) / "psi" / aid
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(inside(Path(root) / "psi", aid))
     meta: dict[str, Any] = {
         "artifact_id": aid, "party": ctx.name, "role": ctx.role, "job_id": ctx.job_id,
         "step": ctx.step, "size": result.size, "own_size": result.own_size,
@@ -50,6 +50,7 @@ def save_alignment(root: str | Path, ctx: Context, table: pd.DataFrame,
         meta["columns"] = [str(c) for c in aligned.columns]
         np.save(folder / "rows.npy", np.asarray(result.rows, dtype=np.int64))
     (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+    seal(folder)
     return aid
 
 

@@ -1,8 +1,9 @@
 """Audit and monitoring of online predictions.
 
 `AuditLog` appends one row per scored id (request id, caller, model id/version, id, score,
-hosts that lacked the id, latency, time) to a SQL table, from a background thread so the
-request path never waits for the database. `Metrics` keeps request counts, errors and a
+hosts that lacked the id, latency, time) to a SQL table, and one row per failed or refused
+request (caller, model id, status, error kind and message, number of ids; never the ids) to
+another, from a background thread so the request path never waits for the database. `Metrics` keeps request counts, errors and a
 window of recent latencies in memory for ``/v1/metrics``.
 """
 
@@ -33,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vfl.connectors.uri import redact_uri
 from vfl.errors import ConfigError
+from vfl.storage import private_sqlite
 
 log = logging.getLogger("vfl.serving.audit")
 LINGER = 0.05  # seconds a batch of audit rows waits for more before it is written
@@ -53,6 +55,19 @@ predictions = Table(
     Column("latency_ms", Float, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+failures = Table(
+    "vfl_failed_requests",
+    _metadata,
+    Column("row", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("client", String(128), nullable=False),
+    Column("model_id", String(128), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("error", String(512), nullable=False),
+    Column("n_ids", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 
 class AuditLog:
@@ -61,11 +76,11 @@ class AuditLog:
     def __init__(self, url: str, max_queue: int = 100_000) -> None:
         self.url = url
         try:
-            self._engine = create_engine(url)
+            self._engine = create_engine(private_sqlite(url))
             _metadata.create_all(self._engine)
         except SQLAlchemyError as exc:
             raise ConfigError(f"serving.audit_log {redact_uri(url)} unusable: {type(exc).__name__}: {exc}") from None
-        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(max_queue)
+        self._queue: queue.Queue[tuple[Table, list[dict[str, Any]]] | None] = queue.Queue(max_queue)
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="vfl-audit", daemon=True)
         self._thread.start()
@@ -80,19 +95,31 @@ class AuditLog:
              "latency_ms": latency_ms, "created_at": now}
             for i, s, m in zip(result["id"].tolist(), scores, result["missing"].tolist(), strict=True)
         ]
+        self._put(predictions, rows)
+
+    def record_failure(self, request_id: str, client: str, model_id: str, status: str, kind: str,
+                       error: str, n_ids: int) -> None:
+        """One failed or refused request (its ids are not kept)."""
+        self._put(failures, [{"request_id": request_id, "client": client[:128], "model_id": model_id[:128],
+                              "status": status, "kind": kind[:64], "error": error[:512], "n_ids": n_ids,
+                              "created_at": datetime.now(timezone.utc)}])
+
+    def _put(self, table: Table, rows: list[dict[str, Any]]) -> None:
         try:
-            self._queue.put_nowait(rows)
+            self._queue.put_nowait((table, rows))
         except queue.Full:
             self.dropped += len(rows)
-            log.error("audit queue full: %d prediction rows not logged so far", self.dropped)
+            log.error("audit queue full: %d rows not logged so far", self.dropped)
 
     def _run(self) -> None:
         while True:
             batch = self._queue.get()
             taken, stop = 1, batch is None
-            rows = batch or []
+            tables: dict[Table, list[dict[str, Any]]] = {}
+            if batch is not None:
+                tables.setdefault(batch[0], []).extend(batch[1])
             linger_until = time.monotonic() + LINGER
-            while not stop and len(rows) < MAX_ROWS_PER_WRITE:
+            while not stop and sum(map(len, tables.values())) < MAX_ROWS_PER_WRITE:
                 # collect what arrives for a moment: one transaction for many requests, so the
                 # database's per-commit cost is not paid (and competed for) on every request
                 try:
@@ -101,11 +128,14 @@ class AuditLog:
                     break
                 taken += 1
                 stop = more is None
-                rows.extend(more or [])
+                if more is not None:
+                    tables.setdefault(more[0], []).extend(more[1])
+            rows = [row for table_rows in tables.values() for row in table_rows]
             if rows:
                 try:
                     with self._engine.begin() as conn:
-                        conn.execute(insert(predictions), rows)
+                        for table, table_rows in tables.items():
+                            conn.execute(insert(table), table_rows)
                 except SQLAlchemyError as exc:
                     self.dropped += len(rows)
                     log.error("audit log %s: %d rows not written: %s", redact_uri(self.url), len(rows),

@@ -17,7 +17,15 @@ import pandas as pd
 
 from vfl.config import PartyConfig
 from vfl.crypto.tls import TlsFiles
-from vfl.errors import DataError, PeerError, PeerTimeoutError, PolicyError, ProtocolError, VflError
+from vfl.errors import (
+    DataError,
+    PeerError,
+    PeerTimeoutError,
+    PolicyError,
+    ProtocolError,
+    UnknownModelError,
+    VflError,
+)
 from vfl.parties.grpc_channel import ERROR_KIND, PeerUnreachableError
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
@@ -54,6 +62,8 @@ def rpc_error(exc: grpc.RpcError, where: str, what: str, timeout: float | None =
     kind = dict(exc.trailing_metadata() or ()).get(ERROR_KIND)
     if kind == "policy":
         return PolicyError(f"{where} refused {what}: {detail}")
+    if kind == "unknown-model":
+        return UnknownModelError(f"{where}: {detail}")
     if kind == "data":
         return DataError(f"{where}: {detail}")
     if kind == "protocol":

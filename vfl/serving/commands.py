@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vfl.names import name_argument
+
 
 def add_commands(subparsers: Any) -> None:
     """Register the `score` and `models` subcommands on the `vfl` parser's subparsers."""
@@ -16,8 +18,9 @@ def add_commands(subparsers: Any) -> None:
         description="A rerun with the same sink after an interruption (Ctrl-C, a failed host) "
                     "scores only the chunks not yet scored.")
     score.add_argument("--config", type=Path, required=True, help="the guest's party YAML")
-    score.add_argument("--model", required=True, help="model id")
-    score.add_argument("--version", default=None, help="default: the production version")
+    score.add_argument("--model", required=True, type=name_argument("--model"), help="model id")
+    score.add_argument("--version", default=None, type=name_argument("--version"),
+                       help="default: the production version")
     score.add_argument("--source", required=True, help="URI of the ids (and optionally guest features)")
     score.add_argument("--sink", required=True,
                        help="URI to write id, score, missing, model_version, scored_at to (replaced "
@@ -37,18 +40,18 @@ def add_commands(subparsers: Any) -> None:
     models.add_argument("--config", type=Path, required=True, help="the party's YAML")
     actions = models.add_subparsers(dest="models_command", required=True)
     ls = actions.add_parser("list", help="every version of every model (or of one)")
-    ls.add_argument("model_id", nargs="?")
+    ls.add_argument("model_id", nargs="?", type=name_argument("model_id"))
     ls.set_defaults(func=cmd_models_list)
     chosen = [ls]
     for name, help_text in (("show", "one version's record (default: production)"),
                             ("promote", "serve this version"), ("delete", "delete a non-production version")):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("model_id")
-        action.add_argument("version", nargs="?" if name == "show" else None)
+        action.add_argument("model_id", type=name_argument("model_id"))
+        action.add_argument("version", nargs="?" if name == "show" else None, type=name_argument("version"))
         action.set_defaults(func=cmd_models_action, action=name)
         chosen.append(action)
     rollback = actions.add_parser("rollback", help="serve again the previous production version")
-    rollback.add_argument("model_id")
+    rollback.add_argument("model_id", type=name_argument("model_id"))
     rollback.set_defaults(func=cmd_models_action, action="rollback", version=None)
     chosen.append(rollback)
     for action in chosen:

@@ -10,6 +10,7 @@ scored with made-up values.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,8 +43,30 @@ def _pick(table: pd.DataFrame, ids: pd.Series) -> Lookup:
 
 class FeatureSource(Protocol):
     columns: list[str]
+    id_kind: str | None  # "int" or "str": the type of the id column; None when unknown
 
     def lookup(self, ids: pd.Series) -> Lookup: ...
+
+
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})", re.ASCII)
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def conform_ids(ids: pd.Series, id_kind: str | None) -> pd.Series:
+    """Ids as the id column holds them: the string "2" becomes 2 for an integer column (only
+    when that is lossless: no sign tricks, spaces or leading zeros), an integer becomes its
+    decimal string for a string column; anything else is a DataError naming the id type."""
+    if id_kind == "int" and ids.dtype == object:
+        bad = [v for v in ids if not (isinstance(v, str) and _INTEGER.fullmatch(v)
+                                      and INT64_MIN <= int(v) <= INT64_MAX)]
+        if bad:
+            shown = ", ".join(repr(v)[:40] for v in bad[:3])
+            raise DataError(f"ids must be 64-bit integers for this model (its id column holds int64 "
+                            f"ids); {len(bad)} are not, e.g. {shown}")
+        return pd.Series(np.fromiter((int(v) for v in ids), dtype=np.int64, count=len(ids)))
+    if id_kind == "str" and ids.dtype.kind in "iu":
+        return pd.Series([str(v) for v in ids.tolist()], dtype=object)
+    return ids
 
 
 class IndexedTableSource:
@@ -55,6 +78,7 @@ class IndexedTableSource:
             raise ConfigError(f"serving from '{name}' needs a single id column, got {list(data.ids.columns)}")
         self.columns = list(data.X.columns)
         self._X = data.X.set_axis(pd.Index(data.ids.iloc[:, 0]), axis=0)
+        self.id_kind: str | None = "int" if self._X.index.dtype.kind in "iu" else "str"
 
     def lookup(self, ids: pd.Series) -> Lookup:
         return _pick(self._X, ids)
@@ -79,6 +103,7 @@ class SqlSource:
         missing = [c for c in [self.id_column, *self.columns] if c not in self._table.c]
         if missing:
             raise DataError(f"{self.loc.redacted}: table '{table}' has no column(s) {missing}")
+        self.id_kind: str | None = "int" if isinstance(self._table.c[self.id_column].type, sa.Integer) else "str"
         # numbers stay numbers: a NULL-only answer or a MySQL DOUBLE (Decimal by default) would
         # otherwise arrive as an object column and fail the schema check of the preprocessing
         for column in self._table.columns:
@@ -116,6 +141,7 @@ class CallableSource:
         self._fn: Callable[[pd.Series], pd.DataFrame] = fn
         self.id_column = id_column
         self.columns = columns
+        self.id_kind: str | None = None
 
     def lookup(self, ids: pd.Series) -> Lookup:
         got = self._fn(ids)
@@ -127,8 +153,15 @@ class CallableSource:
         return _pick(got.drop_duplicates(self.id_column).set_index(self.id_column)[self.columns], ids)
 
 
-def source_for(spec: DatasetSpec, callable_target: str | None = None, name: str = "serving") -> Any:
-    """The right source for a dataset spec: SQL tables are queried, files are indexed."""
+def source_for(spec: DatasetSpec, callable_target: str | None = None, name: str = "serving",
+               columns: list[str] | None = None) -> Any:
+    """The right source for a dataset spec: SQL tables are queried, files are indexed.
+
+    `columns`: exactly the raw columns a model part was trained on (its bundle records them),
+    which then replace the dataset's own `features:` list (or its absence).
+    """
+    if columns is not None:
+        spec = spec.model_copy(update={"features": list(columns)})
     if callable_target:
         if spec.features is None:
             raise ConfigError("a callable feature source needs the dataset's feature list")

@@ -28,15 +28,17 @@ log = logging.getLogger("vfl.serving")
 BATCH_PROGRESS = "batch"  # folder of the store where interrupted batch runs keep their progress
 
 
-def feature_source(config: PartyConfig, model_id: str) -> Any:
-    """This party's configured feature source for `model_id` (None when not configured)."""
+def feature_source(config: PartyConfig, model_id: str, columns: list[str]) -> Any:
+    """This party's configured feature source for `model_id` (None when not configured),
+    reading exactly `columns`: the raw columns the model part was trained on."""
     served = config.serving.models.get(model_id)
     if served is None:
         return None
     if served.dataset not in config.datasets:
         raise ConfigError(f"serving.models.{model_id}.dataset: '{config.name}' has no dataset "
                           f"'{served.dataset}' (datasets: {sorted(config.datasets)})")
-    return source_for(config.datasets[served.dataset], served.callable, name=served.dataset)
+    return source_for(config.datasets[served.dataset], served.callable, name=served.dataset,
+                      columns=columns)
 
 
 @dataclass
@@ -76,8 +78,9 @@ def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
                 # safe to go on: a host checks the version asked on every call and refuses another
                 log.warning("%s: host '%s' unreachable while loading model '%s' (%s); its ids are "
                             "reported missing until it answers", config.name, host.name, model_id, exc)
-        scorer = GuestScorer(bundle, hosts, source if source is not None else feature_source(config, model_id),
-                             on_host_error=config.serving.on_host_error)
+        if source is None:
+            source = feature_source(config, model_id, bundle.columns)
+        scorer = GuestScorer(bundle, hosts, source, on_host_error=config.serving.on_host_error)
     except BaseException:
         for host in hosts:
             host.close()

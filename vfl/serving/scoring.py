@@ -20,7 +20,7 @@ import pandas as pd
 
 from vfl.errors import DataError, PeerError
 from vfl.serving.bundle import ModelBundle
-from vfl.serving.features import FeatureSource
+from vfl.serving.features import FeatureSource, conform_ids
 
 log = logging.getLogger("vfl.serving")
 
@@ -91,6 +91,8 @@ class GuestScorer:
         ids are reported missing and its error is kept in ``result.attrs["host_errors"]``.
         """
         ids = pd.Series(ids).reset_index(drop=True)
+        if self.source is not None:
+            ids = conform_ids(ids, self.source.id_kind)
         calls = {h.name: self._pool.submit(_ask, h, ids) for h in self.hosts}
         if features is None:
             if self.source is None:

@@ -9,7 +9,9 @@ applies its own fitted preprocessing and its own part, and reports the ids it la
 
 Guest side: applications send ids (and optionally the guest's features); the guest loads its
 part (checking every host's version), asks every host in parallel, merges, logs each
-prediction and answers per id.
+prediction and answers per id. Only the certificate identities in ``serving.clients`` may
+score or read the metrics (none by default); every failed or refused request is logged once,
+without its payload, and audited; no exception text ever leaves the process.
 """
 
 from __future__ import annotations
@@ -32,7 +34,16 @@ import numpy as np
 import pandas as pd
 
 from vfl.config import PartyConfig
-from vfl.errors import ConfigError, DataError, PeerError, PolicyError, ProtocolError, VflError
+from vfl.errors import (
+    ConfigError,
+    DataError,
+    PeerError,
+    PolicyError,
+    ProtocolError,
+    UnknownModelError,
+    VflError,
+)
+from vfl.names import check_name
 from vfl.parties.grpc_channel import ERROR_KIND
 from vfl.serving import stages
 from vfl.serving.audit import AuditLog, Metrics
@@ -93,7 +104,7 @@ class Serving:
         self._bundles: dict[tuple[str, str], ModelBundle] = {}
         self._production: dict[str, tuple[float, ModelRecord]] = {}
         self._host_parts: dict[tuple[str, str], HostScorer] = {}
-        self._sources: dict[str, Any] = {}
+        self._sources: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._guests: dict[str, GuestModel] = {}
         self._loading: dict[str, threading.Lock] = {}
         self._http: _HttpServer | None = None
@@ -165,9 +176,11 @@ class Serving:
             with self._host_lock:
                 scorer = self._host_parts.get(key)
                 if scorer is None:
-                    if record.model_id not in self._sources:
-                        self._sources[record.model_id] = feature_source(self.config, record.model_id)
-                    scorer = HostScorer(self._bundle(record), self._sources[record.model_id])
+                    bundle = self._bundle(record)
+                    source_key = (record.model_id, tuple(bundle.columns))  # shared by versions alike
+                    if source_key not in self._sources:
+                        self._sources[source_key] = feature_source(self.config, record.model_id, bundle.columns)
+                    scorer = HostScorer(bundle, self._sources[source_key])
                     self._host_parts[key] = scorer
         return scorer
 
@@ -180,6 +193,8 @@ class Serving:
                 if record.role == "host":
                     self._host_part(record)
                     log.info("%s: host part of '%s' version '%s' ready", self.name, model_id, record.version)
+            except UnknownModelError:
+                log.info("%s: model '%s' has no production version here yet", self.name, model_id)
             except VflError as exc:
                 log.warning("%s: model '%s' not preloaded: %s", self.name, model_id, exc)
 
@@ -221,6 +236,21 @@ class Serving:
             self.audit.record(request_id, client, model_id, model.version, result, latency_ms)
         return ScoreOutcome(request_id, model_id, model.version, result)
 
+    def failed(self, client: str, model_id: str, request_id: str, status: str, exc: Exception,
+               n_ids: int = 0) -> None:
+        """A failed or refused request: one log line (no payload, no message that could quote
+        data; the caller's strings quoted, so they cannot forge log lines) and one audit row."""
+        kind = type(exc).__name__ if isinstance(exc, VflError | TimeoutError) else "internal"
+        log.warning("%s: request %r from %r for model %r failed: %s %s (%d ids)", self.name,
+                    request_id, client, model_id, status, kind, n_ids)
+        if self.audit is not None:
+            message = str(exc) if kind != "internal" else "internal error"
+            self.audit.record_failure(request_id, client, model_id, status, kind, message, n_ids)
+
+    def allows(self, client: str) -> bool:
+        """Whether `client` (a certificate identity) may score and read the metrics."""
+        return _match(self.config.serving.clients, client)
+
     # --- HTTP ---------------------------------------------------------------------------
     def start_http(self) -> int | None:
         listen = self.config.serving.http_listen
@@ -247,8 +277,8 @@ class Serving:
         return int(server.server_address[1])
 
     def health(self) -> dict[str, Any]:
-        return {"party": self.name, "status": "ok", "models_loaded": sorted(self._guests),
-                "host_parts_loaded": sorted(f"{m}@{v}" for m, v in self._host_parts)}
+        """Liveness only: open to any caller, so it carries no data."""
+        return {"status": "ok"}
 
     def close(self) -> None:
         if self._http is not None:
@@ -270,6 +300,7 @@ def _match(patterns: list[str], value: str) -> bool:
 
 _GRPC_CODES: list[tuple[type[Exception], grpc.StatusCode, str]] = [
     (PolicyError, grpc.StatusCode.PERMISSION_DENIED, "policy"),
+    (UnknownModelError, grpc.StatusCode.NOT_FOUND, "unknown-model"),
     (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT, "protocol"),
     (DataError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
     (ConfigError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
@@ -278,13 +309,18 @@ _GRPC_CODES: list[tuple[type[Exception], grpc.StatusCode, str]] = [
 ]
 
 
+def _grpc_code(exc: Exception) -> tuple[grpc.StatusCode, str]:
+    return next(((code, kind) for cls, code, kind in _GRPC_CODES if isinstance(exc, cls)),
+                (grpc.StatusCode.INTERNAL, ""))
+
+
 def _abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
-    for cls, code, kind in _GRPC_CODES:
-        if isinstance(exc, cls):
-            context.set_trailing_metadata(((ERROR_KIND, kind),))
-            context.abort(code, str(exc))
-    log.exception("serving: unexpected error")
-    context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+    code, kind = _grpc_code(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("serving: unexpected error", exc_info=exc)
+        context.abort(code, "internal error (details in the serving party's log)")
+    context.set_trailing_metadata(((ERROR_KIND, kind),))
+    context.abort(code, str(exc))
     raise AssertionError("unreachable")
 
 
@@ -316,11 +352,16 @@ class InferenceServicer(spb_grpc.InferenceServicer):
                           f"'{peer}' is not a configured peer of '{self.serving.name}'")
         return peer
 
+    def _refused(self, peer: str, model_id: str, exc: VflError) -> None:
+        log.warning("%s: inference for '%s' on model %r refused: %s", self.serving.name, peer,
+                    model_id[:128], type(exc).__name__)
+
     def Describe(self, request: spb.DescribeRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
         peer = self._peer(context, request.sender)
         try:
             return self.serving.describe(peer, request.model_id)
         except VflError as exc:
+            self._refused(peer, request.model_id, exc)
             _abort(context, exc)
 
     def Partials(self, request: spb.PartialsRequest, context: grpc.ServicerContext) -> spb.PartialsReply:
@@ -330,6 +371,7 @@ class InferenceServicer(spb_grpc.InferenceServicer):
             version, answer = self.serving.partials(peer, request.model_id, request.version, ids)
             return partials_to_pb(answer, version)
         except VflError as exc:
+            self._refused(peer, request.model_id, exc)
             _abort(context, exc)
 
 
@@ -348,6 +390,8 @@ class ModelsServicer(spb_grpc.ModelsServicer):
             previous, version = stages.stage_here(self.serving.store, request.model_id, request.action,
                                                   request.version, peer=peer, dry_run=request.dry_run)
         except VflError as exc:
+            log.warning("%s: %s of model %r for '%s' refused: %s", self.serving.name, request.action[:16],
+                        request.model_id[:128], peer, type(exc).__name__)
             _abort(context, exc)
         if not request.dry_run:
             log.info("%s: model '%s' %s by '%s': version '%s' (was '%s')", self.serving.name,
@@ -356,24 +400,26 @@ class ModelsServicer(spb_grpc.ModelsServicer):
 
 
 class ScoringServicer(spb_grpc.ScoringServicer):
-    """Guest side: an application (any certificate of the federation's CA) asks for scores."""
+    """Guest side: an application whose certificate identity is in ``serving.clients`` asks
+    for scores; anyone else is refused before anything is read."""
 
     def __init__(self, serving: Serving, insecure: bool) -> None:
         self.serving, self.insecure = serving, insecure
 
     def Score(self, request: spb.ScoreRequest, context: grpc.ServicerContext) -> spb.ScoreReply:
         client = _identity(context, self.insecure)
-        allowed = self.serving.config.serving.clients
-        if not _match(allowed, client):
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          f"'{client}' is not in serving.clients of '{self.serving.name}'")
+        n_ids = len(request.ids.ints) or len(request.ids.strings)
         try:
+            if not self.serving.allows(client):
+                raise PolicyError(f"'{client}' is not in serving.clients of '{self.serving.name}'")
             ids = ids_from_pb(request.ids, self.serving.config.serving.max_ids, client)
             features = None
             if request.features_json:
                 features = features_from_json(_json(request.features_json), len(ids))
             out = self.serving.score(request.model_id, ids, features, request.request_id, client)
-        except (VflError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is logged, audited and mapped
+            self.serving.failed(client, request.model_id[:128], request.request_id[:64],
+                                _grpc_code(exc)[0].name, exc, n_ids)
             _abort(context, exc)
         return spb.ScoreReply(
             request_id=out.request_id, model_id=out.model_id, version=out.version,
@@ -386,7 +432,9 @@ def _json(text: str | bytes) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise ProtocolError(f"body is not valid JSON: {exc}") from None
+        raise ProtocolError(f"body is not valid JSON: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise ProtocolError("body is nested too deeply") from None
 
 
 def attach(service: PartyService, server: grpc.Server) -> Serving:
@@ -403,10 +451,10 @@ def attach(service: PartyService, server: grpc.Server) -> Serving:
 # --- HTTP/JSON ----------------------------------------------------------------------------
 
 _HTTP_STATUS: list[tuple[type[Exception], int]] = [
-    (PolicyError, 403), (ProtocolError, 400), (DataError, 422), (ConfigError, 422),
-    (TimeoutError, 504), (PeerError, 502),
+    (PolicyError, 403), (UnknownModelError, 404), (ProtocolError, 400), (DataError, 422),
+    (ConfigError, 422), (TimeoutError, 504), (PeerError, 502),
 ]
-_SCORE_PATH = re.compile(r"^/v1/models/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})/score$")
+_SCORE_PATH = re.compile(r"^/v1/models/([^/]*)/score$")
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -421,6 +469,7 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "vfl-serving"
         protocol_version = "HTTP/1.1"
+        default_request_version = "HTTP/1.0"  # so an unparsable request line still gets a status line
         timeout = HTTP_IDLE_TIMEOUT  # a silent or stalled client loses its connection
 
         def setup(self) -> None:
@@ -432,13 +481,50 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("http %s: " + format, self.client_address[0], *args)
 
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The stdlib's answers to requests it cannot parse: a client's mistake is a 4xx
+            (an unknown method 405, an unknown HTTP version 400), logged once."""
+            code = {501: 405, 505: 400}.get(code, code)
+            log.warning("%s: malformed HTTP request from %s refused: %d", serving.name,
+                        self.client_address[0], code)
+            self.close_connection = True
+            super().send_error(code, message if code != 405 else "method not allowed", explain)
+
         def _send(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if status >= 400:  # the body may be unread: never parse its rest as a request
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
+
+        def _fail(self, client: str, model_id: str, request_id: str, exc: Exception, n_ids: int = 0) -> None:
+            status = next((s for cls, s in _HTTP_STATUS if isinstance(exc, cls)), 500)
+            serving.failed(client, model_id, request_id, str(status), exc, n_ids)
+            if status == 500:
+                log.error("serving: unexpected error", exc_info=exc)
+                self._send(500, {"error": "internal error (details in the serving party's log)",
+                                 "kind": "internal"})
+            else:
+                self._send(status, {"error": str(exc), "kind": type(exc).__name__})
+
+        def _body(self) -> bytes:
+            raw = self.headers.get("Content-Length") or ""
+            if self.headers.get("Transfer-Encoding") or not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+                raise ProtocolError("a Content-Length header with the body's size in bytes is required")
+            length = int(raw)
+            if length <= 0 or length > MAX_BODY:
+                raise ProtocolError(f"a JSON body of 1..{MAX_BODY} bytes is required")
+            try:
+                data = self.rfile.read(length)
+            except TimeoutError:
+                raise ProtocolError(f"the body did not arrive within {HTTP_IDLE_TIMEOUT:g}s") from None
+            if len(data) != length:
+                raise ProtocolError(f"the body has {len(data)} of the {length} bytes of its Content-Length")
+            return data
 
         def _client(self) -> str:
             getpeercert = getattr(self.connection, "getpeercert", None)
@@ -449,47 +535,52 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
                         return str(value)
             return f"http:{self.client_address[0]}"
 
+        def _not_found(self) -> None:
+            self._send(404, {"error": "no such path (POST /v1/models/<model>/score, GET /v1/metrics, "
+                                      "GET /v1/health)"})
+
+        def _refuse_stranger(self, client: str) -> bool:
+            if serving.allows(client):  # plain HTTP: only with clients ["*"]
+                return False
+            self._fail(client, "", "", PolicyError(f"'{client}' is not in serving.clients of '{serving.name}'"))
+            return True
+
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             if self.path == "/v1/health":
                 self._send(200, serving.health())
             elif self.path == "/v1/metrics":
-                self._send(200, serving.metrics.snapshot())
+                if not self._refuse_stranger(self._client()):
+                    self._send(200, serving.metrics.snapshot())
             else:
-                self._send(404, {"error": f"no such path {self.path}"})
+                self._not_found()
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             match = _SCORE_PATH.match(self.path)
             if match is None:
-                self._send(404, {"error": f"no such path {self.path}"})
+                self._not_found()
                 return
             client = self._client()
-            if not _match(serving.config.serving.clients, client):  # plain HTTP: only with clients ["*"]
-                self._send(403, {"error": f"'{client}' is not in serving.clients of '{serving.name}'",
-                                 "kind": "PolicyError"})
+            if self._refuse_stranger(client):
                 return
+            model_id, request_id, n_ids = match.group(1)[:128], "", 0
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length <= 0 or length > MAX_BODY:
-                    raise ProtocolError(f"a JSON body of 1..{MAX_BODY} bytes is required")
-                body = _json(self.rfile.read(length))
+                check_name(model_id, "model id in the path")
+                body = _json(self._body())
                 if not isinstance(body, dict):
                     raise ProtocolError("the body must be a JSON object")
                 unknown = set(body) - {"ids", "features", "request_id"}
                 if unknown:
                     raise ProtocolError(f"unknown field(s) {sorted(unknown)}")
-                ids = ids_from_json(body.get("ids"), serving.config.serving.max_ids)
-                features = features_from_json(body.get("features"), len(ids))
-                request_id = body.get("request_id") or ""
-                if not isinstance(request_id, str):
+                given_id = body.get("request_id") or ""
+                if not isinstance(given_id, str):
                     raise ProtocolError("request_id must be a string")
-                out = serving.score(match.group(1), ids, features, request_id, client)
-            except (VflError, TimeoutError) as exc:
-                status = next((s for cls, s in _HTTP_STATUS if isinstance(exc, cls)), 500)
-                self._send(status, {"error": str(exc), "kind": type(exc).__name__})
-                return
-            except Exception as exc:  # noqa: BLE001 - the client gets a 500, the log the trace
-                log.exception("serving: unexpected error")
-                self._send(500, {"error": f"{type(exc).__name__}: {exc}", "kind": "internal"})
+                request_id = given_id[:64]
+                ids = ids_from_json(body.get("ids"), serving.config.serving.max_ids)
+                n_ids = len(ids)
+                features = features_from_json(body.get("features"), len(ids))
+                out = serving.score(model_id, ids, features, given_id, client)
+            except Exception as exc:  # noqa: BLE001 - logged and audited; no exception text leaves
+                self._fail(client, model_id, request_id, exc, n_ids)
                 return
             self._send(200, out.to_json())
 

@@ -10,7 +10,6 @@ directory, or an ``hdfs://`` URI mirrored from a local cache), the records in a 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,7 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vfl.connectors.filesystems import filesystem_for
 from vfl.connectors.uri import parse_uri, redact_uri
-from vfl.errors import ConfigError, DataError
+from vfl.errors import ConfigError, DataError, UnknownModelError
+from vfl.names import check_name
+from vfl.storage import inside, private_dir, private_sqlite, remove_tree, seal
 
 if TYPE_CHECKING:
     from vfl.config import PartyConfig
@@ -93,9 +94,8 @@ class ModelStore:
     def __init__(self, party: str, root: Path, url: str | None = None,
                  artifacts: str | None = None) -> None:
         self.party = party
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.url = url or f"sqlite:///{self.root / 'models.db'}"
+        self.root = private_dir(Path(root))
+        self.url = url or private_sqlite(f"sqlite:///{self.root / 'models.db'}")
         self.artifacts = artifacts or str(self.root / "models")
         try:
             self._engine = create_engine(self.url)
@@ -109,13 +109,14 @@ class ModelStore:
         write: Callable[[Path], None], peers: list[str], metrics: dict[str, Any] | None = None,
     ) -> ModelRecord:
         """Store a part: `write(directory)` puts its files in a fresh directory."""
+        check_name(model_id, "model_id")
+        check_name(version, "version")
         if self._find(model_id, version) is not None:
             raise DataError(f"model '{model_id}' version '{version}' already exists on '{self.party}'")
-        local = self._cache_dir(model_id, version)
-        if local.exists():
-            shutil.rmtree(local)
-        local.mkdir(parents=True)
+        remove_tree(self.root, "cache", model_id, version)  # a partial earlier attempt
+        local = private_dir(self._cache_dir(model_id, version))
         write(local)
+        seal(local)
         digest = _digest(local)
         self._upload(local, model_id, version)
         now = datetime.now(timezone.utc)
@@ -129,6 +130,7 @@ class ModelStore:
 
     def promote(self, model_id: str, version: str) -> ModelRecord:
         """Make `version` the one served; the previous production version is archived."""
+        check_name(version, "version")
         self.get(model_id, version)
         now = datetime.now(timezone.utc)
         with self._engine.begin() as conn:
@@ -164,6 +166,7 @@ class ModelStore:
         return self.promote(model_id, previous.version)
 
     def delete(self, model_id: str, version: str) -> None:
+        check_name(version, "version")
         record = self.get(model_id, version)
         if record.stage == "production":
             raise DataError(f"model '{model_id}' version '{version}' is in production; "
@@ -171,24 +174,39 @@ class ModelStore:
         with self._engine.begin() as conn:
             conn.execute(delete(_models).where(
                 (_models.c.model_id == model_id) & (_models.c.version == version)))
-        shutil.rmtree(self._cache_dir(model_id, version), ignore_errors=True)
+        remove_tree(self.root, "cache", model_id, version)
 
     # --- reading ---------------------------------------------------------------------------
+    def served(self) -> list[str]:
+        """The ids of the models with a production version here."""
+        query = select(_models.c.model_id).where(_models.c.stage == "production").order_by(_models.c.model_id)
+        with self._engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
     def list(self, model_id: str | None = None) -> list[ModelRecord]:
         query = select(_models).order_by(_models.c.model_id, _models.c.created_at)
         if model_id is not None:
+            check_name(model_id, "model_id")
             query = query.where(_models.c.model_id == model_id)
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query).mappings()]
 
     def get(self, model_id: str, version: str | None = None) -> ModelRecord:
-        """A version, or the production one when `version` is None."""
+        """A version, or the production one when `version` is None (else UnknownModelError)."""
+        check_name(model_id, "model_id")
+        if version is not None:
+            check_name(version, "version")
         record = self._find(model_id, version)
         if record is None:
-            what = f"version '{version}'" if version else "a production version"
             known = [r.version for r in self.list(model_id)]
-            raise DataError(f"party '{self.party}' has no model '{model_id}' {what} "
-                            f"(versions here: {known or 'none'})")
+            if version:
+                raise UnknownModelError(f"party '{self.party}' has no model '{model_id}' version "
+                                        f"'{version}' (versions here: {known or 'none'})")
+            served = self.served()
+            what = (f"no production version of model '{model_id}' (versions here: {known}; promote one)"
+                    if known else f"no model '{model_id}'")
+            raise UnknownModelError(f"party '{self.party}' has {what}; models it serves: "
+                                    f"{served or 'none yet'}")
         return record
 
     def open(self, record: ModelRecord) -> Path:
@@ -210,7 +228,7 @@ class ModelStore:
 
     # --- artifact files ----------------------------------------------------------------------
     def _cache_dir(self, model_id: str, version: str) -> Path:
-        return self.root / "cache" / model_id / version
+        return inside(self.root, "cache", model_id, version)
 
     def _remote(self, model_id: str, version: str) -> tuple[Any, str] | None:
         if "://" not in self.artifacts or self.artifacts.startswith("file://"):
@@ -244,11 +262,13 @@ class ModelStore:
                 if fs.isdir(fs.join(base, sub)):
                     fetch(sub)
                 else:
-                    (local / sub).parent.mkdir(parents=True, exist_ok=True)
+                    target = inside(local, *sub.split("/"))
+                    private_dir(target.parent)
                     with fs.open_read(fs.join(base, sub)) as f:
-                        (local / sub).write_bytes(f.read())
+                        target.write_bytes(f.read())
 
         fetch("")
+        seal(local)
 
 
 def _record(row: Any) -> ModelRecord:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from vfl.errors import ProtocolError
+from vfl.serving.features import INT64_MAX, INT64_MIN
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.scoring import Partials
 
@@ -51,6 +52,8 @@ def ids_from_json(values: object, limit: int) -> pd.Series:
     if len(values) > limit:
         raise ProtocolError(f"{len(values)} ids exceed the limit of {limit} per request")
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if not all(INT64_MIN <= v <= INT64_MAX for v in values):
+            raise ProtocolError("integer 'ids' must fit in 64 bits (-2**63 .. 2**63-1)")
         return pd.Series(np.asarray(values, dtype=np.int64))
     if all(isinstance(v, str) and len(v) <= MAX_ID_CHARS for v in values):
         return pd.Series(values, dtype=object)
