@@ -52,7 +52,7 @@ wheelhouse: | $(BIN)/python
 	mv $(WHEELHOUSE)/deps/vfl-*.whl $(WHEELHOUSE)/app/
 
 image: wheelhouse
-	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --tag $(IMAGE) .
+	docker build --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) --tag $(IMAGE) .
 
 proto: install
 	$(BIN)/python -m vfl.parties.proto.generate
