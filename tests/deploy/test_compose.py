@@ -64,8 +64,8 @@ class Deployment:
         return read_table(str(self.out / "reports" / str(self.summary["job_id"]) / TEST_SCORES))
 
     def vfl(self, *args: str) -> str:
-        """`docker compose run --rm bank vfl ...` (the bank's container; stdout)."""
-        return self.compose("run", "--rm", "-T", "bank", "vfl", *args, timeout=1800).stdout
+        """`docker compose run --rm --no-deps bank vfl ...` (a second bank container; stdout)."""
+        return self.compose("run", "--rm", "--no-deps", "-T", "bank", "vfl", *args, timeout=1800).stdout
 
 
 def _timed(name: str, started: float) -> float:
