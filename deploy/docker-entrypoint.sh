@@ -1,6 +1,6 @@
 #!/bin/sh
 # The image's entrypoint is `vfl`: `docker run IMAGE serve --config ...` and
-# `docker compose run bank vfl run ...` both run `vfl` with the rest of the arguments.
+# `docker run IMAGE vfl serve --config ...` both run `vfl serve --config ...`.
 set -e
 if [ "${1:-}" = vfl ]; then
     shift

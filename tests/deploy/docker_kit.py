@@ -5,7 +5,8 @@ No image registry is reachable from the test machines, so nothing is pulled:
 - `Daemon.obtain()` uses the daemon at ``DOCKER_HOST`` (or ``/var/run/docker.sock``) when one
   answers, and otherwise starts Debian's ``dockerd`` as root with its own data root under the
   cache folder (images survive between runs), its own socket and pid file, host networking
-  only (no bridge, no iptables rules). Only a daemon started here is stopped again.
+  only (no bridge, no iptables rules). Only a daemon these tests started is stopped again (also
+  one left running by a killed session, known by its pid file).
 - `base_image()` builds ``vfl-base:bookworm`` once with ``mmdebstrap`` (Debian's minbase with
   python3, python3-venv, ca-certificates) from the same Debian mirror apt uses here, and
   ``docker import``s it.
@@ -30,6 +31,9 @@ from typing import IO, Any
 
 BASE_IMAGE = "vfl-base:bookworm"
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
+OWN_RUN_DIR = Path(f"/tmp/vfl-tests-dockerd-{os.getuid()}")  # short: the sockets live here
+OWN_HOST = f"unix://{OWN_RUN_DIR}/docker.sock"
+OWN_PIDFILE = OWN_RUN_DIR / "dockerd.pid"
 APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
 
@@ -60,8 +64,8 @@ class Daemon:
     """A Docker daemon to talk to: `env` has its DOCKER_HOST; `stop()` ends only our own."""
 
     host: str
+    pid: int | None = None  # set when these tests started the daemon
     process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
     _lock: IO[str] | None = field(default=None, repr=False)
 
     @property
@@ -70,7 +74,7 @@ class Daemon:
 
     @property
     def ours(self) -> bool:
-        return self.process is not None
+        return self.pid is not None
 
     def docker(self, *args: str, timeout: float = 900, check: bool = True,
                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,6 +93,8 @@ class Daemon:
                                       "unix:///var/run/docker.sock"]):
                 if _answers(host):
                     return cls(host, _lock=lock)
+            if _answers(OWN_HOST) and OWN_PIDFILE.exists():  # left by a killed session of ours
+                return cls(OWN_HOST, int(OWN_PIDFILE.read_text()), _lock=lock)
             return cls._start(lock)
         except BaseException:
             lock.close()
@@ -105,18 +111,17 @@ class Daemon:
             raise DockerUnavailable("no Docker daemon answers, and starting dockerd needs root")
         home = cache_dir() / "dockerd"
         home.mkdir(exist_ok=True)
-        run_dir = Path(tempfile.mkdtemp(prefix="vfl-dockerd-"))  # short: sockets live here
-        host = f"unix://{run_dir}/docker.sock"
+        OWN_RUN_DIR.mkdir(mode=0o700, exist_ok=True)
         log_path = home / "dockerd.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [shutil.which("dockerd") or "/usr/sbin/dockerd", "--data-root", str(home / "root"),
-                 "--exec-root", str(run_dir / "exec"), "--pidfile", str(run_dir / "dockerd.pid"),
-                 "--host", host, "--bridge", "none", "--iptables=false", "--ip-masq=false"],
+                 "--exec-root", str(OWN_RUN_DIR / "exec"), "--pidfile", str(OWN_PIDFILE),
+                 "--host", OWN_HOST, "--bridge", "none", "--iptables=false", "--ip-masq=false"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        daemon = cls(host, process, log_path, lock)
+        daemon = cls(OWN_HOST, process.pid, process, lock)
         deadline = time.monotonic() + 60
-        while not _answers(host):
+        while not _answers(OWN_HOST):
             if process.poll() is not None or time.monotonic() > deadline:
                 daemon.stop()
                 raise DockerUnavailable(f"dockerd did not start:\n{log_path.read_text()[-3000:]}")
@@ -124,16 +129,23 @@ class Daemon:
         return daemon
 
     def stop(self) -> None:
-        """Stop the daemon if this session started it (never one it found running)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # dockerd stops its containerd too
+        """Stop the daemon if these tests started it (never one they found running)."""
+        if self.pid is not None:
             try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if self.process is not None:
-            shutil.rmtree(Path(self.host.removeprefix("unix://")).parent, ignore_errors=True)
+                os.kill(self.pid, signal.SIGTERM)  # dockerd stops its containerd too
+            except ProcessLookupError:
+                pass
+            if self.process is not None:
+                try:
+                    self.process.wait(60)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(10)
+            else:
+                deadline = time.monotonic() + 60
+                while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+                    time.sleep(0.3)
+            self.pid = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None
