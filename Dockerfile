@@ -9,28 +9,33 @@
 # Any base with python3 (3.11, the wheelhouse's version) and the venv module works.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-FROM ${BASE_IMAGE} AS build
-# Dependencies first (their own layer, cached while they do not change), then vfl itself.
-# Left out of the runtime: the libraries' own test suites, torch's C++ headers and test binaries
-# (about 400 MB; nothing imports them).
+FROM ${BASE_IMAGE} AS deps
+# The dependencies: their own stage and runtime layer, rebuilt only when the wheelhouse's deps/
+# change. Left out: the libraries' own test suites, torch's C++ headers and test binaries (about
+# 400 MB; nothing imports them). vfl itself comes from /opt/vfl-app (the .pth file).
 COPY wheelhouse/deps/ /wheelhouse/deps/
 RUN python3 -m venv /opt/vfl \
  && /opt/vfl/bin/pip install --no-index --no-cache-dir --disable-pip-version-check /wheelhouse/deps/*.whl \
  && cd /opt/vfl/lib/python3*/site-packages \
  && find . -depth -type d -name tests -exec rm -rf {} + \
- && rm -rf torch/test torch/include torch/bin/test_* torch/bin/*Test pyarrow/include
+ && rm -rf torch/test torch/include torch/bin/test_* torch/bin/*Test pyarrow/include \
+ && echo /opt/vfl-app > vfl-app.pth
+
+FROM deps AS app
+# vfl: a small layer of its own, rebuilt on every change of the project
 COPY wheelhouse/app/ /wheelhouse/app/
-RUN /opt/vfl/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
-        --find-links /wheelhouse/deps /wheelhouse/app/*.whl \
- && /opt/vfl/bin/pip uninstall --yes --disable-pip-version-check pip
+RUN /opt/vfl/bin/pip install --no-index --no-cache-dir --disable-pip-version-check --no-deps \
+        --target /opt/vfl-app /wheelhouse/app/*.whl \
+ && /opt/vfl/bin/pip check --disable-pip-version-check
 
 FROM ${BASE_IMAGE}
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vfl \
  && mkdir -p /etc/vfl /etc/vfl-tls /data /var/lib/vfl/store /var/lib/vfl/out \
  && chown -R vfl:vfl /var/lib/vfl
-COPY --from=build /opt/vfl /opt/vfl
+COPY --from=deps /opt/vfl /opt/vfl
+COPY --from=app /opt/vfl-app /opt/vfl-app
 COPY deploy/docker-entrypoint.sh /usr/local/bin/vfl-entrypoint
-ENV PATH=/opt/vfl/bin:$PATH \
+ENV PATH=/opt/vfl-app/bin:/opt/vfl/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib
@@ -38,6 +43,6 @@ USER 10001:10001
 WORKDIR /var/lib/vfl
 # The service's own check: this party's certificate calls its own service's Health over mutual TLS.
 HEALTHCHECK --interval=30s --timeout=20s --start-period=60s --retries=3 \
-    CMD ["/opt/vfl/bin/vfl", "health", "--config", "/etc/vfl/party.yaml"]
+    CMD ["vfl", "health", "--config", "/etc/vfl/party.yaml"]
 ENTRYPOINT ["/usr/local/bin/vfl-entrypoint"]
 CMD ["--help"]

@@ -5,4 +5,4 @@ set -e
 if [ "${1:-}" = vfl ]; then
     shift
 fi
-exec /opt/vfl/bin/vfl "$@"
+exec vfl "$@"

@@ -28,7 +28,7 @@ import yaml
 CONFIG_DIR, TLS_DIR, STATE_DIR = "/etc/vfl", "/etc/vfl-tls", "/var/lib/vfl"
 UID = 10001  # the image's user
 ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
-HEALTH = ["/opt/vfl/bin/vfl", "health", "--config", f"{CONFIG_DIR}/party.yaml"]
+HEALTH = ["vfl", "health", "--config", f"{CONFIG_DIR}/party.yaml"]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
