@@ -111,6 +111,7 @@ class Daemon:
             raise DockerUnavailable("no Docker daemon answers, and starting dockerd needs root")
         home = cache_dir() / "dockerd"
         home.mkdir(exist_ok=True)
+        _unmount_leftovers()
         OWN_RUN_DIR.mkdir(mode=0o700, exist_ok=True)
         log_path = home / "dockerd.log"
         with open(log_path, "wb") as log:
@@ -146,9 +147,19 @@ class Daemon:
                 while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
                     time.sleep(0.3)
             self.pid = None
+            _unmount_leftovers()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def _unmount_leftovers() -> None:
+    """dockerd leaves its network namespace file mounted under its exec root when it exits."""
+    with open("/proc/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in points:
+        if point.startswith(f"{OWN_RUN_DIR}/"):
+            subprocess.run(["umount", point], capture_output=True, timeout=30)
 
 
 def _answers(host: str) -> bool:
