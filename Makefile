@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps partner-db partner-db-stop demo test lint typecheck unit proto bench clean
+.PHONY: install system-deps partner-db partner-db-stop demo test lint typecheck unit proto bench clean wheelhouse image
 
 # pip shows what it downloads and installs, with progress bars (a first install takes minutes).
 PIP := $(BIN)/pip install --progress-bar on
@@ -49,8 +49,27 @@ unit: install system-deps
 
 test: lint typecheck unit
 
+# The container image (Dockerfile) installs from a wheelhouse, so `docker build` needs no network:
+# deps/ holds every dependency (torch pinned CPU-only), app/ the vfl wheel (rebuilt on each change,
+# its own image layer). Built by the Python the image runs (3.11 here). Where the public PyPI torch
+# would pull CUDA, add the CPU index: make wheelhouse PIP_WHEEL_ARGS="--extra-index-url
+# https://download.pytorch.org/whl/cpu".
+WHEELHOUSE ?= wheelhouse
+IMAGE ?= vfl:latest
+BASE_IMAGE ?= python:3.11-slim-bookworm
+PIP_WHEEL_ARGS ?=
+
+wheelhouse: | $(BIN)/python
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/pip wheel --quiet $(PIP_WHEEL_ARGS) --wheel-dir $(WHEELHOUSE)/deps torch==2.13.0 .
+	mkdir -p $(WHEELHOUSE)/app
+	mv $(WHEELHOUSE)/deps/vfl-*.whl $(WHEELHOUSE)/app/
+
+image: wheelhouse
+	docker build --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) --tag $(IMAGE) .
+
 proto: install
 	$(BIN)/python -m vfl.parties.proto.generate
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build $(WHEELHOUSE) *.egg-info .pytest_cache .mypy_cache .ruff_cache

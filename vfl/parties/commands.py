@@ -1,8 +1,10 @@
-"""`vfl serve` (run this party's service) and `vfl certs` (make a CA and party certificates)."""
+"""`vfl serve` (run this party's service), `vfl health` (ask it whether it answers) and `vfl certs`
+(make a CA and party certificates)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import threading
@@ -24,6 +26,13 @@ def add_commands(subparsers: Any) -> None:
              "never outside local experiments",
     )
     serve.set_defaults(func=cmd_serve)
+
+    health = subparsers.add_parser(
+        "health", help="ask this party's running service for its health (exit 0 if it answers)",
+        description="Calls the Health RPC of the service at the config's `listen` address with the "
+                    "party's own certificate: the container and Kubernetes health check.")
+    health.add_argument("--config", type=Path, required=True, help="the party's YAML")
+    health.set_defaults(func=cmd_health)
 
     certs = subparsers.add_parser("certs", help="create a CA and per-party TLS certificates")
     actions = certs.add_subparsers(dest="certs_command", required=True)
@@ -67,6 +76,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"vfl serve: party '{config.name}' listening on {config.listen}", flush=True)
     stopping.wait()
     service.stop()
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from vfl.config import load_party_config
+    from vfl.parties.grpc_channel import Federation
+
+    fed = Federation(load_party_config(args.config))
+    try:
+        print(json.dumps(fed.health(fed.name)))
+    finally:
+        fed.close()
     return 0
 
 
