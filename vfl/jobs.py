@@ -35,7 +35,7 @@ from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer
 from vfl.serving.session import ContextHost, serve_partials
-from vfl.storage import inside
+from vfl.storage import inside, seal
 
 TEST_SCORES = "test_scores.csv"
 """Written beside the report: id, label and joint score of every test row (re-evaluable)."""
@@ -203,6 +203,7 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
             if own.iv is not None:
                 path = party.job_dir(ctx.job_id, "evaluate") / "iv.csv"
                 write_table(iv_table(own.iv), str(path))
+                seal(path)
                 ctx.log.info("IV of this party's %d features: %s", len(own.iv), path)
         model.predict(step.child("train"), X_train)
         model.predict(step, X_test)

@@ -19,7 +19,7 @@ import sys
 import threading
 import types
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any
@@ -91,5 +91,10 @@ def _start_workers() -> None:
     try:
         for future in [pool.submit(os.getpid) for _ in range(_size)]:
             future.result()
+    except CancelledError:
+        return  # the process began to exit before its workers were up
+    except RuntimeError as exc:
+        if "shutdown" not in str(exc):  # submit's refusal once the process exits: not a fault
+            log.warning("could not start the process pool in advance: %s", exc)
     except Exception as exc:  # the first job meets the same failure and reports it
         log.warning("could not start the process pool in advance: %s", exc)

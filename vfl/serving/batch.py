@@ -41,6 +41,7 @@ from vfl.connectors.tables import count_rows, open_writer
 from vfl.connectors.uri import parse_uri, redact_uri
 from vfl.errors import DataError, PeerError
 from vfl.serving.scoring import GuestScorer
+from vfl.storage import private_dir, seal
 
 log = logging.getLogger("vfl.serving")
 
@@ -151,8 +152,7 @@ def _progress(root: Path | None, sink: str) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="vfl-batch-") as tmp:
             yield Path(tmp)
         return
-    folder = Path(root) / _sha(sink)[:24]
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(Path(root) / _sha(sink)[:24])  # the store's: 0700, files 0600
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -190,6 +190,7 @@ class _Progress:
         key = f"{index:06d}"
         part = self.folder / f"chunk-{key}.parquet"
         write_table(result, str(part))  # written beside and renamed: a part is whole or absent
+        seal(part)
         missing: dict[str, int] = {}
         for names in result["missing"]:
             for name in filter(None, names.split(",")):
@@ -199,6 +200,7 @@ class _Progress:
         self.manifest["chunks"][key] = stats
         tmp = self.folder / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(self.manifest))
+        seal(tmp)
         tmp.replace(self.folder / MANIFEST)
         return stats
 
