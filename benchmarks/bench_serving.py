@@ -47,7 +47,7 @@ from vfl.serving.client import ScoringClient
 from vfl.serving.features import source_for
 from vfl.serving.online import batch_score
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

@@ -40,7 +40,7 @@ from vfl.crypto.tls import TlsFiles  # noqa: E402
 from vfl.runner import run_federated  # noqa: E402
 from vfl.serving.client import ScoringClient  # noqa: E402
 from vfl.serving.online import batch_score  # noqa: E402
-from vfl.serving.store import ModelStore  # noqa: E402
+from vfl.store.models import ModelStore  # noqa: E402
 
 WORK = HERE / "work"
 VFL = [sys.executable, "-m", "vfl.cli"]

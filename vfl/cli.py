@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vfl.errors import VflError
-from vfl.progress import console_display
+from vfl.parties.progress import console_display
 
 if TYPE_CHECKING:
     from vfl.config import JobConfig

@@ -35,7 +35,7 @@ from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer
 from vfl.serving.session import ContextHost, serve_partials
-from vfl.storage import inside
+from vfl.store.files import inside
 
 TEST_SCORES = "test_scores.csv"
 """Written beside the report: id, label and joint score of every test row (re-evaluable)."""

@@ -17,9 +17,9 @@ from vfl.parties.context import ProgressEvent, new_job_id
 from vfl.parties.executor import start_in_background
 from vfl.parties.grpc_channel import Federation, connect_federation
 from vfl.parties.local import simulate
+from vfl.parties.progress import ProgressDisplay, ProgressStatus
 from vfl.parties.runtime import PartyRuntime
 from vfl.parties.service import JobRuntime
-from vfl.progress import ProgressDisplay, ProgressStatus
 
 log = logging.getLogger("vfl.runner")
 
@@ -32,7 +32,7 @@ def run_simulated(
     """Every party's role in its own thread, each with its own config and data.
 
     `on_progress` gets every party's progress events; by default a `ProgressDisplay` shows
-    them on stderr (pass `vfl.progress.quiet` to show nothing).
+    them on stderr (pass `vfl.parties.progress.quiet` to show nothing).
     """
     missing = {job.guest, *job.hosts} - set(job.parties)
     if missing:

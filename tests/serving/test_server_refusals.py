@@ -29,7 +29,7 @@ from vfl.errors import DataError, ProtocolError, UnknownModelError
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
 from vfl.serving.server import Serving
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 SCORE = f"/v1/models/{MODEL}/score"
 

@@ -37,15 +37,24 @@ from vfl.errors import (
     VflError,
 )
 from vfl.names import check_name
-from vfl.parties import codec, executor, jobstore, policy, registry
+from vfl.parties import codec, executor, policy, registry
 from vfl.parties.context import GUEST, Context, ProgressEvent
 from vfl.parties.grpc_channel import ERROR_KIND, GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
-from vfl.parties.jobstore import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore
 from vfl.parties.mailbox import Mailbox
+from vfl.parties.progress import ProgressStatus
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
 from vfl.parties.runtime import PartyRuntime
-from vfl.progress import ProgressStatus
+from vfl.store.jobs import (
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobRecord,
+    JobStore,
+)
 
 log = logging.getLogger("vfl.service")
 
@@ -110,7 +119,7 @@ class PartyService:
         interrupted = self.jobs.mark_interrupted()
         if interrupted:
             log.warning("%s: marked %d job(s) failed (%s): %s", self.name, len(interrupted),
-                        jobstore.INTERRUPTED, ", ".join(interrupted))
+                        INTERRUPTED, ", ".join(interrupted))
         server = grpc.server(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"vfl-{self.name}-rpc"),
             options=[
@@ -378,7 +387,7 @@ def for_peers(me: str, reason: str) -> str:
     return f"{kind}: the role of '{me}' failed on its own data (details in its own logs)"
 
 
-def _may_resume(record: jobstore.JobRecord, protocol: str, requester: str,
+def _may_resume(record: JobRecord, protocol: str, requester: str,
                 roles: Mapping[str, str]) -> bool:
     """A failed or cancelled job may run again under its id, same protocol, submitter and
     parties: its roles then resume from their checkpoints."""

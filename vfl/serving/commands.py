@@ -73,7 +73,7 @@ def _config(config_path: Path) -> Any:
 
 
 def _store(config_path: Path) -> Any:
-    from vfl.serving.store import ModelStore
+    from vfl.store.models import ModelStore
 
     return ModelStore.of(_config(config_path))
 
@@ -130,7 +130,7 @@ def _federated(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from vfl.config import load_party_config
     from vfl.parties.context import ProgressEvent
-    from vfl.progress import console_display
+    from vfl.parties.progress import console_display
     from vfl.serving.online import batch_score
 
     config = load_party_config(args.config)

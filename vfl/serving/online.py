@@ -21,7 +21,7 @@ from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import GrpcHost
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer
-from vfl.serving.store import ModelRecord, ModelStore
+from vfl.store.models import ModelRecord, ModelStore
 
 log = logging.getLogger("vfl.serving")
 

@@ -46,14 +46,14 @@ from vfl.errors import (
 from vfl.names import check_name
 from vfl.parties.grpc_channel import ERROR_KIND
 from vfl.serving import stages
-from vfl.serving.audit import AuditLog, Metrics
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.online import GuestModel, feature_source, load_guest_model
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
 from vfl.serving.scoring import HostScorer, Partials
-from vfl.serving.store import ModelRecord, ModelStore
 from vfl.serving.wire import features_from_json, ids_from_json, ids_from_pb, partials_to_pb
+from vfl.store.audit import AuditLog, Metrics
+from vfl.store.models import ModelRecord, ModelStore
 
 if TYPE_CHECKING:
     from vfl.parties.service import PartyService

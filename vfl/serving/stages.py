@@ -28,7 +28,7 @@ from vfl.errors import DataError, PolicyError
 from vfl.serving.client import rpc_error, secure_channel
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 PROMOTE = "promote"  # the protocol name a host's policy allows for federated promote/rollback
 ACTIONS = ("promote", "rollback")

@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from vfl.errors import DataError, UnsafeNameError
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 
 def writer(text):
