@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from vfl.connectors import DatasetSpec
+from vfl.crypto.tls import TlsFiles
 from vfl.errors import ConfigError, VflError, did_you_mean
 from vfl.names import SafeName
 
@@ -46,6 +47,10 @@ class TlsConfig(_Strict):
     ca: Path = Field(description="CA certificate (PEM) that signed every party's certificate")
     cert: Path = Field(description="this party's certificate (PEM)")
     key: Path = Field(description="this party's private key (PEM)")
+
+    def files(self) -> TlsFiles:
+        """The three PEM files, to read or to open a channel with."""
+        return TlsFiles(self.ca, self.cert, self.key)
 
 
 class PeerConfig(_Strict):
@@ -136,6 +141,10 @@ class PartyConfig(_Strict):
     )
     mailbox: MailboxConfig = MailboxConfig()
     serving: ServingConfig = ServingConfig()
+
+    def tls_files(self) -> TlsFiles | None:
+        """This party's TLS files, or None for plaintext transport."""
+        return None if self.tls is None else self.tls.files()
 
     @model_validator(mode="after")
     def _transport_is_explicit(self) -> PartyConfig:

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from vfl.errors import ConfigError, DataError, PolicyError, VflError
-from vfl.parties import codec, simulate
+from vfl.net import codec
+from vfl.parties import simulate
 from vfl.parties.context import ProgressEvent
 from vfl.parties.local import InProcessChannel
 from vfl.parties.progress import ProgressDisplay

@@ -49,10 +49,11 @@ import grpc
 
 from vfl import errors
 from vfl.config import PartyConfig
-from vfl.crypto.tls import TlsFiles
-from vfl.errors import JobCancelledError, PeerError, PolicyError, ProtocolError, VflError
+from vfl.errors import JobCancelledError, PeerError, ProtocolError, VflError
 from vfl.names import check_name
-from vfl.parties import codec
+from vfl.net import codec
+from vfl.net.channel import open_channel
+from vfl.net.status import PeerUnreachableError, refusal
 from vfl.parties.mailbox import Mailbox
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
@@ -67,13 +68,8 @@ log = logging.getLogger("vfl.grpc")
 
 CHUNK_BYTES = 4 << 20
 GRPC_MAX_MESSAGE = CHUNK_BYTES + (1 << 20)  # one chunk plus headers; whole messages are chunked
-ERROR_KIND = "vfl-error"  # trailing metadata: which vfl error a refusal maps to
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 T = TypeVar("T")
-
-
-class PeerUnreachableError(PeerError):
-    """The peer's service could not be reached (down, network, or TLS handshake refused)."""
 
 
 @dataclass(frozen=True)
@@ -122,29 +118,6 @@ def job_info(party: str, status: pb.JobStatus) -> JobInfo:
     )
 
 
-def open_grpc_channel(config: PartyConfig, peer: str, address: str) -> grpc.Channel:
-    """A channel to `peer`'s service, authenticated both ways with this party's certificate.
-
-    The server must present a certificate whose DNS SAN is `peer`: connecting to the right
-    address is not enough, the service there must *be* that peer.
-    """
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
-        ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
-        ("grpc.enable_retries", 0),  # we retry ourselves, with idempotent message ids
-        # a peer that restarts is reached again within a second, not after minutes of backoff
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 1000),
-    ]
-    if config.tls is None:
-        return grpc.insecure_channel(address, options=options)
-    ca, cert, key = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key).read()
-    credentials = grpc.ssl_channel_credentials(ca, key, cert)
-    options.append(("grpc.ssl_target_name_override", peer))
-    return grpc.secure_channel(address, credentials, options=options)
-
-
 class PeerClient:
     """This party's connection to one peer's service (thread-safe; one per peer and service)."""
 
@@ -155,7 +128,7 @@ class PeerClient:
         self.connect_timeout = config.timeouts.connect
         self.message_timeout = config.timeouts.message
         self.control_timeout = max(10.0, config.timeouts.connect)
-        self._channel = open_grpc_channel(config, peer, address)
+        self._channel = open_channel(address, peer, config.tls_files(), GRPC_MAX_MESSAGE)
         self._stub = pb_grpc.PartyStub(self._channel)
 
     def close(self) -> None:
@@ -255,15 +228,11 @@ class PeerClient:
 
     def _error(self, exc: grpc.RpcError, what: str) -> VflError:
         code: grpc.StatusCode = exc.code()
-        detail: str = exc.details() or ""
-        kind = dict(exc.trailing_metadata() or ()).get(ERROR_KIND)
         where = f"peer '{self.peer}' ({self.address})"
-        if kind == "policy":
-            return PolicyError(f"{where} refused {what}: {detail}")
-        if kind == "protocol":
-            return ProtocolError(f"{where} rejected {what}: {detail}")
-        if kind == "ended":  # its role of the job failed or was cancelled: its own reason
-            return PeerError(f"{where}: {detail}")
+        refused = refusal(exc, where, what)
+        if refused is not None:
+            return refused
+        detail: str = exc.details() or ""
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return PeerUnreachableError(
                 f"{where} unreachable while {what} (gave up after {self.connect_timeout:g}s): "

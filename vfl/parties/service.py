@@ -26,7 +26,6 @@ import grpc
 
 from vfl import __version__ as vfl_version
 from vfl.config import PartyConfig
-from vfl.crypto.tls import TlsFiles, certificate_identity
 from vfl.errors import (
     CodecError,
     ConfigError,
@@ -37,9 +36,13 @@ from vfl.errors import (
     VflError,
 )
 from vfl.names import check_name
-from vfl.parties import codec, executor, policy, registry
+from vfl.net import codec
+from vfl.net.channel import message_limits, server_credentials
+from vfl.net.identity import IdentityRefused, caller_identity
+from vfl.net.status import ENDED, ERROR_KIND
+from vfl.parties import executor, policy, registry
 from vfl.parties.context import GUEST, Context, ProgressEvent
-from vfl.parties.grpc_channel import ERROR_KIND, GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
+from vfl.parties.grpc_channel import GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
 from vfl.parties.mailbox import Mailbox
 from vfl.parties.progress import ProgressStatus
 from vfl.parties.proto import vfl_pb2 as pb
@@ -122,21 +125,19 @@ class PartyService:
                         INTERRUPTED, ", ".join(interrupted))
         server = grpc.server(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"vfl-{self.name}-rpc"),
-            options=[
-                ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
-                ("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
-            ],
+            options=message_limits(GRPC_MAX_MESSAGE),
         )
         pb_grpc.add_PartyServicer_to_server(_Servicer(self), server)
         from vfl.serving.server import attach as attach_serving  # inference RPCs, HTTP endpoint
 
         self.serving = attach_serving(self, server)
+        tls = self.config.tls_files()
         try:
-            if self.insecure:
+            if tls is None:
                 _warn_insecure(self.name)
                 port = server.add_insecure_port(self.config.listen)
             else:
-                port = server.add_secure_port(self.config.listen, self._server_credentials())
+                port = server.add_secure_port(self.config.listen, server_credentials(tls, self.name))
         except RuntimeError as exc:
             raise ConfigError(f"party '{self.name}': cannot listen on {self.config.listen}: {exc}") from exc
         if port == 0:
@@ -146,16 +147,6 @@ class PartyService:
         log.info("party '%s' serving on %s (%s)", self.name, self.config.listen,
                  "PLAINTEXT" if self.insecure else "mutual TLS")
         return self
-
-    def _server_credentials(self) -> grpc.ServerCredentials:
-        assert self.config.tls is not None
-        ca, cert, key = TlsFiles(self.config.tls.ca, self.config.tls.cert, self.config.tls.key).read()
-        identity = certificate_identity(cert)
-        if identity != self.name:
-            raise ConfigError(
-                f"tls.cert {self.config.tls.cert} identifies '{identity}', but this party is '{self.name}'"
-            )
-        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop serving; jobs still running are cancelled and recorded as failed."""
@@ -434,23 +425,18 @@ class _Servicer(pb_grpc.PartyServicer):
 
     def _sender(self, context: grpc.ServicerContext, claimed: str) -> str:
         """The caller's authenticated name; refuses unknown identities and forged senders."""
-        known = claimed == self.name or claimed in self.service.config.peers
         if self.service.insecure:
-            if not known:
+            if not self._known(claimed):
                 self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
                             f"'{claimed}' is not a configured peer of '{self.name}'")
             return claimed
-        names = context.auth_context().get("x509_common_name") or []
-        if not names:
-            self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "no verified client certificate")
-        identity = names[0].decode("utf-8", "replace")
-        if identity != self.name and identity not in self.service.config.peers:
-            self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
-                        f"certificate identity '{identity}' is not a configured peer of '{self.name}'")
-        if claimed != identity:
-            self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
-                        f"request claims to come from '{claimed}' but the certificate identifies '{identity}'")
-        return identity
+        try:
+            return caller_identity(context, claimed, known=self._known, owner=self.name)
+        except IdentityRefused as exc:
+            self._abort(context, exc.code, str(exc))
+
+    def _known(self, name: str) -> bool:
+        return name == self.name or name in self.service.config.peers
 
     def _valid_job_id(self, context: grpc.ServicerContext, job_id: str) -> None:
         try:
@@ -467,7 +453,7 @@ class _Servicer(pb_grpc.PartyServicer):
                 # the peer learns why, in this party's own (redacted) words, not just "not found"
                 self._abort(context, grpc.StatusCode.FAILED_PRECONDITION,
                             f"'{self.name}' {record.state} its role of job '{job_id}': "
-                            f"{for_peers(self.name, record.error or 'no reason recorded')}", "ended")
+                            f"{for_peers(self.name, record.error or 'no reason recorded')}", ENDED)
             self._abort(context, grpc.StatusCode.NOT_FOUND, f"job '{job_id}' is not running on '{self.name}'")
         if sender not in job.roles:
             self._abort(context, grpc.StatusCode.PERMISSION_DENIED,

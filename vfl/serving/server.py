@@ -44,7 +44,9 @@ from vfl.errors import (
     VflError,
 )
 from vfl.names import check_name
-from vfl.parties.grpc_channel import ERROR_KIND
+from vfl.net.identity import IdentityRefused, caller_identity
+from vfl.net.status import ERROR_KIND, status_of
+from vfl.parties import policy
 from vfl.serving import stages
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.online import GuestModel, feature_source, load_guest_model
@@ -128,11 +130,7 @@ class Serving:
         if served is None:
             raise PolicyError(f"'{self.name}' serves no model '{model_id}' (serving.models: "
                               f"{sorted(self.config.serving.models)})")
-        allowed = any(
-            _match(rule.peers, peer) and _match(rule.protocols, protocol) and _match(rule.datasets, served.dataset)
-            for rule in self.config.policy.allow
-        )
-        if not allowed:
+        if not policy.allows(self.config.policy, peer, protocol, [served.dataset]):
             raise PolicyError(f"policy of '{self.name}' does not allow peer '{peer}' protocol "
                               f"'{protocol}' on dataset '{served.dataset}'")
         return served.dataset
@@ -249,7 +247,7 @@ class Serving:
 
     def allows(self, client: str) -> bool:
         """Whether `client` (a certificate identity) may score and read the metrics."""
-        return _match(self.config.serving.clients, client)
+        return policy.matches(self.config.serving.clients, client)
 
     # --- HTTP ---------------------------------------------------------------------------
     def start_http(self) -> int | None:
@@ -292,30 +290,10 @@ class Serving:
             self.audit.close()
 
 
-def _match(patterns: list[str], value: str) -> bool:
-    return "*" in patterns or value in patterns
-
-
 # --- gRPC ---------------------------------------------------------------------------------
 
-_GRPC_CODES: list[tuple[type[Exception], grpc.StatusCode, str]] = [
-    (PolicyError, grpc.StatusCode.PERMISSION_DENIED, "policy"),
-    (UnknownModelError, grpc.StatusCode.NOT_FOUND, "unknown-model"),
-    (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT, "protocol"),
-    (DataError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
-    (ConfigError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
-    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "peer"),
-    (PeerError, grpc.StatusCode.UNAVAILABLE, "peer"),
-]
-
-
-def _grpc_code(exc: Exception) -> tuple[grpc.StatusCode, str]:
-    return next(((code, kind) for cls, code, kind in _GRPC_CODES if isinstance(exc, cls)),
-                (grpc.StatusCode.INTERNAL, ""))
-
-
 def _abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
-    code, kind = _grpc_code(exc)
+    code, kind = status_of(exc)
     if code == grpc.StatusCode.INTERNAL:
         log.error("serving: unexpected error", exc_info=exc)
         context.abort(code, "internal error (details in the serving party's log)")
@@ -328,14 +306,11 @@ def _identity(context: grpc.ServicerContext, insecure: bool, claimed: str = "") 
     """The caller's name from its verified certificate (plaintext mode: the claimed name)."""
     if insecure:
         return claimed or "anonymous"
-    names = context.auth_context().get("x509_common_name") or []
-    if not names:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, "no verified client certificate")
-    identity = names[0].decode("utf-8", "replace")
-    if claimed and claimed != identity:
-        context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                      f"request claims to come from '{claimed}' but the certificate identifies '{identity}'")
-    return str(identity)
+    try:
+        return caller_identity(context, claimed or None)
+    except IdentityRefused as exc:
+        context.abort(exc.code, str(exc))
+        raise AssertionError("unreachable") from None  # context.abort always raises
 
 
 class InferenceServicer(spb_grpc.InferenceServicer):
@@ -419,7 +394,7 @@ class ScoringServicer(spb_grpc.ScoringServicer):
             out = self.serving.score(request.model_id, ids, features, request.request_id, client)
         except Exception as exc:  # noqa: BLE001 - every failure is logged, audited and mapped
             self.serving.failed(client, request.model_id[:128], request.request_id[:64],
-                                _grpc_code(exc)[0].name, exc, n_ids)
+                                status_of(exc)[0].name, exc, n_ids)
             _abort(context, exc)
         return spb.ScoreReply(
             request_id=out.request_id, model_id=out.model_id, version=out.version,
