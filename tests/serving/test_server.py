@@ -24,7 +24,7 @@ from tests.parties import service_kit as kit
 from tests.serving.conftest import GUEST_FEATURES, HOST_TIMEOUT, MODEL
 from vfl.errors import DataError, PeerError, PeerTimeoutError
 from vfl.serving.online import load_guest_model
-from vfl.serving.server import Serving
+from vfl.serving.cache import Serving
 from vfl.store.models import ModelStore
 
 UNKNOWN_ID = 99_999_999

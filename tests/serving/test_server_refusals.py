@@ -28,7 +28,7 @@ from vfl.crypto.tls import issue_party_cert
 from vfl.errors import DataError, ProtocolError, UnknownModelError
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
-from vfl.serving.server import Serving
+from vfl.serving.cache import Serving
 from vfl.store.models import ModelStore
 
 SCORE = f"/v1/models/{MODEL}/score"

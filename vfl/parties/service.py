@@ -113,7 +113,7 @@ class PartyService:
         self._results: dict[str, bytes] = {}
         self._peers: dict[str, PeerClient] = {}
         self._lock = threading.RLock()
-        self.serving: Any = None  # vfl.serving.server.Serving once started
+        self.serving: Any = None  # vfl.serving.cache.Serving once started
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
@@ -128,7 +128,7 @@ class PartyService:
             options=message_limits(GRPC_MAX_MESSAGE),
         )
         pb_grpc.add_PartyServicer_to_server(_Servicer(self), server)
-        from vfl.serving.server import attach as attach_serving  # inference RPCs, HTTP endpoint
+        from vfl.serving.cache import attach as attach_serving  # inference RPCs, HTTP endpoint
 
         self.serving = attach_serving(self, server)
         tls = self.config.tls_files()
