@@ -103,7 +103,7 @@ class ServedModel(_Strict):
 
 
 class ServingConfig(_Strict):
-    """Online split inference on this party's service (see vfl.serving.cache)."""
+    """Online split inference on this party's service (see vfl.serving.cache and its gRPC and HTTP adapters)."""
 
     models: dict[SafeName, ServedModel] = Field({}, description="model id -> its feature source")
     http_listen: str | None = Field(None, description="host:port of the guest's HTTP/JSON endpoint")

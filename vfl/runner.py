@@ -85,7 +85,9 @@ def run_federated(
     with _shown(on_progress) as show:
         if submit:
             return _submit(job, party, datasets, show, poll)
-        with connect_federation(party) as fed:
+        from vfl.serving.grpc_api import attach  # the embedded service serves models, too
+
+        with connect_federation(party, parts=[attach]) as fed:
             assert fed.service is not None
             with fed.job(job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets, show) as ctx:
                 return run_guest(ctx, JobRuntime(fed.service.runtime, datasets[party.name]), job)

@@ -1,4 +1,4 @@
-"""The one table between vfl errors and gRPC status codes.
+"""The one table between vfl errors and gRPC (and HTTP) status codes.
 
 A service that refuses a request answers with the error's status code and names the kind of
 vfl error in the trailing metadata ``vfl-error``; the client raises the same kind of error
@@ -24,15 +24,15 @@ from vfl.errors import (
 ERROR_KIND = "vfl-error"  # trailing metadata: which vfl error a refusal maps to
 ENDED = "ended"  # a party's role of the job failed or was cancelled: the detail is its own reason
 
-# the error a handler raised -> (status code, kind); the first matching row wins
-STATUS: list[tuple[type[Exception], grpc.StatusCode, str]] = [
-    (PolicyError, grpc.StatusCode.PERMISSION_DENIED, "policy"),
-    (UnknownModelError, grpc.StatusCode.NOT_FOUND, "unknown-model"),
-    (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT, "protocol"),
-    (DataError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
-    (ConfigError, grpc.StatusCode.FAILED_PRECONDITION, "data"),
-    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "peer"),
-    (PeerError, grpc.StatusCode.UNAVAILABLE, "peer"),
+# the error a handler raised -> (gRPC status code, kind, HTTP status); the first matching row wins
+STATUS: list[tuple[type[Exception], grpc.StatusCode, str, int]] = [
+    (PolicyError, grpc.StatusCode.PERMISSION_DENIED, "policy", 403),
+    (UnknownModelError, grpc.StatusCode.NOT_FOUND, "unknown-model", 404),
+    (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT, "protocol", 400),
+    (DataError, grpc.StatusCode.FAILED_PRECONDITION, "data", 422),
+    (ConfigError, grpc.StatusCode.FAILED_PRECONDITION, "data", 422),
+    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "peer", 504),
+    (PeerError, grpc.StatusCode.UNAVAILABLE, "peer", 502),
 ]
 
 
@@ -42,8 +42,13 @@ class PeerUnreachableError(PeerError):
 
 def status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The status code and kind a service answers `exc` with (INTERNAL and no kind if unlisted)."""
-    return next(((code, kind) for cls, code, kind in STATUS if isinstance(exc, cls)),
+    return next(((code, kind) for cls, code, kind, _ in STATUS if isinstance(exc, cls)),
                 (grpc.StatusCode.INTERNAL, ""))
+
+
+def http_status_of(exc: Exception) -> int:
+    """The HTTP status an HTTP endpoint answers `exc` with (500 if unlisted)."""
+    return next((status for cls, _, _, status in STATUS if isinstance(exc, cls)), 500)
 
 
 def refusal(exc: grpc.RpcError, where: str, what: str) -> VflError | None:

@@ -1,30 +1,14 @@
-"""`vfl serve` (run this party's service) and `vfl certs` (make a CA and party certificates)."""
+"""`vfl certs`: make a CA and party certificates."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from vfl.errors import ConfigError
-
-log = logging.getLogger("vfl.serve")
-
 
 def add_commands(subparsers: Any) -> None:
-    """Register the `serve` and `certs` subcommands on the `vfl` parser's subparsers."""
-    serve = subparsers.add_parser("serve", help="run this party's service (gRPC, mutual TLS)")
-    serve.add_argument("--config", type=Path, required=True, help="the party's YAML")
-    serve.add_argument(
-        "--insecure", action="store_true",
-        help="confirm plaintext transport (the config must also say insecure: true); "
-             "never outside local experiments",
-    )
-    serve.set_defaults(func=cmd_serve)
-
+    """Register the `certs` subcommand on the `vfl` parser's subparsers."""
     certs = subparsers.add_parser("certs", help="create a CA and per-party TLS certificates")
     actions = certs.add_subparsers(dest="certs_command", required=True)
     ca = actions.add_parser("ca", help="create a CA (ca.pem, ca.key) in a folder")
@@ -41,33 +25,6 @@ def add_commands(subparsers: Any) -> None:
                        help="a DNS name or IP address HTTPS clients use to reach this party "
                             "(repeatable; the party name is always included)")
     issue.set_defaults(func=cmd_certs_issue)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from vfl.config import load_party_config
-    from vfl.parties.service import PartyService
-
-    config = load_party_config(args.config)
-    if config.tls is None and not args.insecure:
-        raise ConfigError(
-            f"{args.config}: no `tls` section; plaintext transport needs both `insecure: true` "
-            "and `vfl serve --insecure`"
-        )
-    if config.tls is not None and args.insecure:
-        raise ConfigError(f"{args.config}: --insecure given but the config has a `tls` section")
-    service = PartyService(config).start()
-    stopping = threading.Event()
-
-    def stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping party '%s'", signum, config.name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"vfl serve: party '{config.name}' listening on {config.listen}", flush=True)
-    stopping.wait()
-    service.stop()
-    return 0
 
 
 def cmd_certs_ca(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     import threading
 
     from vfl.parties.context import Context
-    from vfl.parties.service import PartyService
+    from vfl.parties.service import PartyService, ServicePart
 
 log = logging.getLogger("vfl.grpc")
 
@@ -400,11 +400,13 @@ class Federation:
 
 
 @contextmanager
-def connect_federation(config: PartyConfig, embedded: bool = True) -> Iterator[Federation]:
-    """A Federation for `config`'s party; with `embedded`, also runs its service in-process."""
+def connect_federation(config: PartyConfig, embedded: bool = True,
+                       parts: Sequence[ServicePart] = ()) -> Iterator[Federation]:
+    """A Federation for `config`'s party; with `embedded`, also runs its service in-process
+    (with the service `parts` given: see `PartyService`)."""
     from vfl.parties.service import PartyService
 
-    service = PartyService(config).start() if embedded else None
+    service = PartyService(config, parts=parts).start() if embedded else None
     fed = Federation(config, service)
     try:
         yield fed

@@ -16,11 +16,11 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
@@ -96,10 +96,30 @@ class JobRuntime(PartyRuntime):
         return super().dataset(name)
 
 
-class PartyService:
-    """Start with ``.start()`` (returns self), stop with ``.stop()``; or use as a context manager."""
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self, config: PartyConfig, runtime: PartyRuntime | None = None) -> None:
+
+ServicePart = Callable[["PartyService", grpc.Server], Closeable]
+"""Adds more RPCs to the service's gRPC server when it starts; closed when it stops
+(serving's inference, scoring and model RPCs are one: see ``vfl.serving.grpc_api``)."""
+
+
+class PartyService:
+    """Start with ``.start()`` (returns self), stop with ``.stop()``; or use as a context manager.
+
+    Parameters
+    ----------
+    config
+        This party's config.
+    runtime
+        Its data and workers (default: made from `config`).
+    parts
+        More RPC handlers to serve beside the job RPCs (``vfl serve`` adds serving's).
+    """
+
+    def __init__(self, config: PartyConfig, runtime: PartyRuntime | None = None,
+                 parts: Sequence[ServicePart] = ()) -> None:
         self.config = config
         self.name = config.name
         self.runtime = runtime or PartyRuntime(config)
@@ -113,7 +133,8 @@ class PartyService:
         self._results: dict[str, bytes] = {}
         self._peers: dict[str, PeerClient] = {}
         self._lock = threading.RLock()
-        self.serving: Any = None  # vfl.serving.cache.Serving once started
+        self.parts = list(parts)
+        self._attached: list[Closeable] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
@@ -128,9 +149,7 @@ class PartyService:
             options=message_limits(GRPC_MAX_MESSAGE),
         )
         pb_grpc.add_PartyServicer_to_server(_Servicer(self), server)
-        from vfl.serving.cache import attach as attach_serving  # inference RPCs, HTTP endpoint
-
-        self.serving = attach_serving(self, server)
+        self._attached = [attach(self, server) for attach in self.parts]
         tls = self.config.tls_files()
         try:
             if tls is None:
@@ -160,9 +179,9 @@ class PartyService:
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
-        if self.serving is not None:
-            self.serving.close()
-            self.serving = None
+        for part in self._attached:
+            part.close()
+        self._attached.clear()
         for client in self._peers.values():
             client.close()
         self._peers.clear()

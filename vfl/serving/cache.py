@@ -1,5 +1,7 @@
-"""Split inference on a party's service: the host's `Partials` RPC, the guest's `Score` RPC
-and HTTP/JSON endpoint, the audit log and metrics.
+"""The models a party serves, as its service answers for them: the production version of each
+model (re-read every second, so promotions show up), the loaded guest and host parts, the
+host's policy check, the audit log and the metrics. The gRPC adapters (`vfl.serving.grpc_api`)
+and the HTTP/JSON adapter (`vfl.serving.http_api`) translate requests into calls here.
 
 Host side: a peer asks for its partial results for a model version and some ids. The peer's
 identity comes from its certificate; the host's own policy must allow it the protocol
@@ -16,57 +18,38 @@ without its payload, and audited; no exception text ever leaves the process.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import ssl
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
-import grpc
 import numpy as np
 import pandas as pd
 
 from vfl.config import PartyConfig
 from vfl.errors import (
-    ConfigError,
     DataError,
-    PeerError,
     PolicyError,
     ProtocolError,
     UnknownModelError,
     VflError,
 )
-from vfl.names import check_name
-from vfl.net.identity import IdentityRefused, caller_identity
-from vfl.net.status import ERROR_KIND, status_of
 from vfl.parties import policy
-from vfl.serving import stages
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.online import GuestModel, feature_source, load_guest_model
 from vfl.serving.proto import serving_pb2 as spb
-from vfl.serving.proto import serving_pb2_grpc as spb_grpc
 from vfl.serving.scoring import HostScorer, Partials
-from vfl.serving.wire import features_from_json, ids_from_json, ids_from_pb, partials_to_pb
 from vfl.store.audit import AuditLog, Metrics
 from vfl.store.models import ModelRecord, ModelStore
-
-if TYPE_CHECKING:
-    from vfl.parties.service import PartyService
 
 log = logging.getLogger("vfl.serving")
 
 INFERENCE = "inference"  # the protocol name a host's policy allows for serving
 PRODUCTION_TTL = 1.0  # seconds a looked-up production version is trusted (promotions show up after)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-MAX_BODY = 64 << 20
-HTTP_IDLE_TIMEOUT = 30.0  # seconds an HTTP connection may stay silent
 
 
 @dataclass
@@ -109,7 +92,6 @@ class Serving:
         self._sources: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._guests: dict[str, GuestModel] = {}
         self._loading: dict[str, threading.Lock] = {}
-        self._http: _HttpServer | None = None
 
     # --- the served version -------------------------------------------------------------
     def production(self, model_id: str) -> ModelRecord:
@@ -249,314 +231,13 @@ class Serving:
         """Whether `client` (a certificate identity) may score and read the metrics."""
         return policy.matches(self.config.serving.clients, client)
 
-    # --- HTTP ---------------------------------------------------------------------------
-    def start_http(self) -> int | None:
-        listen = self.config.serving.http_listen
-        if listen is None:
-            return None
-        host, _, port = listen.rpartition(":")
-        try:
-            server = _HttpServer((host or "127.0.0.1", int(port)), _http_handler(self))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"serving.http_listen: cannot listen on {listen}: {exc}") from None
-        if self.config.serving.http_tls:
-            if self.config.tls is None:
-                raise ConfigError("serving.http_tls needs the party's `tls` section")
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.config.tls.ca))
-            context.load_cert_chain(str(self.config.tls.cert), str(self.config.tls.key))
-            context.verify_mode = ssl.CERT_REQUIRED
-            # the handshake runs in each connection's own thread (Handler.setup), never in the
-            # accept loop, where one silent client would block every other
-            server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        threading.Thread(target=server.serve_forever, name=f"vfl-{self.name}-http", daemon=True).start()
-        self._http = server
-        log.info("%s: HTTP scoring endpoint on %s (%s)", self.name, listen,
-                 "mutual TLS" if self.config.serving.http_tls else "plain HTTP")
-        return int(server.server_address[1])
-
     def health(self) -> dict[str, Any]:
         """Liveness only: open to any caller, so it carries no data."""
         return {"status": "ok"}
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
         for model in self._guests.values():
             model.close()
         self._guests.clear()
         if self.audit is not None:
             self.audit.close()
-
-
-# --- gRPC ---------------------------------------------------------------------------------
-
-def _abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
-    code, kind = status_of(exc)
-    if code == grpc.StatusCode.INTERNAL:
-        log.error("serving: unexpected error", exc_info=exc)
-        context.abort(code, "internal error (details in the serving party's log)")
-    context.set_trailing_metadata(((ERROR_KIND, kind),))
-    context.abort(code, str(exc))
-    raise AssertionError("unreachable")
-
-
-def _identity(context: grpc.ServicerContext, insecure: bool, claimed: str = "") -> str:
-    """The caller's name from its verified certificate (plaintext mode: the claimed name)."""
-    if insecure:
-        return claimed or "anonymous"
-    try:
-        return caller_identity(context, claimed or None)
-    except IdentityRefused as exc:
-        context.abort(exc.code, str(exc))
-        raise AssertionError("unreachable") from None  # context.abort always raises
-
-
-class InferenceServicer(spb_grpc.InferenceServicer):
-    """Host side: a peer asks for this party's partial results."""
-
-    def __init__(self, serving: Serving, insecure: bool) -> None:
-        self.serving, self.insecure = serving, insecure
-
-    def _peer(self, context: grpc.ServicerContext, claimed: str) -> str:
-        peer = _identity(context, self.insecure, claimed)
-        if peer not in self.serving.config.peers:
-            log.warning("%s: refused inference for '%s' (not a configured peer)", self.serving.name, peer)
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          f"'{peer}' is not a configured peer of '{self.serving.name}'")
-        return peer
-
-    def _refused(self, peer: str, model_id: str, exc: VflError) -> None:
-        log.warning("%s: inference for '%s' on model %r refused: %s", self.serving.name, peer,
-                    model_id[:128], type(exc).__name__)
-
-    def Describe(self, request: spb.DescribeRequest, context: grpc.ServicerContext) -> spb.ModelInfo:
-        peer = self._peer(context, request.sender)
-        try:
-            return self.serving.describe(peer, request.model_id)
-        except VflError as exc:
-            self._refused(peer, request.model_id, exc)
-            _abort(context, exc)
-
-    def Partials(self, request: spb.PartialsRequest, context: grpc.ServicerContext) -> spb.PartialsReply:
-        peer = self._peer(context, request.sender)
-        try:
-            ids = ids_from_pb(request.ids, self.serving.config.serving.max_ids, peer)
-            version, answer = self.serving.partials(peer, request.model_id, request.version, ids)
-            return partials_to_pb(answer, version)
-        except VflError as exc:
-            self._refused(peer, request.model_id, exc)
-            _abort(context, exc)
-
-
-class ModelsServicer(spb_grpc.ModelsServicer):
-    """Host side of a federated promote/rollback: the guest asks, this party's policy decides."""
-
-    def __init__(self, serving: Serving, insecure: bool) -> None:
-        self.serving, self.insecure = serving, insecure
-
-    def Stage(self, request: spb.StageRequest, context: grpc.ServicerContext) -> spb.StageReply:
-        peer = _identity(context, self.insecure, request.sender)
-        try:
-            if peer not in self.serving.config.peers:
-                raise PolicyError(f"'{peer}' is not a configured peer of '{self.serving.name}'")
-            self.serving.check_peer(peer, request.model_id, stages.PROMOTE)
-            previous, version = stages.stage_here(self.serving.store, request.model_id, request.action,
-                                                  request.version, peer=peer, dry_run=request.dry_run)
-        except VflError as exc:
-            log.warning("%s: %s of model %r for '%s' refused: %s", self.serving.name, request.action[:16],
-                        request.model_id[:128], peer, type(exc).__name__)
-            _abort(context, exc)
-        if not request.dry_run:
-            log.info("%s: model '%s' %s by '%s': version '%s' (was '%s')", self.serving.name,
-                     request.model_id, request.action, peer, version, previous)
-        return spb.StageReply(party=self.serving.name, previous=previous or "", version=version)
-
-
-class ScoringServicer(spb_grpc.ScoringServicer):
-    """Guest side: an application whose certificate identity is in ``serving.clients`` asks
-    for scores; anyone else is refused before anything is read."""
-
-    def __init__(self, serving: Serving, insecure: bool) -> None:
-        self.serving, self.insecure = serving, insecure
-
-    def Score(self, request: spb.ScoreRequest, context: grpc.ServicerContext) -> spb.ScoreReply:
-        client = _identity(context, self.insecure)
-        n_ids = len(request.ids.ints) or len(request.ids.strings)
-        try:
-            if not self.serving.allows(client):
-                raise PolicyError(f"'{client}' is not in serving.clients of '{self.serving.name}'")
-            ids = ids_from_pb(request.ids, self.serving.config.serving.max_ids, client)
-            features = None
-            if request.features_json:
-                features = features_from_json(_json(request.features_json), len(ids))
-            out = self.serving.score(request.model_id, ids, features, request.request_id, client)
-        except Exception as exc:  # noqa: BLE001 - every failure is logged, audited and mapped
-            self.serving.failed(client, request.model_id[:128], request.request_id[:64],
-                                status_of(exc)[0].name, exc, n_ids)
-            _abort(context, exc)
-        return spb.ScoreReply(
-            request_id=out.request_id, model_id=out.model_id, version=out.version,
-            scores=out.result["score"].tolist(), missing=out.result["missing"].tolist(),
-            host_errors=out.result.attrs.get("host_errors", {}),
-        )
-
-
-def _json(text: str | bytes) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError(f"body is not valid JSON: {str(exc)[:120]}") from None
-    except RecursionError:
-        raise ProtocolError("body is nested too deeply") from None
-
-
-def attach(service: PartyService, server: grpc.Server) -> Serving:
-    """Hook for PartyService.start: host the inference RPCs (and the guest's HTTP endpoint)."""
-    serving = Serving(service.config)
-    spb_grpc.add_InferenceServicer_to_server(InferenceServicer(serving, service.insecure), server)
-    spb_grpc.add_ScoringServicer_to_server(ScoringServicer(serving, service.insecure), server)
-    spb_grpc.add_ModelsServicer_to_server(ModelsServicer(serving, service.insecure), server)
-    serving.start_http()
-    threading.Thread(target=serving.warm, name=f"vfl-{serving.name}-warm", daemon=True).start()
-    return serving
-
-
-# --- HTTP/JSON ----------------------------------------------------------------------------
-
-_HTTP_STATUS: list[tuple[type[Exception], int]] = [
-    (PolicyError, 403), (UnknownModelError, 404), (ProtocolError, 400), (DataError, 422),
-    (ConfigError, 422), (TimeoutError, 504), (PeerError, 502),
-]
-_SCORE_PATH = re.compile(r"^/v1/models/([^/]*)/score$")
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that failed (TLS handshake refused, client gone): one log line."""
-        log.warning("http %s: connection ended: %s", client_address[0], sys.exc_info()[1])
-
-
-def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "vfl-serving"
-        protocol_version = "HTTP/1.1"
-        default_request_version = "HTTP/1.0"  # so an unparsable request line still gets a status line
-        timeout = HTTP_IDLE_TIMEOUT  # a silent or stalled client loses its connection
-
-        def setup(self) -> None:
-            if isinstance(self.request, ssl.SSLSocket):
-                self.request.settimeout(self.timeout)
-                self.request.do_handshake()  # a failure ends this connection (_HttpServer.handle_error)
-            super().setup()
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            log.debug("http %s: " + format, self.client_address[0], *args)
-
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            """The stdlib's answers to requests it cannot parse: a client's mistake is a 4xx
-            (an unknown method 405, an unknown HTTP version 400), logged once."""
-            code = {501: 405, 505: 400}.get(code, code)
-            log.warning("%s: malformed HTTP request from %s refused: %d", serving.name,
-                        self.client_address[0], code)
-            self.close_connection = True
-            super().send_error(code, message if code != 405 else "method not allowed", explain)
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if status >= 400:  # the body may be unread: never parse its rest as a request
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _fail(self, client: str, model_id: str, request_id: str, exc: Exception, n_ids: int = 0) -> None:
-            status = next((s for cls, s in _HTTP_STATUS if isinstance(exc, cls)), 500)
-            serving.failed(client, model_id, request_id, str(status), exc, n_ids)
-            if status == 500:
-                log.error("serving: unexpected error", exc_info=exc)
-                self._send(500, {"error": "internal error (details in the serving party's log)",
-                                 "kind": "internal"})
-            else:
-                self._send(status, {"error": str(exc), "kind": type(exc).__name__})
-
-        def _body(self) -> bytes:
-            raw = self.headers.get("Content-Length") or ""
-            if self.headers.get("Transfer-Encoding") or not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
-                raise ProtocolError("a Content-Length header with the body's size in bytes is required")
-            length = int(raw)
-            if length <= 0 or length > MAX_BODY:
-                raise ProtocolError(f"a JSON body of 1..{MAX_BODY} bytes is required")
-            try:
-                data = self.rfile.read(length)
-            except TimeoutError:
-                raise ProtocolError(f"the body did not arrive within {HTTP_IDLE_TIMEOUT:g}s") from None
-            if len(data) != length:
-                raise ProtocolError(f"the body has {len(data)} of the {length} bytes of its Content-Length")
-            return data
-
-        def _client(self) -> str:
-            getpeercert = getattr(self.connection, "getpeercert", None)
-            cert = getpeercert() if getpeercert else None
-            for rdn in (cert or {}).get("subject", ()):
-                for key, value in rdn:
-                    if key == "commonName":
-                        return str(value)
-            return f"http:{self.client_address[0]}"
-
-        def _not_found(self) -> None:
-            self._send(404, {"error": "no such path (POST /v1/models/<model>/score, GET /v1/metrics, "
-                                      "GET /v1/health)"})
-
-        def _refuse_stranger(self, client: str) -> bool:
-            if serving.allows(client):  # plain HTTP: only with clients ["*"]
-                return False
-            self._fail(client, "", "", PolicyError(f"'{client}' is not in serving.clients of '{serving.name}'"))
-            return True
-
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            if self.path == "/v1/health":
-                self._send(200, serving.health())
-            elif self.path == "/v1/metrics":
-                if not self._refuse_stranger(self._client()):
-                    self._send(200, serving.metrics.snapshot())
-            else:
-                self._not_found()
-
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            match = _SCORE_PATH.match(self.path)
-            if match is None:
-                self._not_found()
-                return
-            client = self._client()
-            if self._refuse_stranger(client):
-                return
-            model_id, request_id, n_ids = match.group(1)[:128], "", 0
-            try:
-                check_name(model_id, "model id in the path")
-                body = _json(self._body())
-                if not isinstance(body, dict):
-                    raise ProtocolError("the body must be a JSON object")
-                unknown = set(body) - {"ids", "features", "request_id"}
-                if unknown:
-                    raise ProtocolError(f"unknown field(s) {sorted(unknown)}")
-                given_id = body.get("request_id") or ""
-                if not isinstance(given_id, str):
-                    raise ProtocolError("request_id must be a string")
-                request_id = given_id[:64]
-                ids = ids_from_json(body.get("ids"), serving.config.serving.max_ids)
-                n_ids = len(ids)
-                features = features_from_json(body.get("features"), len(ids))
-                out = serving.score(model_id, ids, features, given_id, client)
-            except Exception as exc:  # noqa: BLE001 - logged and audited; no exception text leaves
-                self._fail(client, model_id, request_id, exc, n_ids)
-                return
-            self._send(200, out.to_json())
-
-    return Handler
