@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps partner-db partner-db-stop demo test lint typecheck unit proto bench clean
+.PHONY: install system-deps partner-db partner-db-stop demo test lint typecheck imports unit proto bench clean
 
 # pip shows what it downloads and installs, with progress bars (a first install takes minutes).
 PIP := $(BIN)/pip install --progress-bar on
@@ -44,10 +44,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy vfl
 
+# the layers of .importlinter: no module imports a layer above its own, no import cycles
+imports: install
+	$(BIN)/lint-imports
+
 unit: install system-deps
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+test: lint typecheck imports unit
 
 proto: install
 	$(BIN)/python -m vfl.parties.proto.generate

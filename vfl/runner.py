@@ -8,14 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vfl.config import JobConfig, PartyConfig, load_party_config
+from vfl.config import JobConfig
 from vfl.errors import ConfigError, PeerError
 from vfl.jobs import JobOutcome, job_params, run_guest, run_host
 from vfl.names import check_name
 from vfl.parties import registry
+from vfl.parties.config import PartyConfig, load_party_config
 from vfl.parties.context import ProgressEvent, new_job_id
 from vfl.parties.executor import start_in_background
-from vfl.parties.grpc_channel import Federation, connect_federation
+from vfl.parties.federation import Federation, connect_federation
 from vfl.parties.local import simulate
 from vfl.parties.progress import ProgressDisplay, ProgressStatus
 from vfl.parties.runtime import PartyRuntime

@@ -50,7 +50,7 @@ def _shown(record: Any) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from vfl.cli_output import print_records
-    from vfl.config import load_party_config
+    from vfl.parties.config import load_party_config
     from vfl.store.jobs import JobStore
 
     config = load_party_config(args.config, datasets=False)
@@ -61,8 +61,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from vfl.cli_output import print_record
-    from vfl.config import load_party_config
-    from vfl.parties.grpc_channel import Federation
+    from vfl.parties.config import load_party_config
+    from vfl.parties.federation import Federation
     from vfl.store.jobs import ACTIVE, JobStore
 
     config = load_party_config(args.config, datasets=False)
@@ -82,8 +82,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from vfl.cli_output import print_record
-    from vfl.config import load_party_config
-    from vfl.parties.grpc_channel import Federation
+    from vfl.parties.config import load_party_config
+    from vfl.parties.federation import Federation
 
     fed = Federation(load_party_config(args.config, datasets=False))
     try:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vfl.config import PartyConfig, PolicyConfig, PolicyRule
 from vfl.errors import PolicyError
+from vfl.parties.config import PartyConfig, PolicyConfig, PolicyRule
 
 GUEST = "guest"
 

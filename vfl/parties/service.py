@@ -25,7 +25,6 @@ from typing import Any, NoReturn, Protocol
 import grpc
 
 from vfl import __version__ as vfl_version
-from vfl.config import PartyConfig
 from vfl.errors import (
     CodecError,
     ConfigError,
@@ -41,6 +40,7 @@ from vfl.net.channel import message_limits, server_credentials
 from vfl.net.identity import IdentityRefused, caller_identity
 from vfl.net.status import ENDED, ERROR_KIND
 from vfl.parties import executor, policy, registry
+from vfl.parties.config import PartyConfig
 from vfl.parties.context import GUEST, Context, ProgressEvent
 from vfl.parties.grpc_channel import GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
 from vfl.parties.mailbox import Mailbox

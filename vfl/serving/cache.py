@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.config import PartyConfig
 from vfl.errors import (
     DataError,
     PolicyError,
@@ -38,6 +37,7 @@ from vfl.errors import (
     VflError,
 )
 from vfl.parties import policy
+from vfl.parties.config import PartyConfig
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.online import GuestModel, feature_source, load_guest_model
 from vfl.serving.proto import serving_pb2 as spb

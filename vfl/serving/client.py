@@ -15,7 +15,6 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from vfl.config import PartyConfig
 from vfl.crypto.tls import TlsFiles
 from vfl.errors import (
     PeerError,
@@ -24,6 +23,7 @@ from vfl.errors import (
 )
 from vfl.net.channel import open_channel
 from vfl.net.status import PeerUnreachableError, refusal
+from vfl.parties.config import PartyConfig
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
 from vfl.serving.scoring import Partials

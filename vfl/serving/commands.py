@@ -83,7 +83,7 @@ LIST_COLUMNS = ["model_id", "version", "stage", "role", "kind", "peers", "create
 
 
 def _config(config_path: Path) -> Any:
-    from vfl.config import load_party_config
+    from vfl.parties.config import load_party_config
 
     return load_party_config(config_path, datasets=False)  # the store only: no dataset credentials
 
@@ -144,7 +144,7 @@ def _federated(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from vfl.config import load_party_config
+    from vfl.parties.config import load_party_config
     from vfl.parties.context import ProgressEvent
     from vfl.parties.progress import console_display
     from vfl.serving.online import batch_score
@@ -179,7 +179,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from vfl.config import load_party_config
+    from vfl.parties.config import load_party_config
     from vfl.serving.grpc_api import party_service
 
     config = load_party_config(args.config)

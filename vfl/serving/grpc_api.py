@@ -12,10 +12,10 @@ from typing import NoReturn
 
 import grpc
 
-from vfl.config import PartyConfig
 from vfl.errors import PolicyError, VflError
 from vfl.net.identity import IdentityRefused, caller_identity
 from vfl.net.status import ERROR_KIND, status_of
+from vfl.parties.config import PartyConfig
 from vfl.parties.service import PartyService
 from vfl.serving import stages
 from vfl.serving.cache import Serving

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from vfl.config import PartyConfig
 from vfl.errors import DataError, PolicyError
 from vfl.net.channel import open_channel
+from vfl.parties.config import PartyConfig
 from vfl.serving.client import MAX_MESSAGE, rpc_error
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc

@@ -38,7 +38,7 @@ from vfl.names import check_name
 from vfl.store.files import inside, private_dir, private_sqlite, remove_tree, seal
 
 if TYPE_CHECKING:
-    from vfl.config import PartyConfig
+    from vfl.parties.config import PartyConfig
 
 _metadata = MetaData()
 _models = Table(
