@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps partner-db partner-db-stop demo test lint typecheck unit proto bench clean wheelhouse image
+.PHONY: install system-deps partner-db partner-db-stop demo test lint typecheck imports unit proto bench clean wheelhouse image
 
 # pip shows what it downloads and installs, with progress bars (a first install takes minutes).
 PIP := $(BIN)/pip install --progress-bar on
@@ -44,10 +44,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy vfl
 
+# the layers of .importlinter: no module imports a layer above its own, no import cycles
+imports: install
+	$(BIN)/lint-imports
+
 unit: install system-deps
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+test: lint typecheck imports unit
 
 # The container image (Dockerfile) installs from a wheelhouse, so `docker build` needs no network:
 # deps/ holds every dependency (torch pinned CPU-only), app/ the vfl wheel (rebuilt on each change,
@@ -72,4 +76,4 @@ proto: install
 	$(BIN)/python -m vfl.parties.proto.generate
 
 clean:
-	rm -rf $(VENV) build $(WHEELHOUSE) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build $(WHEELHOUSE) *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

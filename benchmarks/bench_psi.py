@@ -35,11 +35,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vfl.config import load_party_config  # noqa: E402
 from vfl.crypto.tls import create_ca, issue_party_cert  # noqa: E402
+from vfl.parties.config import load_party_config  # noqa: E402
 from vfl.parties.context import Context  # noqa: E402
 from vfl.parties.executor import shared_process_pool  # noqa: E402
-from vfl.parties.grpc_channel import connect_federation  # noqa: E402
+from vfl.parties.federation import connect_federation  # noqa: E402
 from vfl.parties.registry import register  # noqa: E402
 from vfl.parties.service import PartyService  # noqa: E402
 from vfl.psi import ecdh  # noqa: E402

@@ -36,10 +36,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from vfl.config import JobConfig, load_party_config
+from vfl.config import JobConfig
 from vfl.connectors import write_table
 from vfl.crypto.tls import TlsFiles, create_ca, issue_party_cert
 from vfl.errors import VflError
+from vfl.parties.config import load_party_config
 from vfl.runner import run_simulated
 from vfl.serving.batch import score_batch
 from vfl.serving.bundle import ModelBundle
@@ -47,7 +48,7 @@ from vfl.serving.client import ScoringClient
 from vfl.serving.features import source_for
 from vfl.serving.online import batch_score
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

@@ -27,8 +27,8 @@ from vfl.algorithms.nn_spec import mlp
 from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights
 from vfl.algorithms.split_nn_plan import batches
 from vfl.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
+from vfl.net.codec import decode
 from vfl.parties import InProcessChannel, simulate
-from vfl.parties.codec import decode
 from vfl.parties.executor import shared_process_pool
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -40,7 +40,7 @@ def test_importing_the_cli_and_what_serve_and_run_load_leaves_heavy_libraries_ou
             "import vfl.cli\n"
             "vfl.cli.build_parser()\n"
             f"cli = [m for m in {HEAVY!r} if m in sys.modules]\n"
-            "import vfl.jobs, vfl.parties.service, vfl.runner, vfl.serving.server\n"
+            "import vfl.jobs, vfl.parties.service, vfl.runner, vfl.serving.grpc_api\n"
             f"serve = [m for m in {HEAVY!r} if m in sys.modules]\n"
             "print(json.dumps({'cli': cli, 'serve': serve}))\n")
     loaded = json.loads(_python(code).stdout)

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from vfl.config import load_job_config, load_party_config
+from vfl.config import load_job_config
 from vfl.errors import ConfigError
+from vfl.parties.config import load_party_config
 
 
 def write(path: Path, text: str) -> Path:

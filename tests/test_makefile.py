@@ -28,3 +28,8 @@ def test_make_install_announces_each_step_and_lets_pip_show_progress(tmp_path):
 def test_make_partner_db_starts_and_stops_the_local_database():
     assert _dry_run("partner-db") == ["scripts/partner-db.sh start"]
     assert _dry_run("partner-db-stop") == ["scripts/partner-db.sh stop"]
+
+
+def test_make_test_checks_the_import_layers():
+    lines = _dry_run("test")
+    assert any(line.endswith("/bin/lint-imports") for line in lines), lines

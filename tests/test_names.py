@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from vfl.cli import main
-from vfl.config import JobConfig, PartyConfig, parse
+from vfl.config import JobConfig
 from vfl.errors import ConfigError, UnsafeNameError
 from vfl.names import check_name
+from vfl.parties.config import PartyConfig, parse
 
 UNSAFE = ["..", ".", "", "a\x00b", "/etc/passwd", "a/b", "a\\b", "ｊob", "jоb", "-flag", "x" * 129, "a\n"]
 

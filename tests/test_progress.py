@@ -22,7 +22,7 @@ from vfl.config import load_job_config
 from vfl.connectors import write_table
 from vfl.parties import simulate
 from vfl.parties.context import ProgressEvent
-from vfl.progress import REPEATS_PROGRESS, ProgressDisplay, ProgressStatus, console_display
+from vfl.parties.progress import REPEATS_PROGRESS, ProgressDisplay, ProgressStatus, console_display
 from vfl.runner import run_simulated
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,9 +21,9 @@ from vfl.connectors import read_table, write_table
 from vfl.errors import ConfigError, PolicyError, VflError
 from vfl.jobs import REDACTED, TEST_SCORES, job_params
 from vfl.parties import registry
-from vfl.parties.jobstore import JobStore
 from vfl.runner import run_federated, run_simulated
-from vfl.serving.store import ModelStore
+from vfl.store.jobs import JobStore
+from vfl.store.models import ModelStore
 
 MODEL = "breast"
 

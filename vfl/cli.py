@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vfl.errors import VflError
-from vfl.progress import console_display
+from vfl.parties.progress import console_display
 
 if TYPE_CHECKING:
     from vfl.config import JobConfig
@@ -21,7 +21,8 @@ FAST_KEY_BITS_WARNING = ("--key-bits {bits}: Paillier keys below 2048 bits are f
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from vfl.config import load_job_config, load_party_config
+    from vfl.config import load_job_config
+    from vfl.parties.config import load_party_config
     from vfl.runner import run_federated, run_simulated
 
     job = load_job_config(args.job)

@@ -1,170 +1,41 @@
-"""Typed, validated configuration: a party's YAML (who it is, its data, its policy) and a job's.
+"""A job's configuration: its parties, their datasets and the steps of the pipeline.
 
-Every validation error names the file and the field (``partner.yaml: policy.min_intersection:
-Input should be a valid integer``), so an operator can fix it without reading code.
-
-String values may name environment variables, ``${NAME}`` or ``${NAME:-default}``, so that
-secrets (a database password in a URI) and per-machine settings (ports) stay out of the file.
+Read with the same rules as a party's YAML (`vfl.parties.config`): errors name the file and
+the field, and string values may name environment variables.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import types
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from vfl.connectors import DatasetSpec
-from vfl.errors import ConfigError, VflError, did_you_mean
+from vfl.errors import VflError
 from vfl.names import SafeName
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo in a YAML key must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-# --- party configuration -----------------------------------------------------------------
-
-
-class TlsConfig(_Strict):
-    ca: Path = Field(description="CA certificate (PEM) that signed every party's certificate")
-    cert: Path = Field(description="this party's certificate (PEM)")
-    key: Path = Field(description="this party's private key (PEM)")
-
-
-class PeerConfig(_Strict):
-    address: str = Field(description="host:port of the peer's party service")
-
-
-class PolicyRule(_Strict):
-    """Peers in `peers` may start `protocols` on `datasets` ("*" matches anything)."""
-
-    peers: list[str] = ["*"]
-    protocols: list[str] = ["*"]
-    datasets: list[str] = ["*"]
-
-
-class PolicyConfig(_Strict):
-    """The host's own rules, enforced by its own service. Defaults deny what is risky."""
-
-    allow: list[PolicyRule] = []
-    min_intersection: int = Field(100, ge=1)
-    allow_insecure: bool = False
-    max_concurrent_jobs: int = Field(2, ge=1)
-
-
-class StoreConfig(_Strict):
-    path: Path = Path("vfl-store")
-    url: str | None = Field(None, description="SQLAlchemy URL for job/model records; default SQLite in path")
-    artifacts: str | None = Field(
-        None, description="where model parts' files go: a folder or hdfs:// URI; default <path>/models")
-
-
-class TimeoutConfig(_Strict):
-    message: float = Field(600.0, gt=0, description="seconds to wait for a peer's message")
-    connect: float = Field(10.0, gt=0, description="seconds to retry reaching a peer")
-
-
-class MailboxConfig(_Strict):
-    """How many undelivered bytes peers may push into one job's mailbox on this party."""
-
-    peer_bytes: int = Field(512 << 20, ge=1 << 16,
-                            description="pending bytes of one peer in one job (default 512 MiB)")
-    job_bytes: int = Field(1 << 30, ge=1 << 16,
-                           description="pending bytes of all peers in one job (default 1 GiB)")
-
-
-class ServedModel(_Strict):
-    """Where this party's service reads the features of a served model's ids."""
-
-    dataset: SafeName = Field(description="name of a dataset of this party: its URI is the feature source")
-    callable: str | None = Field(None, description="'package.module:function' returning features by id")
-
-
-class ServingConfig(_Strict):
-    """Online split inference on this party's service (see vfl.serving.server)."""
-
-    models: dict[SafeName, ServedModel] = Field({}, description="model id -> its feature source")
-    http_listen: str | None = Field(None, description="host:port of the guest's HTTP/JSON endpoint")
-    http_tls: bool = Field(False, description="serve HTTP over mutual TLS with the party's certificate")
-    clients: list[str] = Field(
-        [], description="certificate identities allowed to score and read metrics; none by default, "
-                        "'*' (explicitly) admits any certificate of the CA, or anyone on plain HTTP")
-    audit_log: str | None = Field(None, description="SQLAlchemy URL of the audit table; default SQLite in the store")
-    audit: bool = Field(True, description="log every online prediction")
-    timeout: float = Field(5.0, gt=0, description="seconds to wait for a host's partial results")
-    on_host_error: Literal["error", "missing"] = Field(
-        "error", description="a failing host fails the request, or its ids are reported missing")
-    max_ids: int = Field(100_000, ge=1, description="largest number of ids in one request")
-
-
-class PartyConfig(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    listen: str = "127.0.0.1:50051"
-    tls: TlsConfig | None = None
-    insecure: bool = Field(False, description="plaintext transport, for local experiments only")
-    peers: dict[str, PeerConfig] = {}
-    datasets: dict[SafeName, DatasetSpec] = {}
-    preprocessing: dict[SafeName, dict[str, Any]] = Field(
-        {}, description="per dataset name: this party's own preprocessing pipeline spec"
-    )
-    models: dict[str, dict[str, Any]] = Field(
-        {}, description="per algorithm: this party's own model settings (e.g. its bottom model)"
-    )
-    store: StoreConfig = StoreConfig()
-    policy: PolicyConfig = PolicyConfig()
-    timeouts: TimeoutConfig = TimeoutConfig()
-    plugins: list[str] = Field([], description="modules to import that register protocols")
-    max_message_bytes: int = Field(
-        1 << 31, ge=1 << 16, description="largest message accepted from a peer (reassembled size)"
-    )
-    mailbox: MailboxConfig = MailboxConfig()
-    serving: ServingConfig = ServingConfig()
-
-    @model_validator(mode="after")
-    def _transport_is_explicit(self) -> PartyConfig:
-        if self.tls is None and not self.insecure and self.peers:
-            raise ValueError("set `tls` (ca, cert, key) or, for local experiments, `insecure: true`")
-        return self
-
+from vfl.parties.config import NAME_PATTERN, Strict, parse, read_yaml, resolve, resolve_uri
 
 # --- job configuration -------------------------------------------------------------------
 
 
-class PsiStep(_Strict):
+class PsiStep(Strict):
     cardinality_only: bool = False
     warn_ratio: float = Field(
         0.5, ge=0, le=1, description="warn when the intersection is below this share of the "
         "smaller party's ids (id spellings may differ); 0: never")
 
 
-class SplitStep(_Strict):
+class SplitStep(Strict):
     test_size: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
     stratify: bool = True
 
 
-class PreprocessStep(_Strict):
+class PreprocessStep(Strict):
     """Each party applies the pipeline from its own party config; nothing to set here."""
 
 
-class TrainStep(_Strict):
+class TrainStep(Strict):
     algorithm: Literal["hetero_lr", "split_nn"] = "hetero_lr"
     params: dict[str, Any] = {}
 
@@ -181,25 +52,25 @@ class TrainStep(_Strict):
         return params
 
 
-class EvaluateStep(_Strict):
+class EvaluateStep(Strict):
     out_dir: Path = Path("runs")
     threshold: float = Field(0.5, gt=0, lt=1)
     iv: bool = Field(True, description="each party's IV on the training rows (hosts' via encrypted labels)")
     bootstrap: int = Field(200, ge=0, description="resamples for the AUC and KS confidence intervals (0: none)")
 
 
-class ExportStep(_Strict):
+class ExportStep(Strict):
     model_id: SafeName
     promote: bool = Field(True, description="serve this version right away (else it is staged)")
 
 
-class ScoreStep(_Strict):
+class ScoreStep(Strict):
     source: str = Field(description="connector URI of the ids (and guest features) to score")
     sink: str = Field(description="connector URI to write id + score to")
     chunk_rows: int = Field(50_000, ge=1)
 
 
-class JobSteps(_Strict):
+class JobSteps(Strict):
     """The pipeline, always run in this order; leave a step out to skip it
     (preprocessing excepted: it is skipped by `preprocess: false`; left out, it runs)."""
 
@@ -213,7 +84,7 @@ class JobSteps(_Strict):
     score: ScoreStep | None = None
 
 
-class JobConfig(_Strict):
+class JobConfig(Strict):
     job_id: SafeName | None = None
     guest: str = Field(pattern=NAME_PATTERN)
     hosts: list[str] = Field(min_length=1)
@@ -256,137 +127,15 @@ class JobConfig(_Strict):
         return {self.guest: "guest", **dict.fromkeys(self.hosts, "host")}
 
 
-# --- loading -----------------------------------------------------------------------------
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], data: Any, source: str) -> M:
-    """Validate `data`; errors become one ConfigError listing `source: field.path: problem`,
-    with a "did you mean" for an unknown key close to a known one."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            loc = tuple(err["loc"])
-            if err["type"] == "extra_forbidden" and loc:
-                msg = f"{msg} (unknown key{did_you_mean(loc[-1], _keys_at(model, loc[:-1]))})"
-            where = ".".join(str(p) for p in loc)
-            lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
-
-
-def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The keys the model accepts at `loc` (a path of field names, dict keys, list indexes
-    and union member names, as pydantic reports it)."""
-    current: Any = model
-    for part in loc:
-        current = _step(current, part)
-        if current is None:
-            return []
-    models = [t for t in _members(current) if isinstance(t, type) and issubclass(t, BaseModel)]
-    return [name for m in models for name in m.model_fields]
-
-
-def _step(annotation: Any, part: Any) -> Any:
-    for member in _members(annotation):
-        if isinstance(member, type) and issubclass(member, BaseModel):
-            if part in member.model_fields:
-                return member.model_fields[part].annotation
-            if part == member.__name__:
-                return member
-        elif get_origin(member) is dict and isinstance(part, str):
-            return get_args(member)[1]
-        elif get_origin(member) is list and isinstance(part, int):
-            return get_args(member)[0]
-    return None
-
-
-def _members(annotation: Any) -> tuple[Any, ...]:
-    if get_origin(annotation) in (Union, types.UnionType):
-        return get_args(annotation)
-    return (annotation,)
-
-
-def read_yaml(path: Path, skip: tuple[str, ...] = ()) -> Any:
-    """The YAML file's data with ``${NAME}`` expanded; top-level keys in `skip` are left out
-    (never expanded, so their environment variables need not be set)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k not in skip}
-    return _expand(data, str(path), "")
-
-
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand(value: Any, source: str, where: str) -> Any:
-    """``${NAME}`` / ``${NAME:-default}`` in string values, from the environment."""
-    if isinstance(value, dict):
-        return {k: _expand(v, source, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def variable(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is None:
-            raise ConfigError(f"{source}: {where}: environment variable {name} is not set")
-        return default
-
-    return _ENV_REFERENCE.sub(variable, value)
-
-
-def _resolve(base: Path, value: Path) -> Path:
-    return value if value.is_absolute() else (base / value).resolve()
-
-
-def _resolve_uri(base: Path, uri: str) -> str:
-    """Plain relative file paths in a config are relative to the config file, not the cwd."""
-    if "://" in uri or Path(uri).is_absolute():
-        return uri
-    return str((base / uri).resolve())
-
-
-def load_party_config(path: str | Path, *, datasets: bool = True) -> PartyConfig:
-    """The party's config; ``datasets=False`` leaves out `datasets` and `preprocessing` (for
-    commands that only read the store or reach peers: no dataset credential is needed)."""
-    path = Path(path)
-    skip = () if datasets else ("datasets", "preprocessing")
-    config = parse(PartyConfig, read_yaml(path, skip), str(path))
-    base = path.resolve().parent
-    if config.tls is not None:
-        config.tls = TlsConfig(
-            ca=_resolve(base, config.tls.ca),
-            cert=_resolve(base, config.tls.cert),
-            key=_resolve(base, config.tls.key),
-        )
-    config.store.path = _resolve(base, config.store.path)
-    for spec in config.datasets.values():
-        spec.uri = _resolve_uri(base, spec.uri)
-    return config
-
 
 def load_job_config(path: str | Path) -> JobConfig:
     path = Path(path)
     job = parse(JobConfig, read_yaml(path), str(path))
     base = path.resolve().parent
-    job.parties = {name: _resolve(base, p) for name, p in job.parties.items()}
+    job.parties = {name: resolve(base, p) for name, p in job.parties.items()}
     if job.steps.evaluate is not None:
-        job.steps.evaluate.out_dir = _resolve(base, job.steps.evaluate.out_dir)
+        job.steps.evaluate.out_dir = resolve(base, job.steps.evaluate.out_dir)
     if job.steps.score is not None:
-        job.steps.score.source = _resolve_uri(base, job.steps.score.source)
-        job.steps.score.sink = _resolve_uri(base, job.steps.score.sink)
+        job.steps.score.source = resolve_uri(base, job.steps.score.source)
+        job.steps.score.sink = resolve_uri(base, job.steps.score.sink)
     return job

@@ -20,8 +20,9 @@ import pandas as pd
 import yaml
 
 from vfl import demo_data
-from vfl.config import load_job_config, load_party_config
+from vfl.config import load_job_config
 from vfl.connectors import write_table
+from vfl.parties.config import load_party_config
 from vfl.parties.context import ProgressEvent
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle

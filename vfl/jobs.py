@@ -20,13 +20,14 @@ import pandas as pd
 
 from vfl.algorithms import training, woe
 from vfl.algorithms.preprocessing import PartyPreprocessor, PreprocessingConfig, check_input
-from vfl.config import JobConfig, SplitStep, parse
+from vfl.config import JobConfig, SplitStep
 from vfl.connectors import Dataset, read_table, write_table
 from vfl.connectors.dataset import id_types
 from vfl.errors import DataError, ProtocolError
 from vfl.evaluation import evaluate_scores
 from vfl.evaluation.explain import coefficients_table, iv_table
 from vfl.parties import registry
+from vfl.parties.config import parse
 from vfl.parties.context import GUEST, Context
 from vfl.parties.runtime import PartyRuntime
 from vfl.psi import ecdh
@@ -35,7 +36,7 @@ from vfl.serving.bundle import ModelBundle
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer
 from vfl.serving.session import ContextHost, serve_partials
-from vfl.storage import inside, seal
+from vfl.store.files import inside, seal
 
 TEST_SCORES = "test_scores.csv"
 """Written beside the report: id, label and joint score of every test row (re-evaluable)."""

@@ -8,18 +8,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vfl.config import JobConfig, PartyConfig, load_party_config
+from vfl.config import JobConfig
 from vfl.errors import ConfigError, PeerError
 from vfl.jobs import JobOutcome, job_params, run_guest, run_host
 from vfl.names import check_name
 from vfl.parties import registry
+from vfl.parties.config import PartyConfig, load_party_config
 from vfl.parties.context import ProgressEvent, new_job_id
 from vfl.parties.executor import start_in_background
-from vfl.parties.grpc_channel import Federation, connect_federation
+from vfl.parties.federation import Federation, connect_federation
 from vfl.parties.local import simulate
+from vfl.parties.progress import ProgressDisplay, ProgressStatus
 from vfl.parties.runtime import PartyRuntime
 from vfl.parties.service import JobRuntime
-from vfl.progress import ProgressDisplay, ProgressStatus
 
 log = logging.getLogger("vfl.runner")
 
@@ -32,7 +33,7 @@ def run_simulated(
     """Every party's role in its own thread, each with its own config and data.
 
     `on_progress` gets every party's progress events; by default a `ProgressDisplay` shows
-    them on stderr (pass `vfl.progress.quiet` to show nothing).
+    them on stderr (pass `vfl.parties.progress.quiet` to show nothing).
     """
     missing = {job.guest, *job.hosts} - set(job.parties)
     if missing:
@@ -85,7 +86,9 @@ def run_federated(
     with _shown(on_progress) as show:
         if submit:
             return _submit(job, party, datasets, show, poll)
-        with connect_federation(party) as fed:
+        from vfl.serving.grpc_api import attach  # the embedded service serves models, too
+
+        with connect_federation(party, parts=[attach]) as fed:
             assert fed.service is not None
             with fed.job(job.job_id, JOB_PROTOCOL, job_params(job), job.roles, datasets, show) as ctx:
                 return run_guest(ctx, JobRuntime(fed.service.runtime, datasets[party.name]), job)

@@ -17,8 +17,8 @@ from vfl.algorithms.hetero_lr import INSECURE, HeteroLogisticRegression, host_fi
 from vfl.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.optim import epoch_batches
 from vfl.crypto import EncodedArray, PaillierPublicKey
+from vfl.net.codec import decode
 from vfl.parties import InProcessChannel, IntBlock, simulate
-from vfl.parties.codec import decode
 
 N, BATCH, SEED = 120, 40, 4
 

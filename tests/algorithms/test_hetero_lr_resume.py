@@ -25,7 +25,7 @@ from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
 from vfl.errors import PeerError
 from vfl.parties import simulate
-from vfl.parties.grpc_channel import connect_federation
+from vfl.parties.federation import connect_federation
 from vfl.parties.registry import register
 
 PROTOCOL = "test-hetero-lr"

@@ -27,8 +27,8 @@ from vfl.algorithms.split_nn_plan import batches
 from vfl.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
 from vfl.crypto import generate_keypair
 from vfl.errors import ConfigError, PolicyError, ProtocolError
+from vfl.net.codec import IntBlock, decode
 from vfl.parties import InProcessChannel, simulate
-from vfl.parties.codec import IntBlock, decode
 
 ROLES = {"bank": "guest", "partner": "host"}
 ADAM = {"lr": 0.01}

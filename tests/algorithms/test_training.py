@@ -22,10 +22,11 @@ import yaml
 from sklearn.datasets import load_breast_cancer
 
 from tests.parties import service_kit as kit
-from vfl.config import load_job_config, load_party_config
+from vfl.config import load_job_config
 from vfl.connectors import read_table
 from vfl.crypto.tls import TlsFiles
 from vfl.errors import ConfigError, ProtocolError
+from vfl.parties.config import load_party_config
 from vfl.parties.runtime import PartyRuntime
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle

@@ -11,8 +11,8 @@ import pytest
 from vfl.algorithms import woe
 from vfl.crypto import EncryptedArray, PaillierPublicKey
 from vfl.errors import DataError, ProtocolError
+from vfl.net.codec import decode
 from vfl.parties import simulate
-from vfl.parties.codec import decode
 from vfl.parties.local import InProcessChannel
 
 ROLES = {"bank": "guest", "shop": "host", "telco": "host"}

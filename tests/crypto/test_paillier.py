@@ -85,7 +85,7 @@ def test_overflow_is_an_error(paillier_keys):
 
 # -- arrival validation ---------------------------------------------------------------------
 def _tampered(wire: dict, index: int, value: int, pub) -> dict:
-    from vfl.parties.codec import IntBlock
+    from vfl.net.codec import IntBlock
 
     ints = wire["data"].to_ints()
     ints[index] = value

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from vfl.config import PartyConfig, load_party_config
 from vfl.crypto.tls import create_ca, issue_party_cert
+from vfl.parties.config import PartyConfig, load_party_config
 from vfl.parties.registry import register
 
 HERE = Path(__file__).resolve().parent

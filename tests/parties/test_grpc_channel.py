@@ -13,7 +13,8 @@ import pytest
 
 from tests.parties import service_kit as kit
 from vfl.errors import JobCancelledError, PeerError, PolicyError, ProtocolError
-from vfl.parties.grpc_channel import CHUNK_BYTES, PeerClient, connect_federation
+from vfl.parties.federation import connect_federation
+from vfl.parties.grpc_channel import CHUNK_BYTES, PeerClient
 from vfl.parties.service import PartyService
 
 ROLES = {"bank": "guest", "partner": "host"}

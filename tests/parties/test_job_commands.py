@@ -7,7 +7,7 @@ import time
 
 from tests.parties import service_kit as kit
 from vfl.cli import main
-from vfl.parties.grpc_channel import connect_federation
+from vfl.parties.federation import connect_federation
 from vfl.parties.service import PartyService
 
 ROLES = {"bank": "guest", "partner": "host"}

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from vfl.errors import PeerError, PeerTimeoutError, ProtocolError
+from vfl.net.codec import decode
 from vfl.parties import InProcessChannel, simulate
-from vfl.parties.codec import decode
 
 ROLES = {"bank": "guest", "partner": "host"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vfl.config import MailboxConfig
 from vfl.errors import MailboxFullError
+from vfl.parties.config import MailboxConfig
 from vfl.parties.mailbox import Mailbox
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vfl.config import PartyConfig
 from vfl.errors import PolicyError
+from vfl.parties.config import PartyConfig
 from vfl.parties.policy import check_intersection, check_start, wants_insecure
 
 ROLES = {"bank": "guest", "partner": "host"}

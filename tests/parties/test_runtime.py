@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vfl.algorithms.checkpoint import EpochCheckpoints
-from vfl.config import PartyConfig
 from vfl.errors import UnsafeNameError
+from vfl.parties.config import PartyConfig
 from vfl.parties.runtime import PartyRuntime
 
 

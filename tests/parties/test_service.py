@@ -14,10 +14,12 @@ import pytest
 from tests.parties import service_kit as kit
 from vfl.crypto.tls import create_ca, issue_party_cert
 from vfl.errors import PeerError, PolicyError
-from vfl.parties.grpc_channel import PeerClient, PeerUnreachableError, connect_federation
-from vfl.parties.jobstore import JobStore
+from vfl.net.status import PeerUnreachableError
+from vfl.parties.federation import connect_federation
+from vfl.parties.grpc_channel import PeerClient
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
+from vfl.store.jobs import JobStore
 
 ROLES = {"bank": "guest", "partner": "host"}
 PARTNER_POLICY = {

@@ -16,7 +16,8 @@ import pytest
 from tests.parties import service_kit as kit
 from vfl.config import JobConfig
 from vfl.errors import PeerError, PolicyError, ProtocolError, UnsafeNameError
-from vfl.parties.grpc_channel import PeerClient, connect_federation
+from vfl.parties.federation import connect_federation
+from vfl.parties.grpc_channel import PeerClient
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.runner import run_federated
 

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 
 from vfl.errors import ConfigError, DataError, PolicyError, VflError
-from vfl.parties import codec, simulate
+from vfl.net import codec
+from vfl.parties import simulate
 from vfl.parties.context import ProgressEvent
 from vfl.parties.local import InProcessChannel
-from vfl.progress import ProgressDisplay
+from vfl.parties.progress import ProgressDisplay
 from vfl.psi import align, ecdh, load_alignment, save_alignment
 from vfl.psi.ids import encode_rows, id_columns
 from vfl.psi.x25519 import POINT, encrypt, hash_encrypt, hash_to_u, session_salt

@@ -7,7 +7,7 @@ import pandas as pd
 
 from tests.parties import service_kit as kit
 from tests.psi.psi_kit import aligned_digest
-from vfl.parties.grpc_channel import connect_federation
+from vfl.parties.federation import connect_federation
 from vfl.psi import align, ecdh
 
 ROLES = {"bank": "guest", "partner": "host"}

@@ -19,9 +19,9 @@ import yaml
 from tests.parties.service_kit import REPO
 from tests.serving.conftest import MODEL, N_ROWS, check_batch_scores
 from vfl.cli import main
-from vfl.config import load_party_config
 from vfl.connectors import read_table, write_table
 from vfl.errors import DataError
+from vfl.parties.config import load_party_config
 from vfl.serving.batch import TIME_COLUMN, VERSION_COLUMN
 from vfl.serving.online import BATCH_PROGRESS, batch_score
 

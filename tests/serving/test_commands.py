@@ -14,7 +14,7 @@ from tests.serving.conftest import MODEL, N_ROWS, check_batch_scores
 from vfl.cli import main
 from vfl.connectors import read_table
 from vfl.errors import DataError
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 RETRAINED = "retrain-2"
 

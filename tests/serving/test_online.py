@@ -20,7 +20,7 @@ from vfl.errors import DataError, PeerTimeoutError
 from vfl.serving.batch import BatchSummary
 from vfl.serving.client import GrpcHost
 from vfl.serving.online import batch_score, load_guest_model
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 CHUNK = 64
 

@@ -23,9 +23,10 @@ import sqlalchemy as sa
 from tests.parties import service_kit as kit
 from tests.serving.conftest import GUEST_FEATURES, HOST_TIMEOUT, MODEL
 from vfl.errors import DataError, PeerError, PeerTimeoutError
+from vfl.serving.cache import Serving
+from vfl.serving.http_api import serve_http
 from vfl.serving.online import load_guest_model
-from vfl.serving.server import Serving
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 UNKNOWN_ID = 99_999_999
 
@@ -230,7 +231,8 @@ def test_http_over_mutual_tls_serves_only_the_configured_clients(trained):
     config = config.model_copy(update={"serving": config.serving.model_copy(update={
         "http_listen": f"127.0.0.1:{port}", "http_tls": True, "clients": ["app"], "audit": False})})
     serving = Serving(config)
-    assert serving.start_http() == port
+    http = serve_http(serving)
+    assert http is not None and http.port == port
     try:
         ids = [int(i) for i in trained.expected["id"].head(3)]
         status, body = _https_post(trained, port, {"ids": ids}, "app")
@@ -245,6 +247,7 @@ def test_http_over_mutual_tls_serves_only_the_configured_clients(trained):
             status, _ = _https_post(trained, port, {"ids": ids}, "app")  # ... blocks no one else
         assert status == 200
     finally:
+        http.close()
         serving.close()
 
 

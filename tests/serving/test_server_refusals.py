@@ -26,10 +26,11 @@ from tests.serving.conftest import HOST_FEATURES, MODEL
 from vfl.connectors import read_table, write_table
 from vfl.crypto.tls import issue_party_cert
 from vfl.errors import DataError, ProtocolError, UnknownModelError
+from vfl.serving.cache import Serving
+from vfl.serving.http_api import serve_http
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
-from vfl.serving.server import Serving
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 SCORE = f"/v1/models/{MODEL}/score"
 
@@ -187,7 +188,8 @@ def test_metrics_only_for_listed_clients_and_health_carries_no_data(trained):
     config = config.model_copy(update={"serving": config.serving.model_copy(update={
         "http_listen": f"127.0.0.1:{port}", "http_tls": True, "clients": ["app"], "audit": False})})
     serving = Serving(config)
-    serving.start_http()
+    http = serve_http(serving)
+    assert http is not None
     try:
         serving.metrics.observe("secret-model-of-another-caller", 1.0, 1)
         status, body = _https_get(trained, port, "/v1/metrics", "partner")  # a stranger to the app endpoint
@@ -197,6 +199,7 @@ def test_metrics_only_for_listed_clients_and_health_carries_no_data(trained):
         status, body = _https_get(trained, port, "/v1/health", "partner")
         assert (status, body) == (200, {"status": "ok"})
     finally:
+        http.close()
         serving.close()
     assert requests.get(f"http://127.0.0.1:{trained.http_port}/v1/health", timeout=10).json() == {"status": "ok"}
 

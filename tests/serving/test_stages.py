@@ -15,7 +15,7 @@ import yaml
 from tests.serving.conftest import MODEL
 from vfl.cli import main
 from vfl.errors import DataError
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 V2 = "retrain-v2"
 ONLY_BANK = "bank-only-v3"

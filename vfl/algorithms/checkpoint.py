@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from vfl.errors import ConfigError
-from vfl.storage import inside, private_dir, seal
+from vfl.store.files import inside, private_dir, seal
 
 
 class EpochCheckpoints:

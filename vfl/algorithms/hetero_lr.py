@@ -45,7 +45,7 @@ from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
 from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties.context import Context
-from vfl.progress import REPEATS_PROGRESS
+from vfl.parties.progress import REPEATS_PROGRESS
 
 HE, INSECURE = "he", "insecure_plaintext"
 MODES = (HE, INSECURE)

@@ -44,7 +44,7 @@ from vfl.algorithms.split_nn_plan import (
 from vfl.crypto import PaillierPublicKey, generate_keypair
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
-from vfl.progress import REPEATS_PROGRESS
+from vfl.parties.progress import REPEATS_PROGRESS
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 METRICS = ("auc", "ks")

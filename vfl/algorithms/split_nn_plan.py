@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vfl.errors import ProtocolError
-from vfl.storage import inside, private_dir, seal
+from vfl.store.files import inside, private_dir, seal
 
 HE = "he"
 PLAIN = "plain"

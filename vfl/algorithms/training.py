@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vfl.algorithms import hetero_lr
-from vfl.config import TrainStep
 from vfl.errors import ConfigError
 from vfl.parties.context import Context
 from vfl.parties.runtime import PartyRuntime
+
+if TYPE_CHECKING:  # the job config sits above the algorithms; the step is only annotated here
+    from vfl.config import TrainStep
 
 
 @dataclass

@@ -11,7 +11,7 @@ plaintext float multipliers use ``DEFAULT_MUL_SCALE_BITS = 32`` (~2e-10), so a p
 scale 72. Integer and bool arrays are encoded exactly with scale 0 unless asked otherwise.
 
 Ciphertexts travel as an :class:`IntBlock`: fixed-width big-endian integers, which the wire
-codec (``vfl.parties.codec``) carries as one opaque block.
+codec (``vfl.net.codec``) carries as one opaque block.
 """
 
 from __future__ import annotations

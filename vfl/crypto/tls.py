@@ -4,7 +4,7 @@ Identity rule: a party's identity is its name, written as the certificate's subj
 name (CN) AND as its only DNS subject-alternative name. Servers read the CN of the client's
 verified certificate; clients verify the server through the SAN (gRPC's target-name override
 is set to the peer's name), so both ends prove who they are. Party names follow
-vfl.config.NAME_PATTERN (letters, digits, '_', '-', '.').
+vfl.parties.config.NAME_PATTERN (letters, digits, '_', '-', '.').
 
 Keys are ECDSA P-256 (fast handshakes, supported by gRPC/BoringSSL). One certificate serves
 both as server and client certificate (extended key usages serverAuth + clientAuth).
@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vfl.errors import ConfigError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # as vfl.config.NAME_PATTERN
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # as vfl.parties.config.NAME_PATTERN
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
 DEFAULT_DAYS = 365

@@ -1,6 +1,6 @@
 """The runtime: contexts, channels, the wire codec, simulation and (later) the party service."""
 
-from vfl.parties.codec import IntBlock
+from vfl.net.codec import IntBlock
 from vfl.parties.context import GUEST, HOST, Context, ProgressEvent, new_job_id
 from vfl.parties.local import InProcessChannel, simulate
 

@@ -1,32 +1,16 @@
-"""`vfl serve` (run this party's service), `vfl health` (ask it whether it answers) and `vfl certs`
-(make a CA and party certificates)."""
+"""`vfl health` (ask this party's running service whether it answers) and `vfl certs` (make a CA
+and party certificates)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from vfl.errors import ConfigError
-
-log = logging.getLogger("vfl.serve")
-
 
 def add_commands(subparsers: Any) -> None:
-    """Register the `serve` and `certs` subcommands on the `vfl` parser's subparsers."""
-    serve = subparsers.add_parser("serve", help="run this party's service (gRPC, mutual TLS)")
-    serve.add_argument("--config", type=Path, required=True, help="the party's YAML")
-    serve.add_argument(
-        "--insecure", action="store_true",
-        help="confirm plaintext transport (the config must also say insecure: true); "
-             "never outside local experiments",
-    )
-    serve.set_defaults(func=cmd_serve)
-
+    """Register the `health` and `certs` subcommands on the `vfl` parser's subparsers."""
     health = subparsers.add_parser(
         "health", help="ask this party's running service for its health (exit 0 if it answers)",
         description="Calls the Health RPC of the service at the config's `listen` address with the "
@@ -52,36 +36,9 @@ def add_commands(subparsers: Any) -> None:
     issue.set_defaults(func=cmd_certs_issue)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from vfl.config import load_party_config
-    from vfl.parties.service import PartyService
-
-    config = load_party_config(args.config)
-    if config.tls is None and not args.insecure:
-        raise ConfigError(
-            f"{args.config}: no `tls` section; plaintext transport needs both `insecure: true` "
-            "and `vfl serve --insecure`"
-        )
-    if config.tls is not None and args.insecure:
-        raise ConfigError(f"{args.config}: --insecure given but the config has a `tls` section")
-    service = PartyService(config).start()
-    stopping = threading.Event()
-
-    def stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping party '%s'", signum, config.name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"vfl serve: party '{config.name}' listening on {config.listen}", flush=True)
-    stopping.wait()
-    service.stop()
-    return 0
-
-
 def cmd_health(args: argparse.Namespace) -> int:
-    from vfl.config import load_party_config
-    from vfl.parties.grpc_channel import Federation
+    from vfl.parties.config import load_party_config
+    from vfl.parties.federation import Federation
 
     fed = Federation(load_party_config(args.config))
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from vfl.errors import CodecError, PeerError, PeerTimeoutError, ProtocolError
-from vfl.parties import codec
+from vfl.net import codec
 
 GUEST = "guest"
 HOST = "host"

@@ -1,32 +1,11 @@
-"""The client side of the party service: peer connections, the gRPC Channel, the Federation API.
+"""The client side of the party service: peer connections and the gRPC Channel (the guest-side
+Federation API is `vfl.parties.federation`).
 
 Every party of a job runs a PartyService (``vfl serve``, or embedded in a Python session).
 Messages are *pushed*: ``send`` streams a message in 4 MB chunks to the receiver's service,
 which authenticates the sender from its TLS certificate and puts the message into its own
 mailbox; ``recv`` reads from this party's own service mailbox. So protocol code sees the
 same ``Context`` as in simulation.
-
-Guest-side API (what a job runner calls)::
-
-    from vfl.parties.grpc_channel import connect_federation
-
-    # a) run the guest role in this process (the service is embedded here, on config.listen)
-    with connect_federation(config) as fed:
-        with fed.job(job_id, "job", params, roles, datasets) as ctx:   # starts every host
-            outcome = run_guest(ctx, party, job)                       # ctx: a normal Context
-        fed.wait_job("partner", job_id, timeout=60)                    # optional: hosts' end
-
-    # b) hand the whole job to this party's running ``vfl serve`` (the service runs the
-    #    registered entry for the guest role, too, and records the job in its store)
-    with connect_federation(config, embedded=False) as fed:
-        info = fed.run(job_id, "job", params, roles, datasets, timeout=3600)  # raises on failure
-        info.result                                                   # the entry's return value
-
-    fed.health(peer) / fed.start_job(peer, ...) / fed.job_status(peer, job_id)
-    fed.cancel_job(peer, job_id) / fed.wait_job(peer, job_id, timeout)
-
-``roles`` maps party -> "guest"/"host"; ``datasets`` maps party -> list of its dataset names
-(each host's policy checks its own); ``params`` is any codec value (a dict).
 
 Failures: an unreachable peer is retried with exponential backoff for ``timeouts.connect``
 seconds, then PeerError names the peer and what was being done (the message key names the
@@ -41,18 +20,17 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from vfl import errors
-from vfl.config import PartyConfig
-from vfl.crypto.tls import TlsFiles
-from vfl.errors import JobCancelledError, PeerError, PolicyError, ProtocolError, VflError
-from vfl.names import check_name
-from vfl.parties import codec
+from vfl.errors import JobCancelledError, PeerError, ProtocolError, VflError
+from vfl.net import codec
+from vfl.net.channel import open_channel
+from vfl.net.status import PeerUnreachableError, refusal
+from vfl.parties.config import PartyConfig
 from vfl.parties.mailbox import Mailbox
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
@@ -60,20 +38,13 @@ from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
 if TYPE_CHECKING:
     import threading
 
-    from vfl.parties.context import Context
-    from vfl.parties.service import PartyService
 
 log = logging.getLogger("vfl.grpc")
 
 CHUNK_BYTES = 4 << 20
 GRPC_MAX_MESSAGE = CHUNK_BYTES + (1 << 20)  # one chunk plus headers; whole messages are chunked
-ERROR_KIND = "vfl-error"  # trailing metadata: which vfl error a refusal maps to
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 T = TypeVar("T")
-
-
-class PeerUnreachableError(PeerError):
-    """The peer's service could not be reached (down, network, or TLS handshake refused)."""
 
 
 @dataclass(frozen=True)
@@ -122,29 +93,6 @@ def job_info(party: str, status: pb.JobStatus) -> JobInfo:
     )
 
 
-def open_grpc_channel(config: PartyConfig, peer: str, address: str) -> grpc.Channel:
-    """A channel to `peer`'s service, authenticated both ways with this party's certificate.
-
-    The server must present a certificate whose DNS SAN is `peer`: connecting to the right
-    address is not enough, the service there must *be* that peer.
-    """
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
-        ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
-        ("grpc.enable_retries", 0),  # we retry ourselves, with idempotent message ids
-        # a peer that restarts is reached again within a second, not after minutes of backoff
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 1000),
-    ]
-    if config.tls is None:
-        return grpc.insecure_channel(address, options=options)
-    ca, cert, key = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key).read()
-    credentials = grpc.ssl_channel_credentials(ca, key, cert)
-    options.append(("grpc.ssl_target_name_override", peer))
-    return grpc.secure_channel(address, credentials, options=options)
-
-
 class PeerClient:
     """This party's connection to one peer's service (thread-safe; one per peer and service)."""
 
@@ -155,7 +103,7 @@ class PeerClient:
         self.connect_timeout = config.timeouts.connect
         self.message_timeout = config.timeouts.message
         self.control_timeout = max(10.0, config.timeouts.connect)
-        self._channel = open_grpc_channel(config, peer, address)
+        self._channel = open_channel(address, peer, config.tls_files(), GRPC_MAX_MESSAGE)
         self._stub = pb_grpc.PartyStub(self._channel)
 
     def close(self) -> None:
@@ -255,15 +203,11 @@ class PeerClient:
 
     def _error(self, exc: grpc.RpcError, what: str) -> VflError:
         code: grpc.StatusCode = exc.code()
-        detail: str = exc.details() or ""
-        kind = dict(exc.trailing_metadata() or ()).get(ERROR_KIND)
         where = f"peer '{self.peer}' ({self.address})"
-        if kind == "policy":
-            return PolicyError(f"{where} refused {what}: {detail}")
-        if kind == "protocol":
-            return ProtocolError(f"{where} rejected {what}: {detail}")
-        if kind == "ended":  # its role of the job failed or was cancelled: its own reason
-            return PeerError(f"{where}: {detail}")
+        refused = refusal(exc, where, what)
+        if refused is not None:
+            return refused
+        detail: str = exc.details() or ""
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return PeerUnreachableError(
                 f"{where} unreachable while {what} (gave up after {self.connect_timeout:g}s): "
@@ -345,101 +289,3 @@ class GrpcChannel:
                     return self.mailbox.get(sender, key, 0.0)
                 except TimeoutError:
                     raise PeerError(f"peer '{sender}' finished its role without sending this message") from None
-
-
-class Federation:
-    """This party's handle on the federation: its own service plus clients for every peer."""
-
-    def __init__(self, config: PartyConfig, service: PartyService | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.service = service
-        self._clients: dict[str, PeerClient] = {}
-
-    def client(self, party: str) -> PeerClient:
-        """The connection to `party`'s service (this party's own service for its own name)."""
-        if party not in self._clients:
-            if party == self.name:
-                address = self.config.listen
-            elif party in self.config.peers:
-                address = self.config.peers[party].address
-            else:
-                raise PeerError(f"'{party}' is not a configured peer of '{self.name}' (peers: "
-                                f"{sorted(self.config.peers)})")
-            self._clients[party] = PeerClient(self.config, party, address)
-        return self._clients[party]
-
-    def health(self, party: str) -> dict[str, Any]:
-        return self.client(party).health()
-
-    def start_job(
-        self, party: str, job_id: str, protocol: str, params: Any, roles: Mapping[str, str],
-        datasets: Mapping[str, list[str]],
-    ) -> JobInfo:
-        """Ask `party`'s service to run its role of `protocol`; PolicyError if its policy refuses."""
-        check_name(job_id, "job_id")
-        return self.client(party).start_job(job_id, protocol, params, roles, datasets)
-
-    def job_status(self, party: str, job_id: str) -> JobInfo:
-        return self.client(party).get_job(job_id)
-
-    def cancel_job(self, party: str, job_id: str) -> JobInfo:
-        return self.client(party).cancel_job(job_id)
-
-    def wait_job(self, party: str, job_id: str, timeout: float, poll: float = 0.5) -> JobInfo:
-        """Poll until the job is final on `party`; PeerError (naming it) after `timeout` s."""
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.job_status(party, job_id)
-            if info.done:
-                return info
-            if time.monotonic() > deadline:
-                raise PeerError(f"job '{job_id}' on '{party}' still {info.state} after {timeout:g}s")
-            time.sleep(poll)
-
-    def run(
-        self, job_id: str, protocol: str, params: Any, roles: Mapping[str, str],
-        datasets: Mapping[str, list[str]], timeout: float,
-    ) -> JobInfo:
-        """Hand a job whose guest is this party to this party's own service and wait for it.
-
-        Raises the job's error (PolicyError, PeerError, ...) if it did not succeed.
-        """
-        self.start_job(self.name, job_id, protocol, params, roles, datasets)
-        return self.wait_job(self.name, job_id, timeout).raise_for_state()
-
-    @contextmanager
-    def job(
-        self, job_id: str, protocol: str, params: Any, roles: Mapping[str, str],
-        datasets: Mapping[str, list[str]], on_progress: Callable[..., None] | None = None,
-    ) -> Iterator[Context]:
-        """Run the guest role here: records the job, starts every host, yields the Context.
-
-        An exception in the block marks the job failed (and tells the hosts); leaving it
-        normally marks it succeeded. Needs the embedded service (``connect_federation``).
-        """
-        check_name(job_id, "job_id")
-        if self.service is None:
-            raise PeerError(f"'{self.name}': running a role here needs the embedded service")
-        with self.service.guest_session(job_id, protocol, params, roles, datasets, on_progress) as ctx:
-            yield ctx
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-
-
-@contextmanager
-def connect_federation(config: PartyConfig, embedded: bool = True) -> Iterator[Federation]:
-    """A Federation for `config`'s party; with `embedded`, also runs its service in-process."""
-    from vfl.parties.service import PartyService
-
-    service = PartyService(config).start() if embedded else None
-    fed = Federation(config, service)
-    try:
-        yield fed
-    finally:
-        fed.close()
-        if service is not None:
-            service.stop()

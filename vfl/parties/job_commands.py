@@ -50,8 +50,8 @@ def _shown(record: Any) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from vfl.cli_output import print_records
-    from vfl.config import load_party_config
-    from vfl.parties.jobstore import JobStore
+    from vfl.parties.config import load_party_config
+    from vfl.store.jobs import JobStore
 
     config = load_party_config(args.config, datasets=False)
     records = JobStore.for_store(config.store.path, config.store.url).recent(args.limit)
@@ -61,9 +61,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from vfl.cli_output import print_record
-    from vfl.config import load_party_config
-    from vfl.parties.grpc_channel import Federation
-    from vfl.parties.jobstore import ACTIVE, JobStore
+    from vfl.parties.config import load_party_config
+    from vfl.parties.federation import Federation
+    from vfl.store.jobs import ACTIVE, JobStore
 
     config = load_party_config(args.config, datasets=False)
     record = JobStore.for_store(config.store.path, config.store.url).get(args.job_id)
@@ -82,8 +82,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from vfl.cli_output import print_record
-    from vfl.config import load_party_config
-    from vfl.parties.grpc_channel import Federation
+    from vfl.parties.config import load_party_config
+    from vfl.parties.federation import Federation
 
     fed = Federation(load_party_config(args.config, datasets=False))
     try:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vfl.config import PartyConfig, PolicyConfig, PolicyRule
 from vfl.errors import PolicyError
+from vfl.parties.config import PartyConfig, PolicyConfig, PolicyRule
 
 GUEST = "guest"
 
@@ -62,20 +62,26 @@ def check_start(
 
 
 def _check_rules(policy: PolicyConfig, me: str, peer: str, protocol: str, datasets: list[str]) -> None:
-    if not any(_rule_allows(rule, peer, protocol, datasets) for rule in policy.allow):
+    if not allows(policy, peer, protocol, datasets):
         what = f"protocol '{protocol}' on datasets {datasets or '[]'}"
         raise PolicyError(f"policy of '{me}' does not allow peer '{peer}' to start {what}")
 
 
+def allows(policy: PolicyConfig, peer: str, protocol: str, datasets: list[str]) -> bool:
+    """Whether a rule of `policy` lets `peer` run `protocol` on every one of `datasets`."""
+    return any(_rule_allows(rule, peer, protocol, datasets) for rule in policy.allow)
+
+
 def _rule_allows(rule: PolicyRule, peer: str, protocol: str, datasets: list[str]) -> bool:
     return (
-        _match(rule.peers, peer)
-        and _match(rule.protocols, protocol)
-        and all(_match(rule.datasets, d) for d in datasets)
+        matches(rule.peers, peer)
+        and matches(rule.protocols, protocol)
+        and all(matches(rule.datasets, d) for d in datasets)
     )
 
 
-def _match(patterns: list[str], value: str) -> bool:
+def matches(patterns: list[str], value: str) -> bool:
+    """Whether `value` is one of `patterns` (``"*"`` matches anything)."""
     return "*" in patterns or value in patterns
 
 

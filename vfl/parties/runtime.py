@@ -6,13 +6,13 @@ from concurrent.futures import Executor
 from functools import cached_property
 from pathlib import Path
 
-from vfl.config import PartyConfig
 from vfl.connectors import Dataset, load_dataset
 from vfl.errors import ConfigError
 from vfl.names import check_name
+from vfl.parties.config import PartyConfig
 from vfl.parties.executor import shared_process_pool
-from vfl.serving.store import ModelStore
-from vfl.storage import inside, private_dir
+from vfl.store.files import inside, private_dir
+from vfl.store.models import ModelStore
 
 
 class PartyRuntime:

@@ -16,17 +16,15 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
 from vfl import __version__ as vfl_version
-from vfl.config import PartyConfig
-from vfl.crypto.tls import TlsFiles, certificate_identity
 from vfl.errors import (
     CodecError,
     ConfigError,
@@ -37,15 +35,29 @@ from vfl.errors import (
     VflError,
 )
 from vfl.names import check_name
-from vfl.parties import codec, executor, jobstore, policy, registry
+from vfl.net import codec
+from vfl.net.channel import message_limits, server_credentials
+from vfl.net.identity import IdentityRefused, caller_identity
+from vfl.net.status import ENDED, ERROR_KIND
+from vfl.parties import executor, policy, registry
+from vfl.parties.config import PartyConfig
 from vfl.parties.context import GUEST, Context, ProgressEvent
-from vfl.parties.grpc_channel import ERROR_KIND, GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
-from vfl.parties.jobstore import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore
+from vfl.parties.grpc_channel import GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
 from vfl.parties.mailbox import Mailbox
+from vfl.parties.progress import ProgressStatus
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
 from vfl.parties.runtime import PartyRuntime
-from vfl.progress import ProgressStatus
+from vfl.store.jobs import (
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobRecord,
+    JobStore,
+)
 
 log = logging.getLogger("vfl.service")
 
@@ -84,10 +96,30 @@ class JobRuntime(PartyRuntime):
         return super().dataset(name)
 
 
-class PartyService:
-    """Start with ``.start()`` (returns self), stop with ``.stop()``; or use as a context manager."""
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self, config: PartyConfig, runtime: PartyRuntime | None = None) -> None:
+
+ServicePart = Callable[["PartyService", grpc.Server], Closeable]
+"""Adds more RPCs to the service's gRPC server when it starts; closed when it stops
+(serving's inference, scoring and model RPCs are one: see ``vfl.serving.grpc_api``)."""
+
+
+class PartyService:
+    """Start with ``.start()`` (returns self), stop with ``.stop()``; or use as a context manager.
+
+    Parameters
+    ----------
+    config
+        This party's config.
+    runtime
+        Its data and workers (default: made from `config`).
+    parts
+        More RPC handlers to serve beside the job RPCs (``vfl serve`` adds serving's).
+    """
+
+    def __init__(self, config: PartyConfig, runtime: PartyRuntime | None = None,
+                 parts: Sequence[ServicePart] = ()) -> None:
         self.config = config
         self.name = config.name
         self.runtime = runtime or PartyRuntime(config)
@@ -101,7 +133,8 @@ class PartyService:
         self._results: dict[str, bytes] = {}
         self._peers: dict[str, PeerClient] = {}
         self._lock = threading.RLock()
-        self.serving: Any = None  # vfl.serving.server.Serving once started
+        self.parts = list(parts)
+        self._attached: list[Closeable] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
@@ -110,24 +143,20 @@ class PartyService:
         interrupted = self.jobs.mark_interrupted()
         if interrupted:
             log.warning("%s: marked %d job(s) failed (%s): %s", self.name, len(interrupted),
-                        jobstore.INTERRUPTED, ", ".join(interrupted))
+                        INTERRUPTED, ", ".join(interrupted))
         server = grpc.server(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"vfl-{self.name}-rpc"),
-            options=[
-                ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
-                ("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
-            ],
+            options=message_limits(GRPC_MAX_MESSAGE),
         )
         pb_grpc.add_PartyServicer_to_server(_Servicer(self), server)
-        from vfl.serving.server import attach as attach_serving  # inference RPCs, HTTP endpoint
-
-        self.serving = attach_serving(self, server)
+        self._attached = [attach(self, server) for attach in self.parts]
+        tls = self.config.tls_files()
         try:
-            if self.insecure:
+            if tls is None:
                 _warn_insecure(self.name)
                 port = server.add_insecure_port(self.config.listen)
             else:
-                port = server.add_secure_port(self.config.listen, self._server_credentials())
+                port = server.add_secure_port(self.config.listen, server_credentials(tls, self.name))
         except RuntimeError as exc:
             raise ConfigError(f"party '{self.name}': cannot listen on {self.config.listen}: {exc}") from exc
         if port == 0:
@@ -137,16 +166,6 @@ class PartyService:
         log.info("party '%s' serving on %s (%s)", self.name, self.config.listen,
                  "PLAINTEXT" if self.insecure else "mutual TLS")
         return self
-
-    def _server_credentials(self) -> grpc.ServerCredentials:
-        assert self.config.tls is not None
-        ca, cert, key = TlsFiles(self.config.tls.ca, self.config.tls.cert, self.config.tls.key).read()
-        identity = certificate_identity(cert)
-        if identity != self.name:
-            raise ConfigError(
-                f"tls.cert {self.config.tls.cert} identifies '{identity}', but this party is '{self.name}'"
-            )
-        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop serving; jobs still running are cancelled and recorded as failed."""
@@ -160,9 +179,9 @@ class PartyService:
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
-        if self.serving is not None:
-            self.serving.close()
-            self.serving = None
+        for part in self._attached:
+            part.close()
+        self._attached.clear()
         for client in self._peers.values():
             client.close()
         self._peers.clear()
@@ -378,7 +397,7 @@ def for_peers(me: str, reason: str) -> str:
     return f"{kind}: the role of '{me}' failed on its own data (details in its own logs)"
 
 
-def _may_resume(record: jobstore.JobRecord, protocol: str, requester: str,
+def _may_resume(record: JobRecord, protocol: str, requester: str,
                 roles: Mapping[str, str]) -> bool:
     """A failed or cancelled job may run again under its id, same protocol, submitter and
     parties: its roles then resume from their checkpoints."""
@@ -425,23 +444,18 @@ class _Servicer(pb_grpc.PartyServicer):
 
     def _sender(self, context: grpc.ServicerContext, claimed: str) -> str:
         """The caller's authenticated name; refuses unknown identities and forged senders."""
-        known = claimed == self.name or claimed in self.service.config.peers
         if self.service.insecure:
-            if not known:
+            if not self._known(claimed):
                 self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
                             f"'{claimed}' is not a configured peer of '{self.name}'")
             return claimed
-        names = context.auth_context().get("x509_common_name") or []
-        if not names:
-            self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "no verified client certificate")
-        identity = names[0].decode("utf-8", "replace")
-        if identity != self.name and identity not in self.service.config.peers:
-            self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
-                        f"certificate identity '{identity}' is not a configured peer of '{self.name}'")
-        if claimed != identity:
-            self._abort(context, grpc.StatusCode.PERMISSION_DENIED,
-                        f"request claims to come from '{claimed}' but the certificate identifies '{identity}'")
-        return identity
+        try:
+            return caller_identity(context, claimed, known=self._known, owner=self.name)
+        except IdentityRefused as exc:
+            self._abort(context, exc.code, str(exc))
+
+    def _known(self, name: str) -> bool:
+        return name == self.name or name in self.service.config.peers
 
     def _valid_job_id(self, context: grpc.ServicerContext, job_id: str) -> None:
         try:
@@ -458,7 +472,7 @@ class _Servicer(pb_grpc.PartyServicer):
                 # the peer learns why, in this party's own (redacted) words, not just "not found"
                 self._abort(context, grpc.StatusCode.FAILED_PRECONDITION,
                             f"'{self.name}' {record.state} its role of job '{job_id}': "
-                            f"{for_peers(self.name, record.error or 'no reason recorded')}", "ended")
+                            f"{for_peers(self.name, record.error or 'no reason recorded')}", ENDED)
             self._abort(context, grpc.StatusCode.NOT_FOUND, f"job '{job_id}' is not running on '{self.name}'")
         if sender not in job.roles:
             self._abort(context, grpc.StatusCode.PERMISSION_DENIED,

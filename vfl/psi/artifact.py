@@ -19,7 +19,7 @@ import pandas as pd
 from vfl.errors import DataError
 from vfl.parties.context import Context
 from vfl.psi.ecdh import PsiResult, align
-from vfl.storage import inside, private_dir, seal
+from vfl.store.files import inside, private_dir, seal
 
 TABLE = "aligned.parquet"
 META = "meta.json"

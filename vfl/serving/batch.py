@@ -41,7 +41,7 @@ from vfl.connectors.tables import count_rows, open_writer
 from vfl.connectors.uri import parse_uri, redact_uri
 from vfl.errors import DataError, PeerError
 from vfl.serving.scoring import GuestScorer
-from vfl.storage import private_dir, seal
+from vfl.store.files import private_dir, seal
 
 log = logging.getLogger("vfl.serving")
 

@@ -15,18 +15,15 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from vfl.config import PartyConfig
 from vfl.crypto.tls import TlsFiles
 from vfl.errors import (
-    DataError,
     PeerError,
     PeerTimeoutError,
-    PolicyError,
-    ProtocolError,
-    UnknownModelError,
     VflError,
 )
-from vfl.parties.grpc_channel import ERROR_KIND, PeerUnreachableError
+from vfl.net.channel import open_channel
+from vfl.net.status import PeerUnreachableError, refusal
+from vfl.parties.config import PartyConfig
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
 from vfl.serving.scoring import Partials
@@ -34,43 +31,15 @@ from vfl.serving.wire import ids_to_pb, partials_from_pb
 
 MAX_MESSAGE = 64 << 20
 IDS_PER_CALL = 50_000
-CHANNEL_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", MAX_MESSAGE),
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
-    ("grpc.enable_retries", 0),
-    # a host that was down is retried soon after it is back, not after minutes of backoff
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
-
-
-def secure_channel(address: str, server_name: str, tls: TlsFiles | None) -> grpc.Channel:
-    """mTLS to `server_name`'s service (its certificate must name it); plaintext if `tls` is None."""
-    if tls is None:
-        return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-    ca, cert, key = tls.read()
-    credentials = grpc.ssl_channel_credentials(ca, key, cert)
-    return grpc.secure_channel(address, credentials,
-                               options=[*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", server_name)])
 
 
 def rpc_error(exc: grpc.RpcError, where: str, what: str, timeout: float | None = None) -> VflError:
     """A gRPC failure as the vfl error a caller must act on, naming who failed at what."""
+    refused = refusal(exc, where, what)
+    if refused is not None:
+        return refused
     code: grpc.StatusCode = exc.code()
     detail: str = exc.details() or ""
-    kind = dict(exc.trailing_metadata() or ()).get(ERROR_KIND)
-    if kind == "policy":
-        return PolicyError(f"{where} refused {what}: {detail}")
-    if kind == "unknown-model":
-        return UnknownModelError(f"{where}: {detail}")
-    if kind == "data":
-        return DataError(f"{where}: {detail}")
-    if kind == "protocol":
-        return ProtocolError(f"{where} rejected {what}: {detail}")
-    if kind == "peer":  # `where` answered, but a party behind it failed: keep its account
-        cls = PeerTimeoutError if code == grpc.StatusCode.DEADLINE_EXCEEDED else PeerError
-        return cls(f"{where} could not answer {what}: {detail}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return PeerTimeoutError(f"{where} did not answer {what} within {timeout:g}s")
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -93,8 +62,7 @@ class GrpcHost:
         self.version = version
         self.timeout = timeout or config.serving.timeout
         self.ids_per_call = ids_per_call
-        tls = None if config.tls is None else TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
-        self._channel = secure_channel(self.address, name, tls)
+        self._channel = open_channel(self.address, name, config.tls_files(), MAX_MESSAGE)
         self._stub = spb_grpc.InferenceStub(self._channel)
 
     @property
@@ -137,7 +105,7 @@ class ScoringClient:
 
     def __init__(self, address: str, guest: str, tls: TlsFiles | None, timeout: float = 30.0) -> None:
         self.address, self.guest, self.timeout = address, guest, timeout
-        self._channel = secure_channel(address, guest, tls)
+        self._channel = open_channel(address, guest, tls, MAX_MESSAGE)
         self._stub = spb_grpc.ScoringStub(self._channel)
 
     def score(self, model_id: str, ids: Any, features: pd.DataFrame | None = None,

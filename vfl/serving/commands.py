@@ -1,18 +1,34 @@
-"""`vfl score` (batch scoring through the hosts' services) and `vfl models` (this party's store)."""
+"""`vfl serve` (run this party's service, with serving's RPCs), `vfl score` (batch scoring
+through the hosts' services) and `vfl models` (this party's store)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+from vfl.errors import ConfigError
 from vfl.names import name_argument
+
+log = logging.getLogger("vfl.serve")
 
 
 def add_commands(subparsers: Any) -> None:
-    """Register the `score` and `models` subcommands on the `vfl` parser's subparsers."""
+    """Register the `serve`, `score` and `models` subcommands on the `vfl` parser's subparsers."""
+    serve = subparsers.add_parser("serve", help="run this party's service (gRPC, mutual TLS)")
+    serve.add_argument("--config", type=Path, required=True, help="the party's YAML")
+    serve.add_argument(
+        "--insecure", action="store_true",
+        help="confirm plaintext transport (the config must also say insecure: true); "
+             "never outside local experiments",
+    )
+    serve.set_defaults(func=cmd_serve)
+
     score = subparsers.add_parser(
         "score", help="batch-score ids from a table (guest; hosts over mTLS); resumable by chunk",
         description="A rerun with the same sink after an interruption (Ctrl-C, a failed host) "
@@ -67,13 +83,13 @@ LIST_COLUMNS = ["model_id", "version", "stage", "role", "kind", "peers", "create
 
 
 def _config(config_path: Path) -> Any:
-    from vfl.config import load_party_config
+    from vfl.parties.config import load_party_config
 
     return load_party_config(config_path, datasets=False)  # the store only: no dataset credentials
 
 
 def _store(config_path: Path) -> Any:
-    from vfl.serving.store import ModelStore
+    from vfl.store.models import ModelStore
 
     return ModelStore.of(_config(config_path))
 
@@ -128,9 +144,9 @@ def _federated(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from vfl.config import load_party_config
+    from vfl.parties.config import load_party_config
     from vfl.parties.context import ProgressEvent
-    from vfl.progress import console_display
+    from vfl.parties.progress import console_display
     from vfl.serving.online import batch_score
 
     config = load_party_config(args.config)
@@ -159,4 +175,31 @@ def cmd_score(args: argparse.Namespace) -> int:
                       "resumed_chunks": summary.resumed, "duplicates_dropped": summary.duplicates_dropped,
                       "retries": summary.retries, "seconds": round(summary.seconds, 3),
                       "rows_per_second": round(summary.rows_per_second, 1)}))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vfl.parties.config import load_party_config
+    from vfl.serving.grpc_api import party_service
+
+    config = load_party_config(args.config)
+    if config.tls is None and not args.insecure:
+        raise ConfigError(
+            f"{args.config}: no `tls` section; plaintext transport needs both `insecure: true` "
+            "and `vfl serve --insecure`"
+        )
+    if config.tls is not None and args.insecure:
+        raise ConfigError(f"{args.config}: --insecure given but the config has a `tls` section")
+    service = party_service(config).start()
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping party '%s'", signum, config.name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"vfl serve: party '{config.name}' listening on {config.listen}", flush=True)
+    stopping.wait()
+    service.stop()
     return 0

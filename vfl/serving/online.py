@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vfl.config import PartyConfig
 from vfl.connectors.dataset import id_types
 from vfl.errors import ConfigError, DataError, PeerError
+from vfl.parties.config import PartyConfig
 from vfl.serving.batch import BatchSummary, score_batch
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import GrpcHost
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer
-from vfl.serving.store import ModelRecord, ModelStore
+from vfl.store.models import ModelRecord, ModelStore
 
 log = logging.getLogger("vfl.serving")
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 import grpc
 
-from vfl.config import PartyConfig
-from vfl.crypto.tls import TlsFiles
 from vfl.errors import DataError, PolicyError
-from vfl.serving.client import rpc_error, secure_channel
+from vfl.net.channel import open_channel
+from vfl.parties.config import PartyConfig
+from vfl.serving.client import MAX_MESSAGE, rpc_error
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 PROMOTE = "promote"  # the protocol name a host's policy allows for federated promote/rollback
 ACTIONS = ("promote", "rollback")
@@ -131,8 +131,7 @@ class _ModelsClient:
         self.owner, self.name = config.name, name
         self.address = config.peers[name].address
         self.timeout = config.timeouts.connect
-        tls = None if config.tls is None else TlsFiles(config.tls.ca, config.tls.cert, config.tls.key)
-        self._channel = secure_channel(self.address, name, tls)
+        self._channel = open_channel(self.address, name, config.tls_files(), MAX_MESSAGE)
         self._stub = spb_grpc.ModelsStub(self._channel)
 
     def stage(self, model_id: str, action: str, version: str, dry_run: bool) -> spb.StageReply:

@@ -7,6 +7,9 @@ width and value is checked against the request before anyone uses it.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -104,3 +107,13 @@ def partials_from_pb(reply: spb.PartialsReply, n_ids: int, sender: str) -> Parti
     if not np.isfinite(values).all():
         raise ProtocolError(f"partials from '{sender}': values must be finite")
     return Partials(values.astype(np.float64), found)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """A JSON request body or field; ProtocolError if it is not JSON or nested too deeply."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"body is not valid JSON: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise ProtocolError("body is nested too deeply") from None

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vfl.errors import CodecError
-from vfl.parties.codec import MAGIC, IntBlock, decode, encode
+from vfl.net.codec import MAGIC, IntBlock, decode, encode
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary()
 values = st.recursive(

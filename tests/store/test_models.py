@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from vfl.errors import DataError, UnsafeNameError
-from vfl.serving.store import ModelStore
+from vfl.store.models import ModelStore
 
 
 def writer(text):
@@ -76,7 +76,7 @@ def test_artifacts_on_hdfs_are_fetched_back_and_checked(tmp_path, webhdfs):
 
 
 def test_a_party_config_puts_artifacts_on_hdfs(tmp_path, webhdfs):
-    from vfl.config import load_party_config
+    from vfl.parties.config import load_party_config
     from vfl.parties.runtime import PartyRuntime
 
     (tmp_path / "bank.yaml").write_text(

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from vfl.errors import UnsafeNameError
-from vfl.storage import inside, private_dir, private_sqlite, remove_tree, seal
+from vfl.store.files import inside, private_dir, private_sqlite, remove_tree, seal
 
 
 def _mode(path):

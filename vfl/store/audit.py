@@ -34,9 +34,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vfl.connectors.uri import redact_uri
 from vfl.errors import ConfigError
-from vfl.storage import private_sqlite
+from vfl.store.files import private_sqlite
 
-log = logging.getLogger("vfl.serving.audit")
+log = logging.getLogger("vfl.store.audit")
 LINGER = 0.05  # seconds a batch of audit rows waits for more before it is written
 MAX_ROWS_PER_WRITE = 50_000
 

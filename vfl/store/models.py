@@ -35,10 +35,10 @@ from vfl.connectors.filesystems import filesystem_for
 from vfl.connectors.uri import parse_uri, redact_uri
 from vfl.errors import ConfigError, DataError, UnknownModelError
 from vfl.names import check_name
-from vfl.storage import inside, private_dir, private_sqlite, remove_tree, seal
+from vfl.store.files import inside, private_dir, private_sqlite, remove_tree, seal
 
 if TYPE_CHECKING:
-    from vfl.config import PartyConfig
+    from vfl.parties.config import PartyConfig
 
 _metadata = MetaData()
 _models = Table(

@@ -18,7 +18,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engi
 from sqlalchemy.engine import Engine
 
 from vfl.names import check_name
-from vfl.storage import private_dir, private_sqlite
+from vfl.store.files import private_dir, private_sqlite
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING)

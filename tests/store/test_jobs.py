@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from vfl.parties.jobstore import INTERRUPTED, JobStore
+from vfl.store.jobs import INTERRUPTED, JobStore
 
 
 def test_job_lifecycle_is_recorded_with_timestamps(tmp_path):
