@@ -16,8 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from vfl.config import PartyConfig, parse
 from vfl.crypto.tls import create_ca, issue_party_cert
+from vfl.parties.config import PartyConfig, parse
 
 pytestmark = pytest.mark.deploy
 
