@@ -71,9 +71,9 @@ def federated(data: dict[str, np.ndarray], mode: str, epochs: int, batch_size: i
               key_bits: int, noise_scale: float = 0.0,
               channel: InProcessChannel | None = None) -> tuple[dict[str, Any], Any, Any]:
     gb, hb, top = models()
-    clf = SplitNNClassifier(gb, top, mode=mode, epochs=epochs, batch_size=batch_size,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode=mode, epochs=epochs, batch_size=batch_size,
                             optimizer_kwargs=ADAM, key_bits=key_bits, noise_scale=noise_scale)
-    host = SplitNNHost(hb, optimizer_kwargs=ADAM, allow_plain=True, key_bits=key_bits)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True, key_bits=key_bits)
     executor = shared_process_pool() if mode == "he" else None
     simulate({"bank": (clf.fit, {"X": data["Xg"], "y": data["y"]}),
               "partner": (host.fit, {"X": data["Xh"]})},

@@ -102,7 +102,7 @@ def test_the_job_aligns_the_common_customers_and_matches_the_centralized_pipelin
     features = []
     for party in ("bank", "partner"):
         spec = yaml.safe_load((root / f"{party}.yaml").read_text())["preprocessing"]["credit"]
-        pre = PartyPreprocessor(spec).fit(train)
+        pre = PartyPreprocessor(config=spec).fit(train)
         features.append((pre.transform(train).to_numpy(), pre.transform(test).to_numpy()))
     X_train = np.hstack([f[0] for f in features])
     X_test = np.hstack([f[1] for f in features])

@@ -329,7 +329,7 @@ def _preprocess(
     if spec is None:
         ctx.log.info("no preprocessing: training on the raw columns")
         return None, X_train.to_numpy(np.float64), X_test.to_numpy(np.float64)
-    pre = PartyPreprocessor(spec).fit(X_train)
+    pre = PartyPreprocessor(config=spec).fit(X_train)
     train = pre.transform(X_train).to_numpy(np.float64)
     test = pre.transform(X_test).to_numpy(np.float64) if len(X_test) else np.zeros((0, train.shape[1]))
     ctx.log.info("preprocessed %d raw columns into %d features", X_train.shape[1], train.shape[1])

@@ -64,7 +64,7 @@ def heavy_tailed(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, np.
 
 def scaled(frame: pd.DataFrame) -> pd.DataFrame:
     spec = {"numeric": {"columns": list(frame.columns), "clip": [0.01, 0.99], "scale": "standard"}}
-    return PartyPreprocessor(spec).fit(frame).transform(frame)
+    return PartyPreprocessor(config=spec).fit(frame).transform(frame)
 
 
 def train_with_validation(caplog, guest: pd.DataFrame, host: pd.DataFrame, y: np.ndarray) -> list[str]:

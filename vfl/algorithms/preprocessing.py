@@ -9,7 +9,7 @@ Each party declares column groups (in YAML or Python)::
                   handle_unknown: ignore}
     binned:      {kind: binning, columns: [AGE], n_bins: 10, strategy: quantile}
 
-and `PartyPreprocessor(config)` turns them into one scikit-learn `ColumnTransformer`. The
+and `PartyPreprocessor(config=config)` turns them into one scikit-learn `ColumnTransformer`. The
 schema seen at fit (`schema_`) is enforced on every later batch, so drifted input raises a
 `DataError` naming the column instead of producing a silently wrong score. Nothing here ever
 leaves the party: it is saved locally (skops, a format that refuses unexpected types, plus a
@@ -178,9 +178,15 @@ class PreprocessingConfig(BaseModel):
 
 
 class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Clip each column to its [low, high] quantiles learned at fit (NaN passes through)."""
+    """Clip each column to its [low, high] quantiles learned at fit (NaN passes through).
 
-    def __init__(self, low: float = 0.01, high: float = 0.99) -> None:
+    Parameters
+    ----------
+    low, high : float, default 0.01 and 0.99
+        The quantiles (in [0, 1]) each column is clipped to.
+    """
+
+    def __init__(self, *, low: float = 0.01, high: float = 0.99) -> None:
         self.low = low
         self.high = high
 
@@ -216,7 +222,7 @@ def _branch(group: NumericGroup | CategoricalGroup | BinningGroup) -> Pipeline |
     steps: list[tuple[str, Any]] = []
     if isinstance(group, NumericGroup):
         if group.clip is not None:
-            steps.append(("clip", QuantileClipper(*group.clip)))
+            steps.append(("clip", QuantileClipper(low=group.clip[0], high=group.clip[1])))
         if group.impute is not None:
             steps.append(("impute", _imputer(group.impute, group.fill_value)))
         if group.scale is not None:
@@ -284,12 +290,24 @@ def _json_value(v: Any) -> Any:
 class PartyPreprocessor(TransformerMixin, BaseEstimator):
     """One party's feature preprocessing over its own columns (a scikit-learn transformer).
 
-    `config` is a `PreprocessingConfig`, or the dict/YAML form it validates. Learned:
-    `config_`, `schema_` (columns, dtypes, categories at fit), `transformer_` (the fitted
-    ColumnTransformer) and `feature_names_out_`.
+    Parameters
+    ----------
+    config : PreprocessingConfig or dict or None, default None
+        The pipeline: a `PreprocessingConfig`, or the dict form it validates (docs/preprocessing.md).
+
+    Attributes
+    ----------
+    config_ : PreprocessingConfig
+        The validated configuration.
+    schema_ : Schema
+        Columns, dtypes and categories seen at fit.
+    transformer_ : sklearn.compose.ColumnTransformer
+        The fitted transformer.
+    feature_names_out_ : list of str
+        Names of the output columns.
     """
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, *, config: Any = None) -> None:
         self.config = config
 
     # --- fit / transform --------------------------------------------------------------------
@@ -420,7 +438,7 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
         untrusted = set(sio.get_untrusted_types(data=blob))
         if untrusted - TRUSTED_TYPES:
             raise DataError(f"{d / MODEL_FILE}: refusing unexpected types {sorted(untrusted - TRUSTED_TYPES)}")
-        obj = cls(PreprocessingConfig.parse(meta["config"], source=str(d / META_FILE)))
+        obj = cls(config=PreprocessingConfig.parse(meta["config"], source=str(d / META_FILE)))
         obj.config_ = obj.config
         obj.schema_ = Schema.from_dict(meta["schema"])
         obj.transformer_ = sio.loads(blob, trusted=sorted(untrusted))
