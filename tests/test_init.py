@@ -1,0 +1,68 @@
+"""The public API: `from vfl import ...` gives a notebook what it needs, loading heavy libraries
+only for the names that need them."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vfl
+import vfl.algorithms
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_imports() -> set[str]:
+    """Every name the README's Python blocks import with `from vfl import ...`."""
+    text = (REPO / "README.md").read_text()
+    names: set[str] = set()
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        for found in re.findall(r"^from vfl import ([\w, ]+)$", block, re.M):
+            names.update(n.strip() for n in found.split(","))
+    return names
+
+
+def test_the_readme_imports_its_names_from_vfl():
+    names = readme_imports()
+    assert {"run_simulated", "run_federated", "load_job_config", "load_party_config", "simulate"} <= names
+    namespace: dict[str, object] = {}
+    exec(f"from vfl import {', '.join(sorted(names))}", namespace)  # noqa: S102
+    assert namespace["run_simulated"] is importlib.import_module("vfl.runner").run_simulated
+
+
+@pytest.mark.parametrize("package", [vfl, vfl.algorithms], ids=lambda p: p.__name__)
+def test_every_exported_name_is_the_defining_modules_object(package):
+    assert len(set(package.__all__)) == len(package.__all__)
+    for name in package.__all__:
+        value = getattr(package, name)
+        home = getattr(value, "__module__", None)
+        if home is not None and home.startswith("vfl."):  # the same object, not a copy
+            assert getattr(importlib.import_module(home), name) is value, name
+    assert set(package.__all__) <= set(dir(package))
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
+        package.NoSuchThing  # noqa: B018
+
+
+def test_the_estimators_are_exported():
+    from vfl import HeteroLogisticRegression, PartyPreprocessor, SplitNNClassifier, SplitNNHost
+    from vfl.algorithms.hetero_lr import HeteroLogisticRegression as Lr
+    assert HeteroLogisticRegression is Lr is vfl.algorithms.HeteroLogisticRegression
+    assert {SplitNNClassifier.__name__, SplitNNHost.__name__, PartyPreprocessor.__name__} == {
+        "SplitNNClassifier", "SplitNNHost", "PartyPreprocessor"}
+
+
+def test_importing_vfl_loads_torch_and_scikit_learn_only_for_the_names_that_need_them():
+    code = ("import sys\n"
+            "import vfl, vfl.algorithms\n"
+            "heavy = ('torch', 'sklearn', 'pandas', 'skops', 'matplotlib')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            "from vfl import SplitNNClassifier\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=REPO, timeout=120)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]
