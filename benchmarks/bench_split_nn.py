@@ -23,13 +23,15 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from vfl.algorithms.nn_spec import mlp
-from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights
-from vfl.algorithms.split_nn_plan import batches
-from vfl.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
-from vfl.parties import InProcessChannel, simulate
-from vfl.parties.codec import decode
-from vfl.parties.executor import shared_process_pool
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.algorithms holds the centralized twin
+
+from tests.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized  # noqa: E402
+from vfl.algorithms.nn_spec import mlp  # noqa: E402
+from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights  # noqa: E402
+from vfl.algorithms.split_nn_plan import batches  # noqa: E402
+from vfl.parties import InProcessChannel, simulate  # noqa: E402
+from vfl.parties.codec import decode  # noqa: E402
+from vfl.parties.executor import shared_process_pool  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ROLES = {"bank": "guest", "partner": "host"}

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.hetero_lr import (
     INSECURE,
     HeteroLogisticRegression,
@@ -16,7 +17,6 @@ from vfl.algorithms.hetero_lr import (
     host_fit,
     host_predict,
 )
-from vfl.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
 from vfl.algorithms.optim import epoch_batches, smallest_batch
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
