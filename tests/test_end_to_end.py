@@ -27,10 +27,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from tests.parties import service_kit as kit
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.connectors import read_table
 from vfl.crypto.tls import TlsFiles
 from vfl.jobs import TEST_SCORES
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 from vfl.serving.client import ScoringClient
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ import pytest
 
 import vfl
 import vfl.algorithms
+import vfl.preprocessing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def test_the_readme_imports_its_names_from_vfl():
     assert namespace["run_simulated"] is importlib.import_module("vfl.runner").run_simulated
 
 
-@pytest.mark.parametrize("package", [vfl, vfl.algorithms], ids=lambda p: p.__name__)
+@pytest.mark.parametrize("package", [vfl, vfl.algorithms, vfl.preprocessing], ids=lambda p: p.__name__)
 def test_every_exported_name_is_the_defining_modules_object(package):
     assert len(set(package.__all__)) == len(package.__all__)
     for name in package.__all__:
@@ -58,8 +59,8 @@ def test_the_estimators_are_exported():
 
 def test_importing_vfl_loads_torch_and_scikit_learn_only_for_the_names_that_need_them():
     code = ("import sys\n"
-            "import vfl, vfl.algorithms\n"
-            "heavy = ('torch', 'sklearn', 'pandas', 'skops', 'matplotlib')\n"
+            "import vfl, vfl.algorithms, vfl.preprocessing.schema\n"
+            "heavy = ('torch', 'sklearn', 'skops', 'matplotlib')\n"
             "print(sorted(m for m in heavy if m in sys.modules))\n"
             "from vfl import SplitNNClassifier\n"
             "print('torch' in sys.modules)\n")

@@ -24,13 +24,13 @@ from vfl.lazy import lazy_exports
 if TYPE_CHECKING:
     from vfl.algorithms.hetero_lr import HeteroLogisticRegression
     from vfl.algorithms.nn_spec import mlp
-    from vfl.algorithms.preprocessing import PartyPreprocessor, PreprocessingConfig
     from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost
     from vfl.config import JobConfig, PartyConfig, load_job_config, load_party_config
     from vfl.connectors import load_dataset, read_table, write_table
     from vfl.evaluation import binary_metrics, evaluate_scores
     from vfl.jobs import JobOutcome
     from vfl.parties import Context, simulate
+    from vfl.preprocessing.preprocessor import PartyPreprocessor, PreprocessingConfig
     from vfl.runner import run_federated, run_simulated
 
 __version__ = "0.1.0"
@@ -40,8 +40,8 @@ _EXPORTS = {
     "SplitNNClassifier": "vfl.algorithms.split_nn",
     "SplitNNHost": "vfl.algorithms.split_nn",
     "mlp": "vfl.algorithms.nn_spec",
-    "PartyPreprocessor": "vfl.algorithms.preprocessing",
-    "PreprocessingConfig": "vfl.algorithms.preprocessing",
+    "PartyPreprocessor": "vfl.preprocessing.preprocessor",
+    "PreprocessingConfig": "vfl.preprocessing.preprocessor",
     "JobConfig": "vfl.config",
     "PartyConfig": "vfl.config",
     "load_job_config": "vfl.config",

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.algorithms import training, woe
-from vfl.algorithms.preprocessing import PartyPreprocessor, PreprocessingConfig, check_input
+from vfl.algorithms import training
 from vfl.config import JobConfig, SplitStep, parse
 from vfl.connectors import Dataset, read_table, write_table
 from vfl.connectors.dataset import id_types
@@ -29,6 +28,8 @@ from vfl.evaluation.explain import coefficients_table, iv_table
 from vfl.parties import registry
 from vfl.parties.context import GUEST, Context
 from vfl.parties.runtime import PartyRuntime
+from vfl.preprocessing import woe
+from vfl.preprocessing.preprocessor import PartyPreprocessor, PreprocessingConfig, check_input
 from vfl.psi import ecdh
 from vfl.serving.batch import score_batch
 from vfl.serving.bundle import ModelBundle

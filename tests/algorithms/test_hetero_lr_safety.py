@@ -12,8 +12,8 @@ import pytest
 from tests.algorithms.test_hetero_lr import KEY_BITS, make_data, run_job
 from vfl.algorithms.hetero_lr import INSECURE, HeteroLogisticRegression, _watch_metric
 from vfl.algorithms.optim import auto_batch_size
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.parties import simulate
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 UNSTABLE = "training may be unstable"
 INSECURE_HOST = {"p": {"policy_allows_insecure": True}}

@@ -13,10 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from vfl.algorithms import woe
 from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit, host_predict
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.demo_data import (
     LABEL,
     UCI_GUEST_COLUMNS,
@@ -26,6 +24,8 @@ from vfl.demo_data import (
     split_uci,
 )
 from vfl.parties import simulate
+from vfl.preprocessing import woe
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 ROLES = {"bank": "guest", "partner": "host"}
 # Converged Taylor-loss LR (epochs/rate chosen so the last epochs barely move the weights).

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.connectors import load_dataset, read_table, write_table
 from vfl.errors import DataError
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 PREPROCESSING = {
     "numeric": {"columns": ["age", "income"], "impute": "median", "indicator": True,

@@ -42,8 +42,8 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vfl.algorithms.schema import NUMERIC, STRING, Schema
 from vfl.errors import ConfigError, DataError
+from vfl.preprocessing.schema import NUMERIC, STRING, Schema
 
 # ---------------------------------------------------------------------------------------------
 # configuration

@@ -16,13 +16,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from vfl.algorithms.preprocessing import (
+from vfl.errors import ConfigError, DataError
+from vfl.preprocessing.preprocessor import (
     META_FILE,
     MODEL_FILE,
     PartyPreprocessor,
     PreprocessingConfig,
 )
-from vfl.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -220,7 +220,7 @@ def test_saved_preprocessor_replays_bit_identically_in_a_fresh_process(tmp_path)
     serve.to_parquet(tmp_path / "rows.parquet")
     code = textwrap.dedent(f"""
         import numpy as np, pandas as pd
-        from vfl.algorithms.preprocessing import PartyPreprocessor
+        from vfl.preprocessing.preprocessor import PartyPreprocessor
         prep = PartyPreprocessor.load({str(tmp_path / "model")!r})
         out = prep.transform(pd.read_parquet({str(tmp_path / "rows.parquet")!r}))
         np.save({str(tmp_path / "out.npy")!r}, out.to_numpy())
@@ -259,7 +259,7 @@ def test_load_refuses_tampered_or_foreign_files(tmp_path):
 def test_the_preprocessors_follow_the_scikit_learn_api():
     from sklearn.base import clone
 
-    from vfl.algorithms.preprocessing import QuantileClipper
+    from vfl.preprocessing.preprocessor import QuantileClipper
 
     prep = PartyPreprocessor(config=FULL)
     assert prep.get_params() == {"config": FULL}
