@@ -4,6 +4,7 @@ only for the names that need them."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import subprocess
 import sys
@@ -67,3 +68,56 @@ def test_importing_vfl_loads_torch_and_scikit_learn_only_for_the_names_that_need
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=REPO, timeout=120)
     assert done.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+# --- numpydoc docstrings of the exported names ---------------------------------------------------
+ERRORS_AND_VERSION = {"__version__", "CodecError", "ConfigError", "DataError", "PeerError",
+                      "PeerTimeoutError", "PolicyError", "ProtocolError", "VflError"}
+
+
+def documented(doc: str, section: str) -> list[str] | None:
+    """The names a numpydoc `section` (e.g. "Parameters") lists, or None without the section."""
+    lines = inspect.cleandoc(doc).splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == section and set(lines[i + 1].strip()) == {"-"}:
+            indent = len(line) - len(line.lstrip())
+            names: list[str] = []
+            for entry in lines[i + 2:]:
+                if entry.strip() and len(entry) - len(entry.lstrip()) == indent:
+                    if set(entry.strip()) == {"-"} or not (entry.strip()[0].isalnum() or entry.strip()[0] == "_"):
+                        break
+                    if names and entry.strip() in {"Returns", "Raises", "Attributes", "Yields", "Notes"}:
+                        break
+                    names += [n.strip() for n in entry.split(" : ")[0].split(",")]
+            return [n for n in names if n not in {"Returns", "Raises", "Attributes"}]
+    return None
+
+
+def public_callables() -> list[tuple[str, object]]:
+    out = []
+    for package in (vfl, vfl.algorithms, vfl.preprocessing):
+        for name in package.__all__:
+            if name not in ERRORS_AND_VERSION:
+                out.append((f"{package.__name__}.{name}", getattr(package, name)))
+    return out
+
+
+@pytest.mark.parametrize(("name", "obj"), public_callables(), ids=[n for n, _ in public_callables()])
+def test_every_exported_name_has_a_numpydoc_docstring(name, obj):
+    doc = obj.__doc__ or ""
+    assert doc.strip(), f"{name} has no docstring"
+    if inspect.isclass(obj):
+        fields = getattr(obj, "model_fields", None) or getattr(obj, "__dataclass_fields__", None)
+        if fields is not None and "Parameters" not in doc:  # a config or result record: its fields
+            assert documented(doc, "Attributes") is not None, f"{name}: no Attributes section"
+            return
+        wanted = list(fields) if fields is not None else list(inspect.signature(obj.__init__).parameters)[1:]
+        wanted = [p for p in wanted if not p.startswith("_")]
+    else:
+        wanted = list(inspect.signature(obj).parameters)
+        if inspect.signature(obj).return_annotation not in (None, "None"):
+            assert documented(doc, "Returns") is not None, f"{name}: no Returns section"
+    if wanted:
+        listed = documented(doc, "Parameters")
+        assert listed is not None, f"{name}: no Parameters section"
+        assert sorted(listed) == sorted(wanted), f"{name}: documents {listed}, takes {wanted}"

@@ -115,6 +115,20 @@ class ServingConfig(_Strict):
 
 
 class PartyConfig(_Strict):
+    """One organization's config (``bank.yaml``, ``partner.yaml``); see the README's
+    configuration reference for every field. Load it with `load_party_config`.
+
+    Attributes
+    ----------
+    name : str
+        The party's name, the CN of its certificate.
+    listen : str
+        The address its service listens on.
+    tls, peers, datasets, preprocessing, store, policy, timeouts, serving
+        Its certificates, peers' addresses, datasets, preprocessing per dataset, store,
+        policy, timeouts and served models.
+    """
+
     name: str = Field(pattern=NAME_PATTERN)
     listen: str = "127.0.0.1:50051"
     tls: TlsConfig | None = None
@@ -214,6 +228,25 @@ class JobSteps(_Strict):
 
 
 class JobConfig(_Strict):
+    """A job (``job.yaml``, the guest's); see the README's configuration reference. Load it with
+    `load_job_config`.
+
+    Attributes
+    ----------
+    job_id : str or None
+        The job's id (None: one is made when it runs).
+    guest : str
+        The party that holds the labels and drives.
+    hosts : list of str
+        The partners.
+    datasets : dict of str to str
+        Each party's dataset, by its name in that party's config.
+    parties : dict of str to Path
+        Each party's config file, for a simulation.
+    steps : JobSteps
+        The pipeline's steps (psi, split, preprocess, train, evaluate, export, score).
+    """
+
     job_id: SafeName | None = None
     guest: str = Field(pattern=NAME_PATTERN)
     hosts: list[str] = Field(min_length=1)
@@ -361,8 +394,28 @@ def _resolve_uri(base: Path, uri: str) -> str:
 
 
 def load_party_config(path: str | Path, *, datasets: bool = True) -> PartyConfig:
-    """The party's config; ``datasets=False`` leaves out `datasets` and `preprocessing` (for
-    commands that only read the store or reach peers: no dataset credential is needed)."""
+    """Load and validate one party's config (``bank.yaml``, ``partner.yaml``).
+
+    Relative paths are resolved against the file's folder and ``${NAME}`` from the environment.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+    datasets : bool, default True
+        False leaves out `datasets` and `preprocessing` (for commands that only read the store
+        or reach peers: no dataset credential is needed).
+
+    Returns
+    -------
+    PartyConfig
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or invalid; the message names the file and the field.
+    """
     path = Path(path)
     skip = () if datasets else ("datasets", "preprocessing")
     config = parse(PartyConfig, read_yaml(path, skip), str(path))
@@ -380,6 +433,27 @@ def load_party_config(path: str | Path, *, datasets: bool = True) -> PartyConfig
 
 
 def load_job_config(path: str | Path) -> JobConfig:
+    """Load and validate a job (``job.yaml``, the guest's).
+
+    Paths in it (party configs, the evaluation folder, the score step's source and sink) are
+    resolved against the file's folder; the training params are checked against the
+    algorithm's own parameters.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    JobConfig
+        The validated job.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or invalid; the message names the file and the field.
+    """
     path = Path(path)
     job = parse(JobConfig, read_yaml(path), str(path))
     base = path.resolve().parent

@@ -44,7 +44,25 @@ TEST_SCORES = "test_scores.csv"
 
 @dataclass
 class JobOutcome:
-    """What the guest gets back from a job: sizes, metrics, where the report and model are."""
+    """What the guest gets back from a job: sizes, metrics, where the report and model are.
+
+    Attributes
+    ----------
+    job_id : str
+        The job's id (also the version of its exported model).
+    intersection_size : int
+        Customers common to every party after PSI.
+    metrics : dict
+        The evaluation's metrics (as in metrics.json).
+    report : str or None
+        Path of report.html, when the job evaluated.
+    model_id : str or None
+        The exported model's id, when the job exported.
+    scored : dict or None
+        The score step's summary, when it ran.
+    seconds : dict of str to float
+        Wall time per step.
+    """
 
     job_id: str
     intersection_size: int

@@ -512,7 +512,29 @@ class HeteroLogisticRegression(BaseEstimator):
 
     # -- inference ------------------------------------------------------------------------
     def decision_function(self, ctx: Context, X: Any) -> np.ndarray:
-        """z = X_g w_g + b + sum of the hosts' partial scores for the same rows."""
+        """The joint score z = X_g w_g + b + the sum of the hosts' partial scores.
+
+        Every host runs `host_predict` on the same rows meanwhile.
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts.
+        X : array-like or pandas.DataFrame
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            One score per row.
+
+        Raises
+        ------
+        ConfigError
+            The estimator is not fitted.
+        DataError
+            `X` does not match the training features.
+        """
         if not hasattr(self, "part_"):
             raise ConfigError("this HeteroLogisticRegression is not fitted yet: call fit first")
         Xg, _ = _as_matrix(X, "guest features X")
@@ -529,11 +551,38 @@ class HeteroLogisticRegression(BaseEstimator):
         return z
 
     def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
-        """(n, 2) probabilities of classes_[0] and classes_[1]."""
+        """Class probabilities from the joint score (see `decision_function`).
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts.
+        X : array-like or pandas.DataFrame
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, 2) probabilities of ``classes_[0]`` and ``classes_[1]``.
+        """
         p = sigmoid(self.decision_function(ctx, X))
         return np.column_stack([1 - p, p])
 
     def predict(self, ctx: Context, X: Any) -> np.ndarray:
+        """Class labels: ``classes_[1]`` where the joint score is positive.
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts.
+        X : array-like or pandas.DataFrame
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            One label per row.
+        """
         return np.where(self.decision_function(ctx, X) > 0, self.classes_[1], self.classes_[0])
 
 

@@ -453,7 +453,26 @@ class SplitNNClassifier(BaseEstimator):
 
     # -- inference ----------------------------------------------------------------------------
     def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
-        """(n, 2) class probabilities; every host sends bottom_h(X_h) W_h for the same rows."""
+        """Class probabilities; every host sends ``bottom_h(X_h) W_h`` for the same rows.
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts (each runs
+            `SplitNNHost.predict` or `host_predict`).
+        X : array-like
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, 2) probabilities of classes 0 and 1.
+
+        Raises
+        ------
+        ConfigError
+            The estimator is not fitted.
+        """
         if not hasattr(self, "part_"):
             raise ConfigError("SplitNNClassifier is not fitted: call fit first")
         Xg = as_float_matrix(X, f"{ctx.name} features X")
@@ -465,9 +484,32 @@ class SplitNNClassifier(BaseEstimator):
         return np.column_stack([1.0 - p, p])
 
     def predict(self, ctx: Context, X: Any, threshold: float = 0.5) -> np.ndarray:
+        """Class labels (0/1) from `predict_proba`.
+
+        Parameters
+        ----------
+        ctx : Context
+            As in `predict_proba`.
+        X : array-like
+            The guest's features of the rows to score.
+        threshold : float, default 0.5
+            Probability of class 1 from which a row is labelled 1.
+
+        Returns
+        -------
+        numpy.ndarray
+            One label per row.
+        """
         return (self.predict_proba(ctx, X)[:, 1] >= threshold).astype(np.int64)
 
     def export_part(self) -> SplitNNGuestPart:
+        """The guest's model part, as stored and served.
+
+        Returns
+        -------
+        SplitNNGuestPart
+            The fitted bottom and top models with their specs.
+        """
         return self.part_
 
 
@@ -662,12 +704,32 @@ class SplitNNHost(BaseEstimator):
                 il.host_forward_plain(cctx, A)
 
     def predict(self, ctx: Context, X: Any) -> None:
-        """Answer the guest's predict request with bottom_h(X_h) W for the same rows."""
+        """Answer the guest's predict request with ``bottom_h(X_h) W`` for the same rows.
+
+        Parameters
+        ----------
+        ctx : Context
+            This host's context of the job or simulation.
+        X : array-like
+            This host's features of the rows the guest scores.
+
+        Raises
+        ------
+        ConfigError
+            The estimator is not fitted.
+        """
         if not hasattr(self, "part_"):
             raise ConfigError("SplitNNHost is not fitted: call fit first")
         host_predict(ctx, X, self.part_)
 
     def export_part(self) -> SplitNNHostPart:
+        """This host's model part, as stored and served.
+
+        Returns
+        -------
+        SplitNNHostPart
+            The fitted bottom model and this host's interactive weights.
+        """
         return self.part_
 
 
