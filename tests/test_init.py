@@ -15,6 +15,7 @@ import pytest
 import vfl
 import vfl.algorithms
 import vfl.preprocessing
+import vfl.serving
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def test_the_readme_imports_its_names_from_vfl():
     assert namespace["run_simulated"] is importlib.import_module("vfl.runner").run_simulated
 
 
-@pytest.mark.parametrize("package", [vfl, vfl.algorithms, vfl.preprocessing], ids=lambda p: p.__name__)
+@pytest.mark.parametrize("package", [vfl, vfl.algorithms, vfl.preprocessing, vfl.serving], ids=lambda p: p.__name__)
 def test_every_exported_name_is_the_defining_modules_object(package):
     assert len(set(package.__all__)) == len(package.__all__)
     for name in package.__all__:
