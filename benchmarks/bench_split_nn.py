@@ -23,13 +23,15 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from vfl.algorithms.nn_spec import mlp
-from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights
-from vfl.algorithms.split_nn_plan import batches
-from vfl.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
-from vfl.net.codec import decode
-from vfl.parties import InProcessChannel, simulate
-from vfl.parties.executor import shared_process_pool
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.algorithms holds the centralized twin
+
+from tests.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized  # noqa: E402
+from vfl.algorithms.nn_spec import mlp  # noqa: E402
+from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights  # noqa: E402
+from vfl.algorithms.split_nn_plan import batches  # noqa: E402
+from vfl.net.codec import decode  # noqa: E402
+from vfl.parties import InProcessChannel, simulate  # noqa: E402
+from vfl.parties.executor import shared_process_pool  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ROLES = {"bank": "guest", "partner": "host"}
@@ -71,9 +73,9 @@ def federated(data: dict[str, np.ndarray], mode: str, epochs: int, batch_size: i
               key_bits: int, noise_scale: float = 0.0,
               channel: InProcessChannel | None = None) -> tuple[dict[str, Any], Any, Any]:
     gb, hb, top = models()
-    clf = SplitNNClassifier(gb, top, mode=mode, epochs=epochs, batch_size=batch_size,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode=mode, epochs=epochs, batch_size=batch_size,
                             optimizer_kwargs=ADAM, key_bits=key_bits, noise_scale=noise_scale)
-    host = SplitNNHost(hb, optimizer_kwargs=ADAM, allow_plain=True, key_bits=key_bits)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True, key_bits=key_bits)
     executor = shared_process_pool() if mode == "he" else None
     simulate({"bank": (clf.fit, {"X": data["Xg"], "y": data["y"]}),
               "partner": (host.fit, {"X": data["Xh"]})},

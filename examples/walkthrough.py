@@ -34,14 +34,10 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # prepare_data, and the repo's tes
 
 from prepare_data import prepare  # noqa: E402
 
+from vfl import load_job_config, load_party_config, run_federated  # noqa: E402
 from vfl.cli import with_key_bits  # noqa: E402
-from vfl.config import load_job_config  # noqa: E402
 from vfl.crypto.tls import TlsFiles  # noqa: E402
-from vfl.parties.config import load_party_config  # noqa: E402
-from vfl.runner import run_federated  # noqa: E402
-from vfl.serving.client import ScoringClient  # noqa: E402
-from vfl.serving.online import batch_score  # noqa: E402
-from vfl.store.models import ModelStore  # noqa: E402
+from vfl.serving import ModelStore, ScoringClient, batch_score  # noqa: E402
 
 WORK = HERE / "work"
 VFL = [sys.executable, "-m", "vfl.cli"]

@@ -27,10 +27,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from tests.parties import service_kit as kit
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.connectors import read_table
 from vfl.crypto.tls import TlsFiles
 from vfl.jobs import TEST_SCORES
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 from vfl.serving.client import ScoringClient
 
 pytestmark = pytest.mark.slow
@@ -102,7 +102,7 @@ def test_the_job_aligns_the_common_customers_and_matches_the_centralized_pipelin
     features = []
     for party in ("bank", "partner"):
         spec = yaml.safe_load((root / f"{party}.yaml").read_text())["preprocessing"]["credit"]
-        pre = PartyPreprocessor(spec).fit(train)
+        pre = PartyPreprocessor(config=spec).fit(train)
         features.append((pre.transform(train).to_numpy(), pre.transform(test).to_numpy()))
     X_train = np.hstack([f[0] for f in features])
     X_test = np.hstack([f[1] for f in features])

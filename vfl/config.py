@@ -85,6 +85,25 @@ class JobSteps(Strict):
 
 
 class JobConfig(Strict):
+    """A job (``job.yaml``, the guest's); see the README's configuration reference. Load it with
+    `load_job_config`.
+
+    Attributes
+    ----------
+    job_id : str or None
+        The job's id (None: one is made when it runs).
+    guest : str
+        The party that holds the labels and drives.
+    hosts : list of str
+        The partners.
+    datasets : dict of str to str
+        Each party's dataset, by its name in that party's config.
+    parties : dict of str to Path
+        Each party's config file, for a simulation.
+    steps : JobSteps
+        The pipeline's steps (psi, split, preprocess, train, evaluate, export, score).
+    """
+
     job_id: SafeName | None = None
     guest: str = Field(pattern=NAME_PATTERN)
     hosts: list[str] = Field(min_length=1)
@@ -129,6 +148,27 @@ class JobConfig(Strict):
 
 
 def load_job_config(path: str | Path) -> JobConfig:
+    """Load and validate a job (``job.yaml``, the guest's).
+
+    Paths in it (party configs, the evaluation folder, the score step's source and sink) are
+    resolved against the file's folder; the training params are checked against the
+    algorithm's own parameters.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    JobConfig
+        The validated job.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or invalid; the message names the file and the field.
+    """
     path = Path(path)
     job = parse(JobConfig, read_yaml(path), str(path))
     base = path.resolve().parent

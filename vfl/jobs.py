@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.algorithms import training, woe
-from vfl.algorithms.preprocessing import PartyPreprocessor, PreprocessingConfig, check_input
+from vfl.algorithms import training
 from vfl.config import JobConfig, SplitStep
 from vfl.connectors import Dataset, read_table, write_table
 from vfl.connectors.dataset import id_types
@@ -30,6 +29,8 @@ from vfl.parties import registry
 from vfl.parties.config import parse
 from vfl.parties.context import GUEST, Context
 from vfl.parties.runtime import PartyRuntime
+from vfl.preprocessing import woe
+from vfl.preprocessing.preprocessor import PartyPreprocessor, PreprocessingConfig, check_input
 from vfl.psi import ecdh
 from vfl.serving.batch import score_batch
 from vfl.serving.bundle import ModelBundle
@@ -44,7 +45,25 @@ TEST_SCORES = "test_scores.csv"
 
 @dataclass
 class JobOutcome:
-    """What the guest gets back from a job: sizes, metrics, where the report and model are."""
+    """What the guest gets back from a job: sizes, metrics, where the report and model are.
+
+    Attributes
+    ----------
+    job_id : str
+        The job's id (also the version of its exported model).
+    intersection_size : int
+        Customers common to every party after PSI.
+    metrics : dict
+        The evaluation's metrics (as in metrics.json).
+    report : str or None
+        Path of report.html, when the job evaluated.
+    model_id : str or None
+        The exported model's id, when the job exported.
+    scored : dict or None
+        The score step's summary, when it ran.
+    seconds : dict of str to float
+        Wall time per step.
+    """
 
     job_id: str
     intersection_size: int
@@ -331,7 +350,7 @@ def _preprocess(
     if spec is None:
         ctx.log.info("no preprocessing: training on the raw columns")
         return None, X_train.to_numpy(np.float64), X_test.to_numpy(np.float64)
-    pre = PartyPreprocessor(spec).fit(X_train)
+    pre = PartyPreprocessor(config=spec).fit(X_train)
     train = pre.transform(X_train).to_numpy(np.float64)
     test = pre.transform(X_test).to_numpy(np.float64) if len(X_test) else np.zeros((0, train.shape[1]))
     ctx.log.info("preprocessed %d raw columns into %d features", X_train.shape[1], train.shape[1])

@@ -30,10 +30,28 @@ JOB_PROTOCOL = "job"
 def run_simulated(
     job: JobConfig, on_progress: Callable[[ProgressEvent], None] | None = None
 ) -> JobOutcome:
-    """Every party's role in its own thread, each with its own config and data.
+    """Run a job with every party simulated: each role in its own thread, with its own config
+    and data, through the same code as across party services.
 
-    `on_progress` gets every party's progress events; by default a `ProgressDisplay` shows
-    them on stderr (pass `vfl.parties.progress.quiet` to show nothing).
+    Parameters
+    ----------
+    job : JobConfig
+        The job (`load_job_config`); its `parties` names every party's config file.
+    on_progress : callable or None, default None
+        Gets every party's progress events; by default a `ProgressDisplay` shows them on
+        stderr (pass `vfl.parties.progress.quiet` to show nothing).
+
+    Returns
+    -------
+    JobOutcome
+        What the guest gets back: intersection size, metrics, report path, model id.
+
+    Raises
+    ------
+    ConfigError
+        A party of the job has no config in `job.parties`, or a config is invalid.
+    VflError
+        Any party's failure (data, policy, protocol), re-raised in the caller.
     """
     missing = {job.guest, *job.hosts} - set(job.parties)
     if missing:
@@ -66,12 +84,36 @@ def run_federated(
 ) -> JobOutcome:
     """Run `job` with `party` (the guest) as the driver, every host on its own service.
 
-    With `submit` the job goes to the guest's running service (``vfl serve``), which runs the
-    guest's role there; without, the guest's service runs embedded here for the job's
-    duration and the role runs in this thread (progress events come straight through).
-    ``None`` picks: submit if the service answers at ``party.listen``, else embedded.
-    `on_progress` as in `run_simulated` (submitted: the guest's service's latest event every
-    `poll` seconds).
+    Parameters
+    ----------
+    job : JobConfig
+        The job (`load_job_config`).
+    party : PartyConfig
+        The guest's own config (`load_party_config`).
+    on_progress : callable or None, default None
+        As in `run_simulated` (submitted: the guest's service's latest event every `poll`
+        seconds).
+    submit : bool or None, default None
+        True sends the job to the guest's running service (``vfl serve``), which runs the
+        guest's role there; False runs the guest's service embedded here for the job's
+        duration, with the role in this thread; None submits if the service answers at
+        ``party.listen``, else runs embedded.
+    poll : float, default 2.0
+        Seconds between status requests to a submitted job.
+
+    Returns
+    -------
+    JobOutcome
+        What the guest gets back: intersection size, metrics, report path, model id.
+
+    Raises
+    ------
+    ConfigError
+        `party` is not the job's guest.
+    PeerError
+        A host's service cannot be reached or refuses the job.
+    VflError
+        Any party's failure (data, policy, protocol).
     """
     if job.guest != party.name:
         raise ConfigError(f"job.guest is '{job.guest}' but the party config is '{party.name}'; "

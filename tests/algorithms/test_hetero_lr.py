@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.hetero_lr import (
     INSECURE,
     HeteroLogisticRegression,
@@ -16,7 +17,6 @@ from vfl.algorithms.hetero_lr import (
     host_fit,
     host_predict,
 )
-from vfl.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
 from vfl.algorithms.optim import epoch_batches, smallest_batch
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
@@ -275,3 +275,34 @@ def test_resume_uses_the_newest_epoch_every_party_has(tmp_path):
     again, est = fit(4)
     np.testing.assert_array_equal(again, full)
     assert sorted(f.name for f in (tmp_path / "g").glob("*.json")) == ["epoch_00002.json", "epoch_00003.json"]
+
+
+# --- scikit-learn estimator API ----------------------------------------------------------------
+def test_the_estimator_follows_the_scikit_learn_api():
+    from sklearn.base import clone
+
+    est = HeteroLogisticRegression(mode=INSECURE, epochs=2, batch_size=30, tol=None,
+                                   class_weight={0: 1.0, 1: 2.0})
+    params = est.get_params()
+    assert params["epochs"] == 2 and params["mode"] == INSECURE and params["key_bits"] == 2048
+    assert set(params) == {"epochs", "batch_size", "learning_rate", "lr_schedule", "decay", "optimizer",
+                           "penalty", "alpha", "class_weight", "tol", "early_stopping",
+                           "validation_metric", "patience", "warm_start", "key_bits", "mode",
+                           "random_state", "checkpoint_dir"}
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == params
+    assert twin.class_weight is not est.class_weight  # clone copies, the original stays untouched
+    assert twin.set_params(epochs=5, learning_rate=0.3) is twin
+    assert (twin.epochs, twin.learning_rate, est.epochs) == (5, 0.3, 2)
+    with pytest.raises(ValueError, match="Invalid parameter 'epoch'"):
+        twin.set_params(epoch=3)
+    with pytest.raises(TypeError):
+        HeteroLogisticRegression(5)  # hyper-parameters are keyword-only
+
+    (Xg, Xh), y = make_data(90, [2, 2], seed=4)
+    allow = {"partner": {"policy_allows_insecure": True}}
+    run_job(est, Xg, y, {"partner": Xh}, host_kwargs=allow)
+    fresh = clone(est)  # a fitted estimator clones to an unfitted one with the same settings
+    assert hasattr(est, "coef_") and not hasattr(fresh, "coef_") and fresh.get_params() == params
+    run_job(fresh, Xg, y, {"partner": Xh}, host_kwargs=allow)
+    np.testing.assert_allclose(fresh.coef_, est.coef_)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.hetero_lr import INSECURE, HeteroLogisticRegression, host_fit, host_predict
-from vfl.algorithms.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.optim import epoch_batches
 from vfl.crypto import EncodedArray, PaillierPublicKey
 from vfl.net.codec import decode
@@ -135,7 +135,7 @@ def test_he_traffic_reveals_nothing_and_masks_are_in_place(n_hosts, class_weight
         assert seen.shape == grad.shape
         assert np.all(np.abs(seen - grad) > 1e3 * np.abs(grad).max()), "unmasked gradient decrypted"
 
-    # the host partial scores reach the guest only at inference, as DESIGN's leakage table says
+    # the host partial scores reach the guest only at inference, as docs/protocols.md §4 says
     scores = [k for s, r, k, v in messages if k.endswith("/predict/partial_score")]
     assert len(scores) == n_hosts
     ref = TaylorLogisticRegression(epochs=2, batch_size=BATCH, learning_rate=0.3, random_state=SEED,

@@ -12,8 +12,8 @@ import pytest
 from tests.algorithms.test_hetero_lr import KEY_BITS, make_data, run_job
 from vfl.algorithms.hetero_lr import INSECURE, HeteroLogisticRegression, _watch_metric
 from vfl.algorithms.optim import auto_batch_size
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.parties import simulate
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 UNSTABLE = "training may be unstable"
 INSECURE_HOST = {"p": {"policy_allows_insecure": True}}
@@ -64,7 +64,7 @@ def heavy_tailed(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, np.
 
 def scaled(frame: pd.DataFrame) -> pd.DataFrame:
     spec = {"numeric": {"columns": list(frame.columns), "clip": [0.01, 0.99], "scale": "standard"}}
-    return PartyPreprocessor(spec).fit(frame).transform(frame)
+    return PartyPreprocessor(config=spec).fit(frame).transform(frame)
 
 
 def train_with_validation(caplog, guest: pd.DataFrame, host: pd.DataFrame, y: np.ndarray) -> list[str]:

@@ -18,13 +18,13 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from tests.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
 from vfl.algorithms import interactive_layer as il
 from vfl.algorithms.nn_spec import mlp
 from vfl.algorithms.slot_packing import SlotLayout, to_fixed
 from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights
 from vfl.algorithms.split_nn_parts import SplitNNGuestPart, SplitNNHostPart
 from vfl.algorithms.split_nn_plan import batches
-from vfl.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
 from vfl.crypto import generate_keypair
 from vfl.errors import ConfigError, PolicyError, ProtocolError
 from vfl.net.codec import IntBlock, decode
@@ -118,9 +118,9 @@ def _fit_federated(mode: str, data: dict[str, np.ndarray], models: tuple[Any, An
                    epochs: int, batch_size: int, rows: slice = slice(None),
                    **kw: Any) -> tuple[SplitNNClassifier, SplitNNHost]:
     gb, hb, top = models
-    clf = SplitNNClassifier(gb, top, mode=mode, epochs=epochs, batch_size=batch_size,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode=mode, epochs=epochs, batch_size=batch_size,
                             optimizer_kwargs=ADAM, key_bits=1024, **kw)
-    host = SplitNNHost(hb, optimizer_kwargs=ADAM, allow_plain=True, key_bits=1024)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True, key_bits=1024)
     _run(clf.fit, {"X": data["Xg"][rows], "y": data["y"][rows]}, host.fit, {"X": data["Xh"][rows]})
     return clf, host
 
@@ -151,8 +151,8 @@ def test_plain_mode_is_the_centralized_model(breast: dict[str, np.ndarray]) -> N
 
 def test_every_party_reports_each_batch_within_an_epoch(breast: dict[str, np.ndarray]) -> None:
     gb, hb, top = _models(10, 20)
-    clf = SplitNNClassifier(gb, top, mode="plain", epochs=2, batch_size=200, optimizer_kwargs=ADAM)
-    host = SplitNNHost(hb, optimizer_kwargs=ADAM, allow_plain=True)
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=2, batch_size=200, optimizer_kwargs=ADAM)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True)
     events: list[Any] = []
     simulate({"bank": (clf.fit, {"X": breast["Xg"], "y": breast["y"]}),
               "partner": (host.fit, {"X": breast["Xh"]})}, roles=ROLES, on_progress=events.append)
@@ -191,9 +191,9 @@ def test_he_mode_trains_the_centralized_model(credit: dict[str, np.ndarray]) -> 
     models = _models(13, 10)
     gb, hb, top = models
     te = (credit["Xg_te"], credit["Xh_te"])
-    clf = SplitNNClassifier(gb, top, epochs=1, batch_size=512, optimizer_kwargs=ADAM,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, epochs=1, batch_size=512, optimizer_kwargs=ADAM,
                             key_bits=1024, share_seed=11)
-    host = SplitNNHost(hb, optimizer_kwargs=ADAM, key_bits=1024, random_state=12)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, key_bits=1024, random_state=12)
     _run(clf.fit, {"X": credit["Xg"], "y": credit["y"]}, host.fit, {"X": credit["Xh"]})
     W0 = sum(il.init_share(np.random.default_rng(s), 8, 8, 2) for s in (11, 12))
     ref = _centralized(credit, models, W0, epochs=1, batch_size=512)
@@ -229,9 +229,9 @@ def test_he_messages_reveal_only_AW_to_the_guest_and_no_labels_to_the_host(
     n_tr, val = 192, slice(192, 256)  # with validation rows: the per-epoch exchange too
     models = _models(10, 20)
     gb, hb, top = models
-    clf = SplitNNClassifier(gb, top, epochs=1, batch_size=64, optimizer_kwargs=ADAM, key_bits=1024,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, epochs=1, batch_size=64, optimizer_kwargs=ADAM, key_bits=1024,
                             early_stopping="auc")
-    host = SplitNNHost(hb, optimizer_kwargs=ADAM, key_bits=1024)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, key_bits=1024)
     channel, seen = _tapped()
     _run(clf.fit, {"X": breast["Xg"][:n_tr], "y": breast["y"][:n_tr], "X_val": breast["Xg"][val],
                    "y_val": breast["y"][val]},
@@ -277,9 +277,9 @@ def _norm_attack_auc(noise_scale: float, data: dict[str, np.ndarray]) -> tuple[f
     n_tr, bs = 6000, 256
     models = _models(13, 10)
     gb, hb, top = models
-    clf = SplitNNClassifier(gb, top, mode="plain", epochs=1, batch_size=bs, optimizer_kwargs=ADAM,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=1, batch_size=bs, optimizer_kwargs=ADAM,
                             noise_scale=noise_scale)
-    host = SplitNNHost(hb, optimizer_kwargs=ADAM, allow_plain=True)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True)
     channel, seen = _tapped()
     _run(clf.fit, {"X": data["Xg"][:n_tr], "y": data["y"][:n_tr]}, host.fit,
          {"X": data["Xh"][:n_tr]}, channel)
@@ -312,10 +312,10 @@ def test_resume_from_checkpoints_continues_the_same_run(breast: dict[str, np.nda
     gb, hb, top = models
 
     def fit(epochs: int, ckpt: bool) -> tuple[SplitNNClassifier, SplitNNHost]:
-        clf = SplitNNClassifier(gb, top, mode="plain", epochs=epochs, batch_size=64,
+        clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=epochs, batch_size=64,
                                 optimizer_kwargs=ADAM,
                                 checkpoint_dir=tmp_path / "guest" if ckpt else None)
-        host = SplitNNHost(hb, optimizer_kwargs=ADAM, allow_plain=True,
+        host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True,
                            checkpoint_dir=tmp_path / "host" if ckpt else None)
         _run(clf.fit, {"X": breast["Xg"], "y": breast["y"]}, host.fit, {"X": breast["Xh"]})
         return clf, host
@@ -332,9 +332,9 @@ def test_early_stopping_restores_the_best_epoch_on_both_parties(breast: dict[str
     models = _models(10, 20)
     gb, hb, top = models
     tr, va = slice(0, 400), slice(400, None)
-    clf = SplitNNClassifier(gb, top, mode="plain", epochs=30, batch_size=32,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=30, batch_size=32,
                             optimizer_kwargs={"lr": 0.05}, early_stopping="ks", patience=2)
-    host = SplitNNHost(hb, optimizer_kwargs={"lr": 0.05}, allow_plain=True)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs={"lr": 0.05}, allow_plain=True)
     _run(clf.fit, {"X": breast["Xg"][tr], "y": breast["y"][tr], "X_val": breast["Xg"][va],
                    "y_val": breast["y"][va]},
          host.fit, {"X": breast["Xh"][tr], "X_val": breast["Xh"][va]})
@@ -350,8 +350,8 @@ def test_early_stopping_restores_the_best_epoch_on_both_parties(breast: dict[str
 
 def test_host_policy_refuses_plain_mode(breast: dict[str, np.ndarray]) -> None:
     gb, hb, top = _models(10, 20)
-    clf = SplitNNClassifier(gb, top, mode="plain", epochs=1)
-    host = SplitNNHost(hb)  # allow_plain defaults to False
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=1)
+    host = SplitNNHost(bottom=hb)  # allow_plain defaults to False
     with pytest.raises(PolicyError, match="plain mode is not allowed"):
         _run(clf.fit, {"X": breast["Xg"], "y": breast["y"]}, host.fit, {"X": breast["Xh"]})
 
@@ -365,16 +365,16 @@ def test_host_rejects_a_malformed_plan(breast: dict[str, np.ndarray]) -> None:
         assert ack["ok"] is False
 
     with pytest.raises(ProtocolError, match="split NN plan"):
-        _run(guest, {}, SplitNNHost(hb).fit, {"X": breast["Xh"]})
+        _run(guest, {}, SplitNNHost(bottom=hb).fit, {"X": breast["Xh"]})
 
 
 def test_config_errors_name_the_parameter() -> None:
     gb, _, top = _models(10, 20)
-    ctx_free = SplitNNClassifier(gb, top, early_stopping="auc")
+    ctx_free = SplitNNClassifier(guest_bottom=gb, top=top, early_stopping="auc")
     with pytest.raises(ConfigError, match="early_stopping needs validation data"):
         ctx_free._check_params(has_val=False)
     with pytest.raises(ConfigError, match="noise_scale"):
-        SplitNNClassifier(gb, top, noise_scale=1.0)._check_params(has_val=False)
+        SplitNNClassifier(guest_bottom=gb, top=top, noise_scale=1.0)._check_params(has_val=False)
 
 
 # --- serving parts ---------------------------------------------------------------------------
@@ -389,3 +389,32 @@ def test_exported_parts_save_load_and_score_like_the_protocol(breast: dict[str, 
     assert hp.kind == gp.kind == "split_nn"
     p = gp.predict_proba(breast["Xg"], [hp.contribution(breast["Xh"])])
     np.testing.assert_allclose(p, expected, atol=1e-6)
+
+
+# --- scikit-learn estimator API ----------------------------------------------------------------
+def test_both_estimators_follow_the_scikit_learn_api() -> None:
+    from sklearn.base import clone
+
+    gb, hb, top = _models(10, 20)
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=3, optimizer_kwargs=ADAM)
+    host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True)
+    for est, changed in ((clf, {"epochs": 4, "noise_scale": 0.5}), (host, {"key_bits": 1024, "allow_plain": False})):
+        params = est.get_params()
+        twin = clone(est)
+        assert type(twin) is type(est) and set(twin.get_params()) == set(params)
+        for name, value in params.items():
+            if isinstance(value, torch.nn.Module):  # modules are deep-copied with equal weights
+                assert twin.get_params()[name] is not value
+                for a, b in zip(value.state_dict().values(), twin.get_params()[name].state_dict().values(),
+                                strict=True):
+                    assert torch.equal(a, b)
+            else:
+                assert twin.get_params()[name] == value
+        assert twin.set_params(**changed) is twin
+        assert all(getattr(twin, k) == v for k, v in changed.items())
+        assert all(getattr(est, k) == params[k] for k in changed)
+    assert clf.get_params()["epochs"] == 3 and host.get_params()["allow_plain"] is True
+    with pytest.raises(TypeError):
+        SplitNNClassifier(gb, top)  # type: ignore[misc]  # keyword-only
+    with pytest.raises(TypeError):
+        SplitNNHost(hb)  # type: ignore[misc]

@@ -13,10 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from vfl.algorithms import woe
 from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit, host_predict
 from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.demo_data import (
     LABEL,
     UCI_GUEST_COLUMNS,
@@ -26,6 +24,8 @@ from vfl.demo_data import (
     split_uci,
 )
 from vfl.parties import simulate
+from vfl.preprocessing import woe
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 ROLES = {"bank": "guest", "partner": "host"}
 # Converged Taylor-loss LR (epochs/rate chosen so the last epochs barely move the weights).
@@ -61,7 +61,7 @@ def test_split_matches_the_shared_hetero_files_and_injects_missing_values(uci, s
 
 def _train_and_save(ctx, raw, rows, test_rows, directory, config, y=None):
     """One party: fit its pipeline on its own training rows, train its LR part, save both."""
-    prep = PartyPreprocessor(config).fit(raw.iloc[rows])
+    prep = PartyPreprocessor(config=config).fit(raw.iloc[rows])
     X, X_test = prep.transform(raw.iloc[rows]), prep.transform(raw.iloc[test_rows])
     if ctx.role == "guest":
         est = HeteroLogisticRegression(mode="insecure_plaintext", **LR_PARAMS).fit(ctx, X, y)
@@ -97,7 +97,7 @@ def test_federated_lr_with_per_party_pipelines_reaches_centralized_auc(uci, tmp_
         "host_numeric": {**UCI_HOST_PREPROCESSING["numeric"], "kind": "numeric"},
         "host_categorical": {**UCI_HOST_PREPROCESSING["categorical"], "kind": "categorical"},
     }
-    central = Pipeline([("prep", PartyPreprocessor(central_cfg)), ("lr", LogisticRegression(max_iter=2000))])
+    central = Pipeline([("prep", PartyPreprocessor(config=central_cfg)), ("lr", LogisticRegression(max_iter=2000))])
     central.fit(joined.iloc[train], y[train])
     central_auc = roc_auc_score(y[test], central.predict_proba(joined.iloc[test])[:, 1])
     # per-party features are exactly the centralized pipeline's features, column by column
@@ -123,8 +123,8 @@ def test_he_training_matches_the_plaintext_run_on_uci_rows(uci):
     the same model on this data (1024-bit keys, one epoch on 4,000 rows)."""
     guest, host, train, _ = uci
     rows = train[:4000]
-    g_prep = PartyPreprocessor(UCI_GUEST_PREPROCESSING).fit(guest.iloc[rows])
-    h_prep = PartyPreprocessor(UCI_HOST_PREPROCESSING).fit(host.iloc[rows])
+    g_prep = PartyPreprocessor(config=UCI_GUEST_PREPROCESSING).fit(guest.iloc[rows])
+    h_prep = PartyPreprocessor(config=UCI_HOST_PREPROCESSING).fit(host.iloc[rows])
     Xg, Xh, y = g_prep.transform(guest.iloc[rows]), h_prep.transform(host.iloc[rows]), guest[LABEL].to_numpy()[rows]
     params = {**LR_PARAMS, "epochs": 1, "learning_rate": 0.05}
     weights = {}

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.connectors import load_dataset, read_table, write_table
 from vfl.errors import DataError
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 PREPROCESSING = {
     "numeric": {"columns": ["age", "income"], "impute": "median", "indicator": True,
@@ -55,7 +55,7 @@ def as_csv_text(frame: pd.DataFrame) -> str:
 def features(uri: str) -> tuple[pd.DataFrame, dict[str, int]]:
     ds = load_dataset({"uri": uri, "id_column": "id", "label": "y",
                        "categorical": ["sex", "region"]}, name="customers")
-    matrix = PartyPreprocessor(PREPROCESSING).fit(ds.X).transform(ds.X)
+    matrix = PartyPreprocessor(config=PREPROCESSING).fit(ds.X).transform(ds.X)
     return matrix, ds.report["nan_counts"]
 
 

@@ -21,7 +21,7 @@ from vfl.parties import simulate
 from vfl.parties.context import ProgressEvent
 from vfl.parties.local import InProcessChannel
 from vfl.parties.progress import ProgressDisplay
-from vfl.psi import align, ecdh, load_alignment, save_alignment
+from vfl.psi import align, ecdh
 from vfl.psi.ids import encode_rows, id_columns
 from vfl.psi.x25519 import POINT, encrypt, hash_encrypt, hash_to_u, session_salt
 
@@ -304,32 +304,6 @@ def test_progress_events_reach_the_total_on_every_party():
         assert len(mine) >= 500 // CHUNK and all(e.info["unit"] == "points" for e in mine)
     for party in ("bank", "partner"):  # the pair's step is named after the host
         assert re.search(rf"^\[{party} partner\] 500/500 points 100% ", out.getvalue(), re.M), party
-
-
-def test_artifacts_hold_each_partys_aligned_table_under_one_id(tmp_path):
-    guest, host, expected = _sets("composite", 60, 70, 25)
-    tables = {"bank": guest, "partner": host}
-
-    def role(fn):
-        def run(ctx, **kwargs):
-            result = fn(ctx.child("psi"), _ids(tables[ctx.name]), **kwargs)
-            return save_alignment(tmp_path / ctx.name, ctx.child("psi"), tables[ctx.name], result)
-        return run
-
-    roles = {"bank": "guest", "partner": "host"}
-    ids = simulate({"bank": (role(ecdh.guest), {}), "partner": (role(ecdh.host), {})}, roles,
-                   job_id="job-7", timeout=TIMEOUT)
-    assert ids["bank"] == ids["partner"] == "psi-job-7-psi"
-    g, g_meta = load_alignment(tmp_path / "bank", "psi-job-7-psi")
-    h, h_meta = load_alignment(tmp_path / "partner", "psi-job-7-psi")
-    assert _who(g) == _who(h) and len(g) == len(expected)
-    assert list(g.columns) == ["branch", "no", "bank_who"] and "bank_who" not in h
-    assert (g_meta["size"], g_meta["own_size"], g_meta["peer_sizes"]) == (25, 60, {"partner": 70})
-    assert h_meta["role"] == "host" and h_meta["peer_sizes"] == {"bank": 60}
-    with pytest.raises(DataError, match="no PSI artifact 'psi-other'"):
-        load_alignment(tmp_path / "bank", "psi-other")
-    with pytest.raises(DataError, match="invalid PSI artifact id"):
-        load_alignment(tmp_path / "bank", "../psi-job-7-psi")
 
 
 # --- the session salt -------------------------------------------------------------------------

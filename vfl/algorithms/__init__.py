@@ -1,1 +1,25 @@
-"""vfl.algorithms."""
+"""Training algorithms: HE logistic regression and the split neural network (torch).
+
+The estimators load on first use, so importing a module of this package does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vfl.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from vfl.algorithms.hetero_lr import HeteroLogisticRegression
+    from vfl.algorithms.nn_spec import mlp
+    from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost
+
+_EXPORTS = {
+    "HeteroLogisticRegression": "vfl.algorithms.hetero_lr",
+    "SplitNNClassifier": "vfl.algorithms.split_nn",
+    "SplitNNHost": "vfl.algorithms.split_nn",
+    "mlp": "vfl.algorithms.nn_spec",
+}
+__all__ = ["HeteroLogisticRegression", "SplitNNClassifier", "SplitNNHost", "mlp"]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from vfl.algorithms.checkpoint import EpochCheckpoints
 from vfl.algorithms.hetero_lr_protocol import (
@@ -179,12 +180,64 @@ def _check_batches(plan: TrainingPlan, widths: dict[str, int]) -> None:
 
 
 # --- guest ----------------------------------------------------------------------------------
-class HeteroLogisticRegression:
-    """The guest's estimator of HE logistic regression (sklearn conventions, hosts take part).
+class HeteroLogisticRegression(BaseEstimator):
+    """The guest's estimator of HE logistic regression (a scikit-learn estimator; hosts take part).
 
     Labels and the guest's features stay on the guest; each host keeps its own weights
     (`host_fit`). `coef_` and `intercept_` are the guest's part only. With
-    `mode="insecure_plaintext"` nothing is encrypted (hosts must allow it in their policy).
+    ``mode="insecure_plaintext"`` nothing is encrypted (hosts must allow it in their policy).
+    Every hyper-parameter is keyword-only; docs/hetero_lr.md explains each one.
+
+    Parameters
+    ----------
+    epochs : int, default 10
+        Passes over the training rows.
+    batch_size : int or None, default None
+        Rows per mini-batch; None picks it from the number of rows.
+    learning_rate : float, default 0.15
+        Step size of the optimizer.
+    lr_schedule : str, default "constant"
+        How the step size changes over epochs (see docs/hetero_lr.md).
+    decay : float, default 0.0
+        Decay rate of the schedule.
+    optimizer : str, default "sgd"
+        The optimizer every party applies to its own gradient.
+    penalty : str or None, default "l2"
+        Regularization of the weights.
+    alpha : float, default 0.0
+        Strength of the penalty.
+    class_weight : None, "balanced" or dict, default None
+        Weights of the two classes.
+    tol : float or None, default 1e-4
+        Convergence threshold on the largest weight change of an epoch; None never converges.
+    early_stopping : bool, default False
+        Stop after `patience` epochs without improvement of `validation_metric` on
+        ``(X_val, y_val)`` and keep the best epoch.
+    validation_metric : {"auc", "ks"}, default "auc"
+        The metric early stopping watches.
+    patience : int, default 3
+        Epochs without improvement before early stopping stops.
+    warm_start : bool, default False
+        Continue from the weights of the previous `fit`.
+    key_bits : int, default 2048
+        Size of the guest's Paillier key.
+    mode : {"he", "insecure_plaintext"}, default "he"
+        Encrypted training, or plaintext for experiments (hosts must allow it).
+    random_state : int, default 0
+        Seed of the batch order shared with the hosts.
+    checkpoint_dir : str or Path or None, default None
+        Per-epoch checkpoints; a new fit with the same plan resumes from them.
+
+    Attributes
+    ----------
+    classes_ : numpy.ndarray
+        The two labels; ``classes_[1]`` is the positive class.
+    coef_ : numpy.ndarray
+        The guest's weights.
+    intercept_ : float
+        The intercept (held by the guest).
+    part_ : LRGuestPart
+        The guest's model part, as exported and served.
     """
 
     classes_: np.ndarray
@@ -194,6 +247,7 @@ class HeteroLogisticRegression:
 
     def __init__(
         self,
+        *,
         epochs: int = 10,
         batch_size: int | None = None,
         learning_rate: float = 0.15,
@@ -458,7 +512,29 @@ class HeteroLogisticRegression:
 
     # -- inference ------------------------------------------------------------------------
     def decision_function(self, ctx: Context, X: Any) -> np.ndarray:
-        """z = X_g w_g + b + sum of the hosts' partial scores for the same rows."""
+        """The joint score z = X_g w_g + b + the sum of the hosts' partial scores.
+
+        Every host runs `host_predict` on the same rows meanwhile.
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts.
+        X : array-like or pandas.DataFrame
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            One score per row.
+
+        Raises
+        ------
+        ConfigError
+            The estimator is not fitted.
+        DataError
+            `X` does not match the training features.
+        """
         if not hasattr(self, "part_"):
             raise ConfigError("this HeteroLogisticRegression is not fitted yet: call fit first")
         Xg, _ = _as_matrix(X, "guest features X")
@@ -475,11 +551,38 @@ class HeteroLogisticRegression:
         return z
 
     def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
-        """(n, 2) probabilities of classes_[0] and classes_[1]."""
+        """Class probabilities from the joint score (see `decision_function`).
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts.
+        X : array-like or pandas.DataFrame
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, 2) probabilities of ``classes_[0]`` and ``classes_[1]``.
+        """
         p = sigmoid(self.decision_function(ctx, X))
         return np.column_stack([1 - p, p])
 
     def predict(self, ctx: Context, X: Any) -> np.ndarray:
+        """Class labels: ``classes_[1]`` where the joint score is positive.
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts.
+        X : array-like or pandas.DataFrame
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            One label per row.
+        """
         return np.where(self.decision_function(ctx, X) > 0, self.classes_[1], self.classes_[0])
 
 

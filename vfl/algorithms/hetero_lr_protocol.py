@@ -1,6 +1,6 @@
 """HE logistic regression, one mini-batch: the guest's and the hosts' steps side by side.
 
-Notation (DESIGN.md section 3): labels y in {-1, +1}; z = X_g w_g + sum_h X_h w_h (the
+Notation (docs/protocols.md §4): labels y in {-1, +1}; z = X_g w_g + sum_h X_h w_h (the
 intercept is the guest's last weight, X_g carries a column of ones); Taylor residual
 d = z/4 - y/2; row weights s of the batch sum to 1 (1/|B| when unweighted), so the gradient
 of party p is g_p = X_p^T (s * d). [[v]]_K is v encrypted under party K's key; the first host

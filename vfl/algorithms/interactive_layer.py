@@ -13,7 +13,7 @@ The host's bottom model gives ``A`` (n x k); the guest holds ``U``, the host ``V
 
 So the guest sees ``A W`` and nothing else in plaintext; the host sees ``G W^T`` and the
 weight gradient hidden by the guest's noise ``R2``; neither ever holds ``W``. Versus the
-textbook form (DESIGN.md: host sends [[A]], gets [[A U]] + R back) each party encrypts its own
+textbook form (host sends [[A]], gets [[A U]] + R back; docs/protocols.md §5) each party encrypts its own
 small share instead of the other's big activations, so the products run against k or d fixed
 ciphertexts and no n x d masks are needed; several values share one ciphertext
 (`slot_packing`), which divides the decryptions, the dominant cost, by the layer width.

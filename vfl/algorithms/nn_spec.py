@@ -26,7 +26,31 @@ SPEC_ATTR = "vfl_spec"
 
 def mlp(in_features: int, hidden: list[int] | tuple[int, ...], out: int,
         activation: str = "relu", out_activation: str | None = None) -> nn.Sequential:
-    """Linear layers of sizes in_features -> *hidden -> out, `activation` between them."""
+    """Linear layers of sizes in_features -> *hidden -> out, `activation` between them.
+
+    Parameters
+    ----------
+    in_features : int
+        Input width.
+    hidden : list or tuple of int
+        Widths of the hidden layers.
+    out : int
+        Output width.
+    activation : str, default "relu"
+        Between layers: "relu", "tanh", "sigmoid", "leaky_relu", "elu" or "gelu".
+    out_activation : str or None, default None
+        After the last layer, or none.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The module; it remembers its spec, so a saved model part can rebuild it.
+
+    Raises
+    ------
+    ConfigError
+        A size or an activation is invalid.
+    """
     spec = {"type": "mlp", "in_features": in_features, "hidden": list(hidden), "out": out,
             "activation": activation, "out_activation": out_activation}
     return build_module(spec)

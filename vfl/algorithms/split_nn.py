@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
@@ -86,23 +87,64 @@ def plain_initial_weights(seed: int, host_index: int, k: int, d: int) -> np.ndar
     return il.init_share(np.random.default_rng([seed, 7, host_index]), k, d, 1)
 
 
-class SplitNNClassifier:
-    """The guest's split NN estimator (binary classification, sklearn conventions).
+class SplitNNClassifier(BaseEstimator):
+    """The guest's split NN estimator (binary classification, a scikit-learn estimator).
 
-    guest_bottom: module X_g -> interactive_width features, or None (the top model then sees
-        only the hosts' A W). top: module interactive_width -> 1 logit.
-    optimizer / optimizer_kwargs: any torch optimizer class (or factory taking params first)
-        for the guest's bottom and top; the interactive layer uses SGD with momentum at
-        `interactive_lr` (its weights are split between the parties).
-    mode: "he" (Paillier, default) or "plain" (clear-text A and dL/dA: faster, less private;
-        `noise_scale` > 0 adds Gaussian noise to dL/dA against label leakage).
-    early_stopping: None, "auc" or "ks" on (X_val, y_val); stops after `patience` epochs
-        without improvement and restores the best epoch on every party.
-    checkpoint_dir: per-epoch checkpoints; a new fit with the same plan resumes from them.
-    random_state: batch order (shared with the hosts) and, in plain mode, the initial W.
-    torch_threads: torch intra-op threads (1 suits two parties sharing a small machine).
-    share_seed: seed of the guest's secret share U in he mode; None (default) draws from OS
-        entropy. Set it only for reproducible experiments: it must not be the plan's seed.
+    Every hyper-parameter is keyword-only; docs/split_nn.md explains each one.
+
+    Parameters
+    ----------
+    guest_bottom : torch.nn.Module or None
+        Module X_g -> `interactive_width` features, or None (the top model then sees only
+        the hosts' ``A W``).
+    top : torch.nn.Module
+        Module `interactive_width` -> 1 logit.
+    interactive_width : int, default 8
+        Width of the interactive layer's output.
+    mode : {"he", "plain"}, default "he"
+        Paillier-encrypted interactive layer, or clear-text ``A`` and ``dL/dA`` (faster, less
+        private; hosts must allow it).
+    epochs : int, default 10
+        Passes over the training rows.
+    batch_size : int, default 512
+        Rows per mini-batch.
+    optimizer : callable, default torch.optim.Adam
+        Any torch optimizer class (or factory taking the parameters first) for the guest's
+        bottom and top.
+    optimizer_kwargs : dict or None, default None
+        Keyword arguments of `optimizer`.
+    interactive_lr : float, default 0.1
+        Learning rate of the interactive layer (SGD with momentum; its weights are split
+        between the parties).
+    interactive_momentum : float, default 0.9
+        Momentum of the interactive layer.
+    noise_scale : float, default 0.0
+        In plain mode, Gaussian noise added to ``dL/dA`` against label leakage.
+    early_stopping : {None, "auc", "ks"}, default None
+        Watch this metric on ``(X_val, y_val)``; stop after `patience` epochs without
+        improvement and restore the best epoch on every party.
+    patience : int, default 3
+        Epochs without improvement before early stopping stops.
+    key_bits : int, default 2048
+        Size of the guest's Paillier key.
+    random_state : int, default 0
+        Batch order (shared with the hosts) and, in plain mode, the initial W.
+    checkpoint_dir : str or Path or None, default None
+        Per-epoch checkpoints; a new fit with the same plan resumes from them.
+    torch_threads : int or None, default 1
+        Torch intra-op threads (1 suits two parties sharing a small machine).
+    share_seed : int or None, default None
+        Seed of the guest's secret share U in he mode; None draws from OS entropy. Set it
+        only for reproducible experiments: it must not be the plan's seed.
+
+    Attributes
+    ----------
+    part_ : SplitNNGuestPart
+        The guest's model part, as exported and served.
+    history_ : list of dict
+        Per-epoch loss and validation metric.
+    best_epoch_ : int
+        The epoch whose weights were kept.
     """
 
     part_: SplitNNGuestPart
@@ -112,6 +154,7 @@ class SplitNNClassifier:
 
     def __init__(
         self,
+        *,
         guest_bottom: nn.Module | None,
         top: nn.Module,
         interactive_width: int = 8,
@@ -171,7 +214,7 @@ class SplitNNClassifier:
                             None if seed is None else seed + 1)
         optimizer = optimizer_class(p.pop("optimizer", "adam"), f"{where}.optimizer")
         try:
-            return cls(guest_bottom, top, optimizer=optimizer, **p, **kwargs)
+            return cls(guest_bottom=guest_bottom, top=top, optimizer=optimizer, **p, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
@@ -410,7 +453,26 @@ class SplitNNClassifier:
 
     # -- inference ----------------------------------------------------------------------------
     def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
-        """(n, 2) class probabilities; every host sends bottom_h(X_h) W_h for the same rows."""
+        """Class probabilities; every host sends ``bottom_h(X_h) W_h`` for the same rows.
+
+        Parameters
+        ----------
+        ctx : Context
+            The guest's context of a job or simulation with the hosts (each runs
+            `SplitNNHost.predict` or `host_predict`).
+        X : array-like
+            The guest's features of the rows to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, 2) probabilities of classes 0 and 1.
+
+        Raises
+        ------
+        ConfigError
+            The estimator is not fitted.
+        """
         if not hasattr(self, "part_"):
             raise ConfigError("SplitNNClassifier is not fitted: call fit first")
         Xg = as_float_matrix(X, f"{ctx.name} features X")
@@ -422,26 +484,70 @@ class SplitNNClassifier:
         return np.column_stack([1.0 - p, p])
 
     def predict(self, ctx: Context, X: Any, threshold: float = 0.5) -> np.ndarray:
+        """Class labels (0/1) from `predict_proba`.
+
+        Parameters
+        ----------
+        ctx : Context
+            As in `predict_proba`.
+        X : array-like
+            The guest's features of the rows to score.
+        threshold : float, default 0.5
+            Probability of class 1 from which a row is labelled 1.
+
+        Returns
+        -------
+        numpy.ndarray
+            One label per row.
+        """
         return (self.predict_proba(ctx, X)[:, 1] >= threshold).astype(np.int64)
 
     def export_part(self) -> SplitNNGuestPart:
+        """The guest's model part, as stored and served.
+
+        Returns
+        -------
+        SplitNNGuestPart
+            The fitted bottom and top models with their specs.
+        """
         return self.part_
 
 
-class SplitNNHost:
+class SplitNNHost(BaseEstimator):
     """A host's side of split NN: its own bottom model, optimizer and policy.
 
-    bottom: module X_h -> k features (the host's choice; only k is told to the guest).
-    allow_plain: this host's policy on plain mode (default: refuse it).
-    key_bits: size of this host's Paillier key (protects its activations A).
-    random_state: seed of the host's secret share V (None: OS entropy, the right choice
-        outside tests).
+    Every hyper-parameter is keyword-only; docs/split_nn.md explains each one.
+
+    Parameters
+    ----------
+    bottom : torch.nn.Module
+        Module X_h -> k features (the host's choice; only k is told to the guest).
+    optimizer : callable, default torch.optim.Adam
+        Any torch optimizer class (or factory taking the parameters first) for the bottom.
+    optimizer_kwargs : dict or None, default None
+        Keyword arguments of `optimizer`.
+    allow_plain : bool, default False
+        This host's policy on plain mode (refused by default).
+    key_bits : int, default 2048
+        Size of this host's Paillier key (protects its activations A).
+    checkpoint_dir : str or Path or None, default None
+        Per-epoch checkpoints; a new fit with the same plan resumes from them.
+    random_state : int or None, default None
+        Seed of the host's secret share V (None: OS entropy, the right choice outside tests).
+    torch_threads : int or None, default 1
+        Torch intra-op threads.
+
+    Attributes
+    ----------
+    part_ : SplitNNHostPart
+        The host's model part, as exported and served.
     """
 
     part_: SplitNNHostPart
 
     def __init__(
         self,
+        *,
         bottom: nn.Module,
         optimizer: OptimizerFactory = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
@@ -476,7 +582,7 @@ class SplitNNHost:
         bottom = config_module(s.pop("bottom"), n_features, None, f"{where}.bottom", seed)
         optimizer = optimizer_class(s.pop("optimizer", "adam"), f"{where}.optimizer")
         try:
-            return cls(bottom, optimizer=optimizer, **s, **kwargs)
+            return cls(bottom=bottom, optimizer=optimizer, **s, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
@@ -598,12 +704,32 @@ class SplitNNHost:
                 il.host_forward_plain(cctx, A)
 
     def predict(self, ctx: Context, X: Any) -> None:
-        """Answer the guest's predict request with bottom_h(X_h) W for the same rows."""
+        """Answer the guest's predict request with ``bottom_h(X_h) W`` for the same rows.
+
+        Parameters
+        ----------
+        ctx : Context
+            This host's context of the job or simulation.
+        X : array-like
+            This host's features of the rows the guest scores.
+
+        Raises
+        ------
+        ConfigError
+            The estimator is not fitted.
+        """
         if not hasattr(self, "part_"):
             raise ConfigError("SplitNNHost is not fitted: call fit first")
         host_predict(ctx, X, self.part_)
 
     def export_part(self) -> SplitNNHostPart:
+        """This host's model part, as stored and served.
+
+        Returns
+        -------
+        SplitNNHostPart
+            The fitted bottom model and this host's interactive weights.
+        """
         return self.part_
 
 

@@ -161,7 +161,26 @@ def _counts(mask: pd.DataFrame) -> dict[str, int]:
 
 
 def load_dataset(spec: DatasetSpec | dict[str, Any], name: str = "dataset") -> Dataset:
-    """Read ``spec.uri`` and validate it; every error names the dataset, URI and column."""
+    """Read a party's dataset as declared in its config and validate it.
+
+    Parameters
+    ----------
+    spec : DatasetSpec or dict
+        The dataset's declaration (a party config's ``datasets.<name>``).
+    name : str, default "dataset"
+        The dataset's name, for messages.
+
+    Returns
+    -------
+    Dataset
+        Ids, features and (on the guest) labels, checked against the declaration's rules.
+
+    Raises
+    ------
+    DataError
+        The data breaks a rule (ids, labels, blank cells, duplicates); every error names the
+        dataset, URI and column.
+    """
     if not isinstance(spec, DatasetSpec):
         spec = DatasetSpec.model_validate(spec)
     where = _where(name, spec)

@@ -7,7 +7,6 @@ Streaming reads hold one parse block (CSV) or one row group (Parquet) plus one o
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -26,10 +25,6 @@ CSV_BLOCK_BYTES = 128 << 10
 CSV_ROWS_PER_BLOCK = 16  # wide rows get a bigger block: a row must never straddle two
 PARQUET_ROW_GROUP = 64 * 1024
 PART_PREFIX = "part-"
-
-
-def _basename(path: str) -> str:
-    return posixpath.basename(path.rstrip("/").replace("\\", "/"))
 
 
 def _parts(fs: FileSystem, loc: Location) -> tuple[list[str], Format]:

@@ -127,8 +127,27 @@ def read_table(uri: str | os.PathLike[str], columns: list[str] | None = None,
                types: dict[str, str] | None = None) -> pd.DataFrame:
     """Read a whole table (or only ``columns``, in that order) into one DataFrame.
 
-    ``types`` maps columns to 'str' or 'int': read as declared, never inferred from the
-    values (a CSV id '00123' stays '00123' as 'str'; a value that does not fit is an error).
+    Parameters
+    ----------
+    uri : str or PathLike
+        A file or folder (CSV, Parquet; local or ``hdfs://``) or a SQLAlchemy URL with
+        ``?table=`` or ``?query=`` (docs/connectors.md).
+    columns : list of str or None, default None
+        The columns to read, in this order; None reads all.
+    types : dict of str to str or None, default None
+        Columns read as declared, 'str' or 'int', never inferred from the values (a CSV id
+        '00123' stays '00123' as 'str').
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table.
+
+    Raises
+    ------
+    DataError
+        The source cannot be read, a column is missing or a value does not fit its declared
+        type; the message names the (redacted) URI and the column.
     """
     loc = parse_uri(uri)
     columns, declared = _columns(columns), _types(types)
@@ -199,6 +218,21 @@ def open_writer(uri: str | os.PathLike[str], mode: Mode = "replace") -> TableWri
 
 
 def write_table(df: pd.DataFrame, uri: str | os.PathLike[str], mode: Mode = "replace") -> None:
-    """Write ``df`` (its index is not written) to ``uri``, replacing or appending."""
+    """Write ``df`` (its index is not written) to ``uri``, replacing or appending.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The rows to write.
+    uri : str or PathLike
+        Where, as in `read_table`.
+    mode : {"replace", "append"}, default "replace"
+        Replace the table or add to it.
+
+    Raises
+    ------
+    DataError
+        The sink cannot be written; the message names the (redacted) URI.
+    """
     with open_writer(uri, mode) as writer:
         writer.write(df)

@@ -208,8 +208,29 @@ def binary_metrics(
 ) -> dict[str, Any]:
     """Every scalar binary metric in one JSON-serializable dict.
 
-    `log_loss`, `brier` are None when the scores are not probabilities (a margin or a
-    credit score), rather than a number computed on a wrong scale.
+    Parameters
+    ----------
+    y_true : array-like
+        0/1 labels.
+    scores : array-like
+        One score per row (a probability, a margin or a credit score).
+    sample_weight : array-like or None, default None
+        Row weights.
+    threshold : float, default 0.5
+        The cut-off of the threshold metrics (precision, recall, ...).
+    n_bins : int, default 10
+        Bins of the binned KS.
+
+    Returns
+    -------
+    dict
+        AUC, KS and the other metrics; `log_loss` and `brier` are None when the scores are
+        not probabilities, rather than a number computed on a wrong scale.
+
+    Raises
+    ------
+    DataError
+        Labels or scores are invalid (lengths, non-binary labels, non-finite values).
     """
     y, s, w = check_binary(y_true, scores, sample_weight)
     curve = roc(y, s, w)

@@ -75,17 +75,53 @@ def evaluate_scores(
 ) -> dict[str, Any]:
     """Evaluate scores against labels; write metrics.json, PNG figures and report.html to out_dir.
 
-    `scores` is one score per row (binary; an (n, 2) probability matrix uses column 1) or an
-    (n, k > 2) probability matrix (multi-class, `classes` names its columns).
-    `reference_scores` (e.g. the training sample's scores, or last month's) adds the PSI of
-    `scores` against it. Binary scores also get: bootstrap confidence intervals of AUC and KS
-    (`n_bootstrap` resamples, 0 for none) and the metrics at three cut-offs. With
-    `train_labels` and `train_scores`: train vs test metrics, and the training scores are the
-    PSI reference unless `reference_scores` is given; `scoring_scores` (a later batch
-    scoring) adds its PSI against the training scores. `run` (the job's metadata) opens the
-    report; `explanations` (named tables: the guest's coefficients, IV) close it.
-    Returns the dict written to metrics.json: the scalar metrics at top level, binned tables
-    under "tables", written files under "files".
+    Binary scores also get bootstrap confidence intervals of AUC and KS and the metrics at
+    three cut-offs.
+
+    Parameters
+    ----------
+    y_true : array-like
+        The labels.
+    scores : array-like
+        One score per row (binary; an (n, 2) probability matrix uses column 1) or an
+        (n, k > 2) probability matrix (multi-class, `classes` names its columns).
+    out_dir : str or Path
+        Where metrics.json, the PNG figures and report.html go (created if missing).
+    sample_weight : array-like or None, default None
+        Row weights.
+    reference_scores, reference_weight : array-like or None, default None
+        A reference sample (e.g. the training scores, or last month's): adds the PSI of
+        `scores` against it.
+    threshold : float, default 0.5
+        The cut-off of the threshold metrics.
+    n_bins : int, default 10
+        Bins of the lift, gain, calibration and PSI tables.
+    title : str, default "Model evaluation"
+        The report's title.
+    classes : sequence or None, default None
+        Names of the columns of a multi-class matrix.
+    train_labels, train_scores : array-like or None, default None
+        Train vs test metrics; the training scores are the PSI reference unless
+        `reference_scores` is given.
+    scoring_scores : array-like or None, default None
+        A later batch scoring: adds its PSI against the training scores.
+    run : mapping or None, default None
+        The job's metadata, which opens the report.
+    explanations : mapping of str to DataFrame or None, default None
+        Named tables (the guest's coefficients, IV) that close the report.
+    n_bootstrap : int, default 200
+        Bootstrap resamples of the confidence intervals; 0 for none.
+
+    Returns
+    -------
+    dict
+        What metrics.json holds: the scalar metrics at top level, binned tables under
+        "tables", written files under "files".
+
+    Raises
+    ------
+    DataError
+        Labels and scores do not match (lengths, classes, non-finite values).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Each party sees its own features only: the guest's coefficients and the IV of its own columns
 by name; a host's IV reaches the guest under anonymous column names (x0, x1, ...), the host
-keeps the names (see vfl.algorithms.woe).
+keeps the names (see vfl.preprocessing.woe).
 """
 
 from __future__ import annotations

@@ -119,6 +119,20 @@ class ServingConfig(Strict):
 
 
 class PartyConfig(Strict):
+    """One organization's config (``bank.yaml``, ``partner.yaml``); see the README's
+    configuration reference for every field. Load it with `load_party_config`.
+
+    Attributes
+    ----------
+    name : str
+        The party's name, the CN of its certificate.
+    listen : str
+        The address its service listens on.
+    tls, peers, datasets, preprocessing, store, policy, timeouts, serving
+        Its certificates, peers' addresses, datasets, preprocessing per dataset, store,
+        policy, timeouts and served models.
+    """
+
     name: str = Field(pattern=NAME_PATTERN)
     listen: str = "127.0.0.1:50051"
     tls: TlsConfig | None = None
@@ -258,8 +272,28 @@ def resolve_uri(base: Path, uri: str) -> str:
 
 
 def load_party_config(path: str | Path, *, datasets: bool = True) -> PartyConfig:
-    """The party's config; ``datasets=False`` leaves out `datasets` and `preprocessing` (for
-    commands that only read the store or reach peers: no dataset credential is needed)."""
+    """Load and validate one party's config (``bank.yaml``, ``partner.yaml``).
+
+    Relative paths are resolved against the file's folder and ``${NAME}`` from the environment.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+    datasets : bool, default True
+        False leaves out `datasets` and `preprocessing` (for commands that only read the store
+        or reach peers: no dataset credential is needed).
+
+    Returns
+    -------
+    PartyConfig
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or invalid; the message names the file and the field.
+    """
     path = Path(path)
     skip = () if datasets else ("datasets", "preprocessing")
     config = parse(PartyConfig, read_yaml(path, skip), str(path))

@@ -57,7 +57,37 @@ class _StepLogger(_LoggerAdapter):
 
 @dataclass(frozen=True)
 class Context:
-    """One party's view of one job (or one step of it: see `child`)."""
+    """One party's view of one job (or one step of it: see `child`).
+
+    A role function gets one as its first argument, from `simulate` or a party service, and
+    talks to its peers only through it (`send`, `recv`, `broadcast`).
+
+    Parameters
+    ----------
+    name : str
+        This party.
+    job_id : str
+        The job; every message tag is scoped by it and by `scope`.
+    roles : dict of str to str
+        Every party of the job and its role ("guest" or "host"); exactly one guest.
+    channel : Channel
+        The transport (in-process in a simulation, gRPC between services).
+    scope : tuple of str, default ()
+        The step this context belongs to.
+    timeout : float
+        Seconds `recv` waits by default.
+    executor : Executor or None, default None
+        The process pool for this party's crypto.
+    on_progress : callable or None, default None
+        Receives `progress` events.
+    max_message_bytes : int
+        The largest encoded message sent or accepted.
+
+    Raises
+    ------
+    ValueError
+        `name` is not in `roles`, a role is unknown, or there is not exactly one guest.
+    """
 
     name: str
     job_id: str
@@ -116,11 +146,56 @@ class Context:
             )
 
     def send(self, peer: str, tag: str, obj: Any) -> None:
+        """Send a codec value (numbers, strings, arrays, dicts, lists; never pickled) to a peer.
+
+        Parameters
+        ----------
+        peer : str
+            A party of the job other than this one.
+        tag : str
+            The message's name within this step.
+        obj : Any
+            The value.
+
+        Raises
+        ------
+        ProtocolError
+            `peer` is not a peer of this party in the job.
+        CodecError
+            `obj` is not a codec value or its encoding exceeds `max_message_bytes`.
+        """
         self._check_peer(peer)
         payload = codec.encode(obj, self.max_message_bytes)
         self.channel.send(self.name, peer, self._key(tag), payload)
 
     def recv(self, peer: str, tag: str, timeout: float | None = None) -> Any:
+        """Wait for the value `peer` sent under `tag` at this step.
+
+        Parameters
+        ----------
+        peer : str
+            A party of the job other than this one.
+        tag : str
+            The message's name within this step.
+        timeout : float or None, default None
+            Seconds to wait; None uses the context's `timeout`.
+
+        Returns
+        -------
+        Any
+            The decoded value (validate it before use: it comes from another organization).
+
+        Raises
+        ------
+        ProtocolError
+            `peer` is not a peer of this party in the job.
+        PeerTimeoutError
+            Nothing arrived in time.
+        PeerError
+            The peer failed or went away.
+        CodecError
+            The message is malformed.
+        """
         self._check_peer(peer)
         wait = self.timeout if timeout is None else timeout
         where = f"'{tag}' from peer '{peer}' at step '{self.step}' of job '{self.job_id}'"

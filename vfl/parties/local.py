@@ -59,8 +59,35 @@ def simulate(
 ) -> dict[str, Any]:
     """Run `fn(ctx, **kwargs)` for every party in its own thread; return each party's result.
 
-    If a role raises, its peers are released at once and the first failure is re-raised
-    (the root cause, not the peers' consequent "peer failed" errors).
+    Parameters
+    ----------
+    parties : dict of str to (callable, dict)
+        Each party's role function and its keyword arguments.
+    roles : dict of str to str
+        Each party's role, "guest" or "host" (the same keys as `parties`).
+    job_id : str or None, default None
+        The job id every context carries; None makes a fresh ``sim-...`` id.
+    timeout : float
+        Seconds a party waits for a message before it fails.
+    executor : Executor or None, default None
+        The process pool the parties' crypto runs on; None uses the shared one.
+    channel : InProcessChannel or None, default None
+        The channel between the parties; None makes one (pass one to inspect the messages).
+    on_progress : callable or None, default None
+        Receives every party's progress events.
+
+    Returns
+    -------
+    dict of str to Any
+        What each party's function returned, by party name.
+
+    Raises
+    ------
+    ValueError
+        `parties` and `roles` name different parties.
+    Exception
+        If a role raises, its peers are released at once and the first failure is re-raised
+        (the root cause, not the peers' consequent "peer failed" errors).
     """
     if set(parties) != set(roles):
         raise ValueError(f"parties {sorted(parties)} and roles {sorted(roles)} differ")

@@ -1,4 +1,4 @@
-"""ECDH-PSI on X25519 (DESIGN section 3), guest and host side by side.
+"""ECDH-PSI on X25519 (docs/protocols.md §2), guest and host side by side.
 
 With ``u(x) = SHA-256(domain || s || x)``, secret scalars ``a`` (guest) and ``b`` (host) and
 ``X25519(k, .)`` written ``k.``, the messages of one guest-host pair are:

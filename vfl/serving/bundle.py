@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.algorithms.preprocessing import PartyPreprocessor
 from vfl.errors import DataError
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 BUNDLE_FILE = "bundle.json"
 PART_DIR = "part"

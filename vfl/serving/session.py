@@ -1,7 +1,7 @@
 """Partials over a job's context: the guest asks for a chunk of ids, each host answers.
 
 Used by the batch scoring step of a job, so it runs the same in simulation and across party
-services. The host learns which ids are asked (DESIGN's leakage table: inference); the guest
+services. The host learns which ids are asked (docs/protocols.md §8); the guest
 learns each host's contribution per found id, and which ids a host lacks.
 """
 

@@ -112,13 +112,22 @@ def woe_table(column: str, counts: np.ndarray, events: np.ndarray,
 
 @dataclass
 class WoeReport:
-    """WOE per bin (`table`, one row per column and bin) and IV per column (`iv`)."""
+    """WOE/IV of a set of columns.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        WOE per bin: one row per column and bin.
+    iv : pandas.Series
+        IV per column.
+    """
 
     table: pd.DataFrame
     iv: pd.Series
 
     @classmethod
     def from_tables(cls, tables: list[pd.DataFrame]) -> WoeReport:
+        """The report of per-column tables (`woe_table`), IV summed per column."""
         table = pd.concat(tables, ignore_index=True)
         iv = table.groupby("column", sort=False)["iv"].sum().rename("iv")
         return cls(table, iv)

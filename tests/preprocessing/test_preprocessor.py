@@ -16,13 +16,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from vfl.algorithms.preprocessing import (
+from vfl.errors import ConfigError, DataError
+from vfl.preprocessing.preprocessor import (
     META_FILE,
     MODEL_FILE,
     PartyPreprocessor,
     PreprocessingConfig,
 )
-from vfl.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ FULL = {
 def test_numeric_group_matches_direct_computation_with_training_statistics():
     df = raw_frame()
     train, test = df.iloc[:300], df.iloc[300:]
-    prep = PartyPreprocessor({"numeric": FULL["numeric"]}).fit(train)
+    prep = PartyPreprocessor(config={"numeric": FULL["numeric"]}).fit(train)
     out = prep.transform(test)
 
     assert list(out.columns) == ["numeric__age", "numeric__amount",
@@ -77,7 +77,7 @@ def test_numeric_group_matches_direct_computation_with_training_statistics():
 @pytest.mark.parametrize("scale", ["minmax", "robust"])
 def test_other_scalers(scale):
     df = raw_frame().dropna(subset=["age"])
-    out = PartyPreprocessor({"numeric": {"columns": ["amount"], "scale": scale}}).fit_transform(df)
+    out = PartyPreprocessor(config={"numeric": {"columns": ["amount"], "scale": scale}}).fit_transform(df)
     x = df["amount"].to_numpy()
     if scale == "minmax":
         expected = (x - x.min()) / (x.max() - x.min())
@@ -89,7 +89,7 @@ def test_other_scalers(scale):
 
 def test_categorical_onehot_imputes_and_handles_unknown_values():
     df = raw_frame()
-    prep = PartyPreprocessor({"categorical": FULL["categorical"]}).fit(df)
+    prep = PartyPreprocessor(config={"categorical": FULL["categorical"]}).fit(df)
     assert prep.schema_["city"].categories == ["lyon", "nice", "paris"]
     assert prep.schema_["sex"].categories == [1.0, 2.0]
     mode = df["city"].mode()[0]
@@ -104,7 +104,7 @@ def test_categorical_onehot_imputes_and_handles_unknown_values():
 def test_unknown_category_raises_naming_column_and_value_when_configured():
     df = raw_frame()
     spec = {"categorical": {**FULL["categorical"], "handle_unknown": "error"}}
-    prep = PartyPreprocessor(spec).fit(df)
+    prep = PartyPreprocessor(config=spec).fit(df)
     bad = df.iloc[:5].copy()
     bad.loc[bad.index[2], "city"] = "rome"
     with pytest.raises(DataError, match=r"column 'city'.*'rome'"):
@@ -119,7 +119,7 @@ def test_ordinal_encoding_maps_unknown_to_minus_one():
     df = raw_frame()
     spec = {"categorical": {"columns": ["city"], "encode": "ordinal", "impute": "constant",
                             "fill_value": "unknown", "handle_unknown": "ignore"}}
-    prep = PartyPreprocessor(spec).fit(df)
+    prep = PartyPreprocessor(config=spec).fit(df)
     out = prep.transform(pd.DataFrame({"city": ["lyon", "nice", "paris", None, "rome"]}))
     # categories sorted: lyon, nice, paris, unknown (the fill value seen at fit)
     assert out["categorical__city"].tolist() == [0.0, 1.0, 2.0, 3.0, -1.0]
@@ -129,7 +129,7 @@ def test_ordinal_encoding_maps_unknown_to_minus_one():
 def test_binning(strategy):
     df = raw_frame(1000)
     spec = {"binning": {"columns": ["amount"], "n_bins": 5, "strategy": strategy}}
-    out = PartyPreprocessor(spec).fit_transform(df)["binning__amount"].to_numpy()
+    out = PartyPreprocessor(config=spec).fit_transform(df)["binning__amount"].to_numpy()
     x = df["amount"].to_numpy()
     if strategy == "quantile":
         assert np.bincount(out.astype(int)).tolist() == [200] * 5
@@ -142,7 +142,7 @@ def test_binning(strategy):
 
 def test_schema_errors_name_the_column():
     df = raw_frame()
-    prep = PartyPreprocessor(FULL).fit(df)
+    prep = PartyPreprocessor(config=FULL).fit(df)
     with pytest.raises(DataError, match=r"missing column\(s\) \['city'\]"):
         prep.transform(df.drop(columns=["city"]))
     drift = df.assign(amount=df["amount"].astype(str))
@@ -159,26 +159,26 @@ def test_schema_errors_name_the_column():
 def test_missing_values_without_an_imputer_are_refused():
     df = raw_frame()
     with pytest.raises(DataError, match=r"column 'age' has \d+ missing value\(s\) but group 'numeric'"):
-        PartyPreprocessor({"numeric": {"columns": ["age"], "scale": "standard"}}).fit(df)
+        PartyPreprocessor(config={"numeric": {"columns": ["age"], "scale": "standard"}}).fit(df)
     complete = df.dropna()
-    prep = PartyPreprocessor({"numeric": {"columns": ["age"]},
+    prep = PartyPreprocessor(config={"numeric": {"columns": ["age"]},
                               "categorical": {"columns": ["city"]}}).fit(complete)
     with pytest.raises(DataError, match=r"column 'city' has 1 missing value"):
         prep.transform(complete.iloc[:3].assign(city=["lyon", None, "nice"]))
     with pytest.raises(DataError, match=r"column 'city' is .*, not numeric; group 'numeric'"):
-        PartyPreprocessor({"numeric": {"columns": ["city"]}}).fit(df.dropna())
+        PartyPreprocessor(config={"numeric": {"columns": ["city"]}}).fit(df.dropna())
 
 
 def test_extra_columns_are_ignored_and_order_does_not_matter():
     df = raw_frame()
-    prep = PartyPreprocessor(FULL).fit(df)
+    prep = PartyPreprocessor(config=FULL).fit(df)
     shuffled = df[["city", "amount", "sex", "age"]].assign(other="x")
     assert np.array_equal(prep.transform(shuffled).to_numpy(), prep.transform(df).to_numpy())
 
 
 def test_config_validation_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"groups\.numeric\.numeric\.scale"):
-        PartyPreprocessor({"numeric": {"columns": ["a"], "scale": "zscore"}}).fit(raw_frame())
+        PartyPreprocessor(config={"numeric": {"columns": ["a"], "scale": "zscore"}}).fit(raw_frame())
     with pytest.raises(ConfigError, match=r"groups\.numeric\.numeric\.colums: Extra inputs"):
         PreprocessingConfig.parse({"numeric": {"colums": ["a"]}})
     with pytest.raises(ConfigError, match="indicator: true needs an imputer"):
@@ -200,27 +200,27 @@ def test_config_validation_names_the_field(tmp_path):
     cfg = PreprocessingConfig.from_yaml(path, key="preprocessing")
     assert [g.kind for g in cfg.groups.values()] == ["numeric", "categorical", "binning"]
     assert cfg.columns == ["amount", "city", "age"]
-    out = PartyPreprocessor(cfg).fit_transform(raw_frame())
+    out = PartyPreprocessor(config=cfg).fit_transform(raw_frame())
     assert out.columns.tolist() == ["amounts__amount", "categorical__city", "binning__age"]
 
 
 def test_usable_as_a_step_of_a_sklearn_pipeline():
     df = raw_frame()
     y = (df["amount"] > df["amount"].median()).astype(int)
-    model = Pipeline([("prep", PartyPreprocessor(FULL)), ("lr", LogisticRegression())])
+    model = Pipeline([("prep", PartyPreprocessor(config=FULL)), ("lr", LogisticRegression())])
     assert model.fit(df, y).score(df, y) > 0.9
 
 
 def test_saved_preprocessor_replays_bit_identically_in_a_fresh_process(tmp_path):
     df = raw_frame(600)
     train, serve = df.iloc[:500], df.iloc[400:]  # overlapping and unseen rows
-    prep = PartyPreprocessor(FULL).fit(train)
+    prep = PartyPreprocessor(config=FULL).fit(train)
     expected = prep.transform(serve)
     prep.save(tmp_path / "model")
     serve.to_parquet(tmp_path / "rows.parquet")
     code = textwrap.dedent(f"""
         import numpy as np, pandas as pd
-        from vfl.algorithms.preprocessing import PartyPreprocessor
+        from vfl.preprocessing.preprocessor import PartyPreprocessor
         prep = PartyPreprocessor.load({str(tmp_path / "model")!r})
         out = prep.transform(pd.read_parquet({str(tmp_path / "rows.parquet")!r}))
         np.save({str(tmp_path / "out.npy")!r}, out.to_numpy())
@@ -239,7 +239,7 @@ def test_saved_preprocessor_replays_bit_identically_in_a_fresh_process(tmp_path)
 
 
 def test_load_refuses_tampered_or_foreign_files(tmp_path):
-    prep = PartyPreprocessor(FULL).fit(raw_frame())
+    prep = PartyPreprocessor(config=FULL).fit(raw_frame())
     prep.save(tmp_path)
     loaded = PartyPreprocessor.load(tmp_path)
     assert loaded.schema_ == prep.schema_ and loaded.feature_names_out_ == prep.feature_names_out_
@@ -254,3 +254,31 @@ def test_load_refuses_tampered_or_foreign_files(tmp_path):
         PartyPreprocessor.load(tmp_path)
     with pytest.raises(DataError, match="cannot read a saved preprocessor"):
         PartyPreprocessor.load(tmp_path / "nowhere")
+
+
+def test_the_preprocessors_follow_the_scikit_learn_api():
+    from sklearn.base import clone
+
+    from vfl.preprocessing.preprocessor import QuantileClipper
+
+    prep = PartyPreprocessor(config=FULL)
+    assert prep.get_params() == {"config": FULL}
+    twin = clone(prep)
+    assert twin.config == FULL and twin.config is not FULL
+    fitted = prep.fit(raw_frame())
+    assert hasattr(fitted, "transformer_") and not hasattr(clone(fitted), "transformer_")
+    pd.testing.assert_frame_equal(clone(fitted).fit(raw_frame()).transform(raw_frame()),
+                                  fitted.transform(raw_frame()))
+    only_amount = {"numeric": {"columns": ["amount"]}}
+    assert twin.set_params(config=only_amount).fit(raw_frame()).feature_names_out_ == ["numeric__amount"]
+    with pytest.raises(TypeError):
+        PartyPreprocessor(FULL)  # keyword-only
+
+    clipper = QuantileClipper(low=0.1, high=0.8)
+    assert clone(clipper).get_params() == {"low": 0.1, "high": 0.8}
+    assert clipper.set_params(high=0.9).high == 0.9
+    # the clipper nested in a fitted pipeline is reachable through deep params
+    nested = {k: v for k, v in fitted.transformer_.get_params().items() if k.endswith("clip__low")}
+    assert nested == {"numeric__clip__low": 0.05}
+    with pytest.raises(TypeError):
+        QuantileClipper(0.1, 0.9)  # keyword-only

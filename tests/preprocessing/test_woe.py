@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vfl.algorithms import woe
 from vfl.crypto import EncryptedArray, PaillierPublicKey
 from vfl.errors import DataError, ProtocolError
 from vfl.net.codec import decode
 from vfl.parties import simulate
 from vfl.parties.local import InProcessChannel
+from vfl.preprocessing import woe
 
 ROLES = {"bank": "guest", "shop": "host", "telco": "host"}
 

@@ -9,7 +9,7 @@ Each party declares column groups (in YAML or Python)::
                   handle_unknown: ignore}
     binned:      {kind: binning, columns: [AGE], n_bins: 10, strategy: quantile}
 
-and `PartyPreprocessor(config)` turns them into one scikit-learn `ColumnTransformer`. The
+and `PartyPreprocessor(config=config)` turns them into one scikit-learn `ColumnTransformer`. The
 schema seen at fit (`schema_`) is enforced on every later batch, so drifted input raises a
 `DataError` naming the column instead of producing a silently wrong score. Nothing here ever
 leaves the party: it is saved locally (skops, a format that refuses unexpected types, plus a
@@ -42,8 +42,8 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vfl.algorithms.schema import NUMERIC, STRING, Schema
 from vfl.errors import ConfigError, DataError
+from vfl.preprocessing.schema import NUMERIC, STRING, Schema
 
 # ---------------------------------------------------------------------------------------------
 # configuration
@@ -112,7 +112,20 @@ KINDS = ("numeric", "categorical", "binning")
 
 
 class PreprocessingConfig(BaseModel):
-    """Named column groups; a group's `kind` defaults to its name when that is a kind."""
+    """A party's preprocessing: named column groups (docs/preprocessing.md).
+
+    Parameters
+    ----------
+    groups : dict of str to group
+        Each group's settings; a group's `kind` ("numeric", "categorical", "binning")
+        defaults to its name when that is a kind. The bare ``{name: group}`` form is accepted.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        An invalid config (`parse` and `from_yaml` turn it into a `ConfigError` naming the
+        source and the field).
+    """
 
     model_config = ConfigDict(extra="forbid")
     groups: dict[str, Group] = Field(min_length=1)
@@ -147,7 +160,25 @@ class PreprocessingConfig(BaseModel):
 
     @classmethod
     def parse(cls, spec: Any, *, source: str = "preprocessing config") -> PreprocessingConfig:
-        """Validate a dict (or a config); errors name the source and the field."""
+        """Validate a dict (or a config).
+
+        Parameters
+        ----------
+        spec : PreprocessingConfig or dict
+            The column groups (docs/preprocessing.md).
+        source : str, default "preprocessing config"
+            What the errors name as the config's origin.
+
+        Returns
+        -------
+        PreprocessingConfig
+            The validated config (`spec` itself when it is one).
+
+        Raises
+        ------
+        ConfigError
+            The spec is invalid; the message names the source and the field.
+        """
         if isinstance(spec, cls):
             return spec
         try:
@@ -161,7 +192,25 @@ class PreprocessingConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path, key: str | None = None) -> PreprocessingConfig:
-        """Read the config from a YAML file (optionally from one top-level `key` of it)."""
+        """Read the config from a YAML file.
+
+        Parameters
+        ----------
+        path : str or Path
+            The YAML file.
+        key : str or None, default None
+            A top-level field holding the config (e.g. "preprocessing" in a party config).
+
+        Returns
+        -------
+        PreprocessingConfig
+            The validated config.
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read, has no field `key`, or the config is invalid.
+        """
         try:
             data = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as exc:
@@ -178,9 +227,15 @@ class PreprocessingConfig(BaseModel):
 
 
 class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Clip each column to its [low, high] quantiles learned at fit (NaN passes through)."""
+    """Clip each column to its [low, high] quantiles learned at fit (NaN passes through).
 
-    def __init__(self, low: float = 0.01, high: float = 0.99) -> None:
+    Parameters
+    ----------
+    low, high : float, default 0.01 and 0.99
+        The quantiles (in [0, 1]) each column is clipped to.
+    """
+
+    def __init__(self, *, low: float = 0.01, high: float = 0.99) -> None:
         self.low = low
         self.high = high
 
@@ -216,7 +271,7 @@ def _branch(group: NumericGroup | CategoricalGroup | BinningGroup) -> Pipeline |
     steps: list[tuple[str, Any]] = []
     if isinstance(group, NumericGroup):
         if group.clip is not None:
-            steps.append(("clip", QuantileClipper(*group.clip)))
+            steps.append(("clip", QuantileClipper(low=group.clip[0], high=group.clip[1])))
         if group.impute is not None:
             steps.append(("impute", _imputer(group.impute, group.fill_value)))
         if group.scale is not None:
@@ -284,16 +339,49 @@ def _json_value(v: Any) -> Any:
 class PartyPreprocessor(TransformerMixin, BaseEstimator):
     """One party's feature preprocessing over its own columns (a scikit-learn transformer).
 
-    `config` is a `PreprocessingConfig`, or the dict/YAML form it validates. Learned:
-    `config_`, `schema_` (columns, dtypes, categories at fit), `transformer_` (the fitted
-    ColumnTransformer) and `feature_names_out_`.
+    Parameters
+    ----------
+    config : PreprocessingConfig or dict or None, default None
+        The pipeline: a `PreprocessingConfig`, or the dict form it validates (docs/preprocessing.md).
+
+    Attributes
+    ----------
+    config_ : PreprocessingConfig
+        The validated configuration.
+    schema_ : Schema
+        Columns, dtypes and categories seen at fit.
+    transformer_ : sklearn.compose.ColumnTransformer
+        The fitted transformer.
+    feature_names_out_ : list of str
+        Names of the output columns.
     """
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, *, config: Any = None) -> None:
         self.config = config
 
     # --- fit / transform --------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> PartyPreprocessor:
+        """Learn the pipeline on this party's training rows and record their schema.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The party's raw columns (at least those the config names).
+        y : ignored
+            Present for scikit-learn pipelines.
+
+        Returns
+        -------
+        PartyPreprocessor
+            self, fitted.
+
+        Raises
+        ------
+        ConfigError
+            The config is invalid or does not suit the data's column kinds.
+        DataError
+            A configured column is missing, or has missing values and no imputer.
+        """
         cfg = PreprocessingConfig.parse(self.config)
         schema = check_input(cfg, X, "fit")
         self.config_, self.schema_ = cfg, schema
@@ -311,7 +399,25 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """float64 features with named columns and the input's index; drift -> DataError."""
+        """Apply the fitted pipeline.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Rows with the columns seen at fit.
+
+        Returns
+        -------
+        pandas.DataFrame
+            float64 features with named columns (`feature_names_out_`) and the input's index.
+
+        Raises
+        ------
+        DataError
+            The input drifted from the schema seen at fit (a column missing or of another
+            kind, an unknown category where the config refuses them); the message names the
+            column.
+        """
         check_is_fitted(self, "transformer_")
         self.schema_.check(X, where="transform")
         data = self._prepare(X, "transform")
@@ -324,6 +430,18 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The output column names (scikit-learn's convention).
+
+        Parameters
+        ----------
+        input_features : ignored
+            Present for scikit-learn.
+
+        Returns
+        -------
+        numpy.ndarray
+            `feature_names_out_` as an object array.
+        """
         check_is_fitted(self, "transformer_")
         return np.asarray(self.feature_names_out_, dtype=object)
 
@@ -379,7 +497,13 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
 
     # --- persistence (local only: never sent to a peer) -------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write `preprocessor.skops` and `preprocessor.json` (config, schema, digest)."""
+        """Write `preprocessor.skops` and `preprocessor.json` (config, schema, digest).
+
+        Parameters
+        ----------
+        directory : str or Path
+            The folder (created if missing).
+        """
         import skops.io as sio  # only where models are saved or loaded: slow to import
 
         check_is_fitted(self, "transformer_")
@@ -399,7 +523,24 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | Path) -> PartyPreprocessor:
-        """Read what `save` wrote; a tampered, foreign or corrupted file raises DataError."""
+        """Read what `save` wrote.
+
+        Parameters
+        ----------
+        directory : str or Path
+            The folder `save` wrote to.
+
+        Returns
+        -------
+        PartyPreprocessor
+            The fitted preprocessor, replaying exactly what was saved.
+
+        Raises
+        ------
+        DataError
+            A file is missing, tampered, foreign (unexpected types) or corrupted, or was saved
+            with another scikit-learn version.
+        """
         import skops.io as sio
 
         d = Path(directory)
@@ -420,7 +561,7 @@ class PartyPreprocessor(TransformerMixin, BaseEstimator):
         untrusted = set(sio.get_untrusted_types(data=blob))
         if untrusted - TRUSTED_TYPES:
             raise DataError(f"{d / MODEL_FILE}: refusing unexpected types {sorted(untrusted - TRUSTED_TYPES)}")
-        obj = cls(PreprocessingConfig.parse(meta["config"], source=str(d / META_FILE)))
+        obj = cls(config=PreprocessingConfig.parse(meta["config"], source=str(d / META_FILE)))
         obj.config_ = obj.config
         obj.schema_ = Schema.from_dict(meta["schema"])
         obj.transformer_ = sio.loads(blob, trusted=sorted(untrusted))

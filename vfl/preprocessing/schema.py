@@ -30,6 +30,8 @@ def kind_of(series: pd.Series) -> str:
 
 @dataclass
 class ColumnSchema:
+    """One column as fit saw it: name, pandas dtype, kind, missing count, categories."""
+
     name: str
     dtype: str
     kind: str
@@ -39,12 +41,32 @@ class ColumnSchema:
 
 @dataclass
 class Schema:
-    """What `fit` saw; `check` rejects a batch that does not match it."""
+    """What `fit` saw; `check` rejects a batch that does not match it.
+
+    Parameters
+    ----------
+    columns : list of ColumnSchema
+        The columns, in order.
+    """
 
     columns: list[ColumnSchema] = field(default_factory=list)
 
     @classmethod
     def record(cls, df: pd.DataFrame, columns: Iterable[str]) -> Schema:
+        """The schema of `columns` of `df`.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The rows fit sees.
+        columns : iterable of str
+            The columns to record.
+
+        Returns
+        -------
+        Schema
+            Their dtypes, kinds and missing counts (categories are added by the caller).
+        """
         out = []
         for name in columns:
             s = df[name]
@@ -59,10 +81,25 @@ class Schema:
 
     @property
     def names(self) -> list[str]:
+        """The column names, in order."""
         return [c.name for c in self.columns]
 
     def check(self, df: pd.DataFrame, *, where: str = "input") -> None:
-        """Missing columns, dtype drift and non-finite numbers raise a DataError."""
+        """Check a later batch against the schema.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The batch.
+        where : str, default "input"
+            What the errors name as the batch.
+
+        Raises
+        ------
+        DataError
+            A column is missing, arrived with another kind of dtype, or has infinite values;
+            the message names the column.
+        """
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
         missing = [c for c in self.names if c not in df.columns]
@@ -84,8 +121,10 @@ class Schema:
                     raise DataError(f"{where}: column '{col.name}' has {n_inf} infinite value(s)")
 
     def to_dict(self) -> dict[str, Any]:
+        """The schema as JSON-ready data (what a saved preprocessor writes)."""
         return {"columns": [asdict(c) for c in self.columns]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Schema:
+        """The schema `to_dict` wrote."""
         return cls([ColumnSchema(**c) for c in d["columns"]])
