@@ -59,11 +59,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def with_key_bits(job: JobConfig, bits: int) -> JobConfig:
     """`job` with HE-LR keys of `bits` bits (warned about below 2048: not for production)."""
+    from vfl.algorithms import registry
     from vfl.errors import ConfigError
 
     train = job.steps.train
-    if train is None or train.algorithm != "hetero_lr":
-        raise ConfigError("--key-bits: the job has no hetero_lr train step")
+    if train is None or not registry.get(train.algorithm).accepts_key_bits:
+        takers = " or ".join(n for n in registry.names() if registry.get(n).accepts_key_bits)
+        raise ConfigError(f"--key-bits: the job has no {takers} train step")
     if bits < 2048:
         print(FAST_KEY_BITS_WARNING.format(bits=bits), file=sys.stderr)
     steps = job.steps.model_copy(update={"train": train.model_copy(

@@ -1,8 +1,8 @@
-"""The train step of a job: one entry per side for every algorithm a job can name.
+"""The train step of a job: one entry per side, for whichever registered algorithm it names.
 
-The guest's hyper-parameters come from the job spec; the host's settings (its own bottom
-model, whether its policy allows insecure modes) come from its own party config, never from
-the guest. The split NN (and torch) is imported only when a job trains or serves one.
+The guest's hyper-parameters come from the job spec; the host's settings (its own model,
+whether its policy allows insecure modes) come from its own party config, never from the
+guest. Each algorithm is looked up in `vfl.algorithms.registry`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from vfl.algorithms import hetero_lr
+from vfl.algorithms import registry
+from vfl.algorithms.registry import GuestEstimator, HostSettings
 from vfl.config import TrainStep
-from vfl.errors import ConfigError
 from vfl.parties.context import Context
 from vfl.parties.runtime import PartyRuntime
 
@@ -25,7 +25,7 @@ class GuestModel:
     """The guest's trained estimator and its servable part."""
 
     algorithm: str
-    estimator: Any
+    estimator: GuestEstimator
 
     @property
     def part(self) -> Any:
@@ -44,49 +44,25 @@ class HostModel:
     part: Any
 
     def predict(self, ctx: Context, X: np.ndarray) -> None:
-        if self.algorithm == "hetero_lr":
-            hetero_lr.host_predict(ctx, X, self.part)
-        elif self.algorithm == "split_nn":
-            from vfl.algorithms import split_nn
-
-            split_nn.host_predict(ctx, X, self.part)
+        registry.get(self.algorithm).host_predict(ctx, X, self.part)
 
 
 def guest_fit(
     ctx: Context, step: TrainStep, X: np.ndarray, y: np.ndarray, checkpoint_dir: Path
 ) -> GuestModel:
-    if step.algorithm == "hetero_lr":
-        try:
-            estimator = hetero_lr.HeteroLogisticRegression(**step.params, checkpoint_dir=checkpoint_dir)
-        except TypeError as exc:
-            raise ConfigError(f"steps.train.params: {exc}") from None
-        return GuestModel(step.algorithm, estimator.fit(ctx, X, y))
-    if step.algorithm == "split_nn":
-        from vfl.algorithms import split_nn
-
-        nn_guest = split_nn.SplitNNClassifier.from_params(
-            step.params, X.shape[1], checkpoint_dir=checkpoint_dir)
-        return GuestModel(step.algorithm, nn_guest.fit(ctx, X, y))
-    raise ConfigError(f"steps.train.algorithm: '{step.algorithm}' is not available")
+    """Train the job's algorithm as the guest with the job's params."""
+    algorithm = registry.get(step.algorithm)
+    return GuestModel(step.algorithm, algorithm.guest_fit(ctx, step.params, X, y, checkpoint_dir))
 
 
 def host_fit(
     ctx: Context, step: TrainStep, X: np.ndarray, party: PartyRuntime, checkpoint_dir: Path
 ) -> HostModel:
-    if step.algorithm == "hetero_lr":
-        part = hetero_lr.host_fit(
-            ctx, X, checkpoint_dir=checkpoint_dir,
-            policy_allows_insecure=party.config.policy.allow_insecure,
-        )
-        return HostModel(step.algorithm, part)
-    if step.algorithm == "split_nn":
-        from vfl.algorithms import split_nn
-
-        # the bottom model is the host's own (its party config), never the guest's choice
-        nn_part = split_nn.host_fit(
-            ctx, X, party.config.models.get("split_nn"),
-            f"party '{party.name}' config: models.split_nn", checkpoint_dir=checkpoint_dir,
-            allow_plain=party.config.policy.allow_insecure,
-        )
-        return HostModel(step.algorithm, nn_part)
-    raise ConfigError(f"steps.train.algorithm: '{step.algorithm}' is not available")
+    """Train the job's algorithm as a host with this party's own settings and policy."""
+    settings = HostSettings(
+        model=party.config.models.get(step.algorithm),
+        where=f"party '{party.name}' config: models.{step.algorithm}",
+        allow_insecure=party.config.policy.allow_insecure,
+    )
+    part = registry.get(step.algorithm).host_fit(ctx, X, settings, checkpoint_dir)
+    return HostModel(step.algorithm, part)
