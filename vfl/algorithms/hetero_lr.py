@@ -41,9 +41,9 @@ from vfl.algorithms.optim import (
     epoch_batches,
     smallest_batch,
 )
+from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
-from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties.context import Context
 from vfl.progress import REPEATS_PROGRESS
 
@@ -366,12 +366,14 @@ class HeteroLogisticRegression:
         init = np.r_[self.coef_, self.intercept_] if warm else np.zeros(Xa.shape[1])
         penalized = np.r_[np.ones(Xg.shape[1]), 0.0]
         state = _TrainState(init, init.copy(), Optimizer(plan.optimizer, Xa.shape[1], penalized))
-        meta: dict[str, Any] = {"history": [], "best_score": None, "best_epoch": -1, "bad_epochs": 0}
+        meta: dict[str, Any] = {"history": []}
+        validator = EpochValidator(self.validation_metric, self.patience if plan.early_stopping else None)
         if ckpt is not None:
             ckpt.discard_after(last)
         if last >= 0 and ckpt is not None:
             arrays, meta = ckpt.load(last)
             state.load(arrays)
+            validator.load_state(meta["validation"])
             ctx.log.info(f"resuming hetero LR after epoch {last + 1} from {ckpt.directory}")
         stopped = bool(meta["history"]) and meta["history"][-1]["stop"]
         end = last + 1 if stopped else plan.epochs
@@ -391,23 +393,24 @@ class HeteroLogisticRegression:
                 else:
                     g = guest_batch(bctx, keys, Xa[rows], y_pm[rows], sb, state.w, weighted, widths)
                 state.w = state.opt.step(state.w, g, epoch)
-            record = self._end_epoch(ectx, plan, state, meta, before, Xv, yv)
+            record = self._end_epoch(ectx, plan, state, meta, validator, before, Xv, yv)
             record["seconds"] = time.perf_counter() - t0
             meta["history"].append(record)
             if ckpt is not None:
-                ckpt.save(epoch, state.arrays(), {**meta, "epoch": epoch, "plan": plan.fingerprint()})
+                ckpt.save(epoch, state.arrays(), {**meta, "validation": validator.state(), "epoch": epoch,
+                                                  "plan": plan.fingerprint()})
             ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
             shown = " ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float))
             ctx.log.info(f"hetero LR [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: {shown}", extra=REPEATS_PROGRESS)
             if record["stop"]:
                 break
 
-        if plan.early_stopping and meta["best_epoch"] >= 0:
+        if plan.early_stopping and validator.best_epoch_ is not None:
             state.w = state.best_w
         self.coef_, self.intercept_ = state.w[:-1].copy(), float(state.w[-1])
         self.n_iter_ = len(meta["history"])
         self.history_ = meta["history"]
-        self.best_epoch_ = meta["best_epoch"]
+        self.best_epoch_ = -1 if validator.best_epoch_ is None else validator.best_epoch_
         self.feature_names_in_ = names
         self.n_features_in_ = Xg.shape[1]
         self.part_ = LRGuestPart(self.coef_, self.intercept_, plan.mode, names)
@@ -415,7 +418,7 @@ class HeteroLogisticRegression:
 
     def _end_epoch(
         self, ectx: Context, plan: TrainingPlan, state: _TrainState, meta: dict[str, Any],
-        before: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None,
+        validator: EpochValidator, before: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None,
     ) -> dict[str, Any]:
         """Validation metrics, convergence and early stopping; tells the hosts what was decided."""
         record: dict[str, Any] = {"epoch": len(meta["history"]) + 1, "mode": plan.mode}
@@ -437,19 +440,13 @@ class HeteroLogisticRegression:
         if z_val is not None and yv is not None:
             watch_scores(ectx, z_val, f"epoch {record['epoch']}: validation")
             p = sigmoid(z_val)
-            auc, ks = fast_auc_ks(yv, p)
+            scores = validator.update(record["epoch"] - 1, yv, p)
             eps = 1e-15
-            record.update(val_auc=auc, val_ks=ks, val_loss=float(-np.mean(
+            record.update(val_auc=scores["auc"], val_ks=scores["ks"], val_loss=float(-np.mean(
                 np.where(yv, np.log(p + eps), np.log(1 - p + eps)))))
-            score = auc if self.validation_metric == "auc" else ks
             _watch_metric(ectx, meta["history"], record, self.validation_metric)
-            if meta["best_score"] is None or score > meta["best_score"]:
-                meta.update(best_score=score, best_epoch=record["epoch"] - 1, bad_epochs=0)
-                best = True
-            else:
-                meta["bad_epochs"] += 1
-            if plan.early_stopping and meta["bad_epochs"] >= self.patience:
-                stop = True
+            best = validator.improved_
+            stop = stop or validator.should_stop
         if best:
             state.best_w = state.w.copy()
         record.update(weight_change=change, converged=converged, stop=stop)

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from vfl.algorithms import interactive_layer as il
@@ -41,6 +40,7 @@ from vfl.algorithms.split_nn_plan import (
     TrainingPlan,
     batches,
 )
+from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import PaillierPublicKey, generate_keypair
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
@@ -48,13 +48,6 @@ from vfl.progress import REPEATS_PROGRESS
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 METRICS = ("auc", "ks")
-
-
-def _metric(name: str, y: np.ndarray, p: np.ndarray) -> float:
-    if name == "auc":
-        return float(roc_auc_score(y, p))
-    fpr, tpr, _ = roc_curve(y, p)
-    return float(np.max(tpr - fpr))
 
 
 def _set_threads(n: int | None) -> None:
@@ -259,12 +252,12 @@ class SplitNNClassifier:
         mask_rng = np.random.default_rng()
         history: list[dict[str, float]] = []
         best: dict[str, Any] | None = None
-        best_score, self.best_epoch_, wait = -np.inf, -1, 0
+        validator = EpochValidator(self.early_stopping or "auc", self.patience if self.early_stopping else None)
         if start > 0 and ckpt is not None:
             state = ckpt.load(start)
             self._load_state(state, opt)
             history, best = state["history"], state["best"]
-            best_score, self.best_epoch_, wait = state["best_score"], state["best_epoch"], state["wait"]
+            validator.load_state(state["validation"])
             ctx.log.info(f"split NN resumes after epoch {start} from {self.checkpoint_dir}")
 
         for epoch in range(start, plan.epochs):
@@ -279,23 +272,18 @@ class SplitNNClassifier:
                       "seconds": time.perf_counter() - t0}
             if Xv is not None and yvv is not None:
                 p = self._proba(ectx.child("val"), plan, Xv, keys, layouts, widths)
-                record.update(val_auc=_metric("auc", yvv, p), val_ks=_metric("ks", yvv, p))
+                scores = validator.update(epoch, yvv, p)
+                record.update(val_auc=scores["auc"], val_ks=scores["ks"])
             improved, stop = True, False
             if self.early_stopping is not None:
-                score = record[f"val_{self.early_stopping}"]
-                improved = score > best_score
+                improved, stop = validator.improved_, validator.should_stop
                 if improved:
-                    best_score, self.best_epoch_, wait = score, epoch, 0
                     best = self._snapshot()
-                else:
-                    wait += 1
-                stop = wait >= self.patience
             ectx.broadcast("epoch_end", {"improved": improved, "stop": stop})
             history.append(record)
             if ckpt is not None:
                 ckpt.save(epoch + 1, {**self._state(opt), "history": history, "best": best,
-                                      "best_score": float(best_score),
-                                      "best_epoch": self.best_epoch_, "wait": wait})
+                                      "validation": validator.state()})
             ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
             ctx.log.info(f"split NN [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: " +
                          ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
@@ -304,6 +292,8 @@ class SplitNNClassifier:
                 break
         if best is not None:
             self._restore(best)
+        found = validator.best_epoch_
+        self.best_epoch_ = -1 if self.early_stopping is None or found is None else found
         # export: each host's serving part becomes bottom_h(X_h) (U_h + V_h)
         for h, share in self.shares_.items():
             ctx.child("export").send(h, "U_share", share.value)

@@ -22,10 +22,8 @@ from vfl.evaluation.federated import guest_evaluate, host_evaluate
 from vfl.evaluation.multiclass import multiclass_metrics
 from vfl.evaluation.report import write_report
 from vfl.evaluation.tables import calibration_table, lift_table, psi, psi_table
-from vfl.evaluation.validation import EpochValidator
 
 __all__ = [
-    "EpochValidator",
     "RocCurve",
     "binary_metrics",
     "brier_score",
