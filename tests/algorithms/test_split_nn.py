@@ -322,7 +322,7 @@ def test_resume_from_checkpoints_continues_the_same_run(breast: dict[str, np.nda
 
     straight = _predict(*fit(3, ckpt=False), breast["Xg"], breast["Xh"])
     fit(2, ckpt=True)  # "interrupted" after two epochs
-    assert sorted(p.name.split("-")[1] for p in (tmp_path / "host").glob("*.pt")) == ["00001", "00002"]
+    assert sorted(p.stem.split("_")[1] for p in (tmp_path / "host").glob("epoch_*.json")) == ["00001", "00002"]
     clf, host = fit(3, ckpt=True)  # resumes at epoch 3
     assert len(clf.history_) == 3 and [h["epoch"] for h in clf.history_] == [1.0, 2.0, 3.0]
     np.testing.assert_allclose(_predict(clf, host, breast["Xg"], breast["Xh"]), straight, atol=1e-6)

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.algorithms.checkpoint import EpochCheckpoints
 from vfl.algorithms.hetero_lr_protocol import (
     Keys,
     guest_batch,
@@ -41,6 +40,7 @@ from vfl.algorithms.optim import (
     epoch_batches,
     smallest_batch,
 )
+from vfl.algorithms.session import SessionCheckpoints
 from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
@@ -148,18 +148,12 @@ class _TrainState:
         self.opt.load_state(arrays)
 
 
-def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[EpochCheckpoints | None, int]:
+def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[SessionCheckpoints | None, int]:
     """The party's checkpoints and its last epoch usable for this plan (-1: none)."""
     if directory is None:
         return None, -1
-    ckpt = EpochCheckpoints(directory)
-    last = ckpt.latest()
-    if last >= 0 and ckpt.load(last)[1]["plan"] != fingerprint:
-        raise ConfigError(
-            f"checkpoint directory {directory} holds another job (different plan); "
-            "use a new directory or remove it"
-        )
-    return ckpt, last
+    ckpt = SessionCheckpoints(directory, fingerprint)
+    return ckpt, ckpt.latest()
 
 
 def _max_change(before: np.ndarray, after: np.ndarray) -> float:
@@ -371,9 +365,10 @@ class HeteroLogisticRegression:
         if ckpt is not None:
             ckpt.discard_after(last)
         if last >= 0 and ckpt is not None:
-            arrays, meta = ckpt.load(last)
-            state.load(arrays)
-            validator.load_state(meta["validation"])
+            saved = ckpt.load(last)
+            state.load(saved["arrays"])
+            meta = {"history": saved["history"]}
+            validator.load_state(saved["validation"])
             ctx.log.info(f"resuming hetero LR after epoch {last + 1} from {ckpt.directory}")
         stopped = bool(meta["history"]) and meta["history"][-1]["stop"]
         end = last + 1 if stopped else plan.epochs
@@ -397,8 +392,8 @@ class HeteroLogisticRegression:
             record["seconds"] = time.perf_counter() - t0
             meta["history"].append(record)
             if ckpt is not None:
-                ckpt.save(epoch, state.arrays(), {**meta, "validation": validator.state(), "epoch": epoch,
-                                                  "plan": plan.fingerprint()})
+                ckpt.save(epoch, {"arrays": state.arrays(), "history": meta["history"],
+                                  "validation": validator.state()})
             ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
             shown = " ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float))
             ctx.log.info(f"hetero LR [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: {shown}", extra=REPEATS_PROGRESS)
@@ -563,9 +558,9 @@ def host_fit(
     if ckpt is not None:
         ckpt.discard_after(start)
     if start >= 0 and ckpt is not None:
-        arrays, meta = ckpt.load(start)
-        state.load(arrays)
-        best_epoch = meta["best_epoch"]
+        saved = ckpt.load(start)
+        state.load(saved["arrays"])
+        best_epoch = saved["best_epoch"]
     keys: Keys | None = host_keys(ctx, plan.key_bits) if plan.mode == HE else None
 
     for epoch in range(start + 1, end):
@@ -591,7 +586,7 @@ def host_fit(
         if decision["best"]:
             state.best_w, best_epoch = state.w.copy(), epoch
         if ckpt is not None:
-            ckpt.save(epoch, state.arrays(), {"epoch": epoch, "plan": plan.fingerprint(), "best_epoch": best_epoch})
+            ckpt.save(epoch, {"arrays": state.arrays(), "best_epoch": best_epoch})
         seconds = time.perf_counter() - t0
         ctx.progress(epoch + 1, plan.epochs, unit="epochs", mode=plan.mode, seconds=seconds, converged=converged)
         ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} done in {seconds:.1f}s",

@@ -25,6 +25,7 @@ from torch import nn
 
 from vfl.algorithms import interactive_layer as il
 from vfl.algorithms.nn_spec import config_module, optimizer_class
+from vfl.algorithms.session import SessionCheckpoints
 from vfl.algorithms.split_nn_parts import (
     SplitNNGuestPart,
     SplitNNHostPart,
@@ -36,7 +37,6 @@ from vfl.algorithms.split_nn_plan import (
     MODES,
     PLAIN,
     PLAIN_BANNER,
-    EpochCheckpoints,
     TrainingPlan,
     batches,
 )
@@ -72,6 +72,28 @@ def _share_state(s: il.Share) -> dict[str, torch.Tensor]:
 
 def _load_share(s: il.Share, d: dict[str, torch.Tensor]) -> None:
     s.value, s.velocity = d["value"].numpy().copy(), d["velocity"].numpy().copy()
+
+
+def _as_numpy(state: Any) -> Any:
+    """A training state with every tensor as an array, for the checkpoint format."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu().numpy()
+    if isinstance(state, dict):
+        return {k: _as_numpy(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return [_as_numpy(v) for v in state]
+    return state
+
+
+def _as_torch(state: Any) -> Any:
+    """A checkpointed state with its arrays as tensors again (every array of it was one)."""
+    if isinstance(state, np.ndarray):
+        return torch.from_numpy(np.array(state))
+    if isinstance(state, dict):
+        return {k: _as_torch(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_as_torch(v) for v in state]
+    return state
 
 
 def plain_initial_weights(seed: int, host_index: int, k: int, d: int) -> np.ndarray:
@@ -225,7 +247,7 @@ class SplitNNClassifier:
         # handshake: plan -> acks (bottom width, key, checkpoints) -> resume epoch (+ our key)
         ctx.broadcast("plan", plan.to_wire())
         acks = {h: self._ack(ctx, h) for h in ctx.hosts}
-        ckpt = None if self.checkpoint_dir is None else EpochCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        ckpt = None if self.checkpoint_dir is None else SessionCheckpoints(self.checkpoint_dir, plan.fingerprint())
         common = set(ckpt.epochs()) if ckpt is not None else set()
         for ack in acks.values():
             common &= set(ack["epochs"])
@@ -254,7 +276,7 @@ class SplitNNClassifier:
         best: dict[str, Any] | None = None
         validator = EpochValidator(self.early_stopping or "auc", self.patience if self.early_stopping else None)
         if start > 0 and ckpt is not None:
-            state = ckpt.load(start)
+            state = _as_torch(ckpt.load(start))
             self._load_state(state, opt)
             history, best = state["history"], state["best"]
             validator.load_state(state["validation"])
@@ -282,8 +304,8 @@ class SplitNNClassifier:
             ectx.broadcast("epoch_end", {"improved": improved, "stop": stop})
             history.append(record)
             if ckpt is not None:
-                ckpt.save(epoch + 1, {**self._state(opt), "history": history, "best": best,
-                                      "validation": validator.state()})
+                ckpt.save(epoch + 1, _as_numpy({**self._state(opt), "history": history, "best": best,
+                                                "validation": validator.state()}))
             ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
             ctx.log.info(f"split NN [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: " +
                          ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
@@ -500,7 +522,10 @@ class SplitNNHost:
         self.bottom_ = copy.deepcopy(self.bottom)
         k = self._width(Xh.shape[1])
         opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, [self.bottom_], "host")
-        ckpt = None if self.checkpoint_dir is None else EpochCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        try:
+            ckpt = None if self.checkpoint_dir is None else SessionCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        except ConfigError as exc:
+            raise self._refuse(ctx, str(exc), ConfigError) from exc
         keys: il.HeKeys | None = None
         pub, priv = generate_keypair(self.key_bits) if plan.mode == HE else (None, None)
         if plan.mode == PLAIN:
@@ -527,7 +552,7 @@ class SplitNNHost:
         self.share_ = il.Share(il.init_share(rng, k, d, 2) if plan.mode == HE else np.zeros((k, d)))
         best: dict[str, Any] | None = None
         if start > 0 and ckpt is not None:
-            state = ckpt.load(start)
+            state = _as_torch(ckpt.load(start))
             self.bottom_.load_state_dict(state["bottom"])
             _load_share(self.share_, state["share"])
             if opt is not None and state["optimizer"] is not None:
@@ -563,10 +588,10 @@ class SplitNNHost:
                 best = copy.deepcopy({"bottom": self.bottom_.state_dict(),
                                       "share": _share_state(self.share_)})
             if ckpt is not None:
-                ckpt.save(epoch + 1, {"bottom": self.bottom_.state_dict(),
-                                      "share": _share_state(self.share_),
-                                      "optimizer": None if opt is None else opt.state_dict(),
-                                      "best": best})
+                ckpt.save(epoch + 1, _as_numpy({"bottom": self.bottom_.state_dict(),
+                                                "share": _share_state(self.share_),
+                                                "optimizer": None if opt is None else opt.state_dict(),
+                                                "best": best}))
             if decision["stop"]:
                 break
         if best is not None:

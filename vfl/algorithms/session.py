@@ -1,0 +1,102 @@
+"""What every training session shares, whatever the algorithm: its checkpoints.
+
+A party's training state (nested dicts and lists of numbers, strings and arrays) is saved
+after every epoch through the one checkpoint format (`vfl.algorithms.checkpoint`: arrays in
+``.npz``, the rest in ``.json``, each written to a temporary file, fsynced and renamed), and
+tagged with the plan's fingerprint: a directory that holds another plan's epochs is refused,
+never silently mixed in. Per-epoch validation and the early-stopping decision are
+`vfl.algorithms.validation.EpochValidator`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vfl.algorithms.checkpoint import EpochCheckpoints
+from vfl.errors import ConfigError
+
+ARRAY = "__array__"  # a JSON leaf that names an array of the epoch's .npz
+PAIRS = "__pairs__"  # a dict whose keys are not all strings (e.g. a torch optimizer's state)
+
+
+class SessionCheckpoints:
+    """One party's per-epoch training state for one plan, in its own directory.
+
+    Parameters
+    ----------
+    directory : str or Path
+        The party's own checkpoint directory (created private).
+    fingerprint : str
+        Identifies the plan; epochs saved under another plan make this a ConfigError.
+
+    Raises
+    ------
+    ConfigError
+        When `directory` holds the checkpoints of another plan.
+    """
+
+    def __init__(self, directory: str | Path, fingerprint: str) -> None:
+        self.files = EpochCheckpoints(directory)
+        self.directory = self.files.directory
+        self.fingerprint = fingerprint
+        last = self.files.latest()
+        if last >= 0 and self.files.load(last)[1].get("plan") != fingerprint:
+            raise ConfigError(f"checkpoint directory {self.directory} holds another job (different plan); "
+                              "use a new directory or remove it")
+
+    def epochs(self) -> list[int]:
+        """The completed epochs on disk, ascending."""
+        return self.files.epochs()
+
+    def latest(self) -> int:
+        """The last completed epoch, -1 when there is none."""
+        return self.files.latest()
+
+    def save(self, epoch: int, state: dict[str, Any]) -> None:
+        """Save `state` as epoch `epoch` (complete only once both files are renamed in place)."""
+        arrays: dict[str, np.ndarray] = {}
+        tree = _pack(state, arrays)
+        self.files.save(epoch, arrays, {"plan": self.fingerprint, "epoch": epoch, "state": tree})
+
+    def load(self, epoch: int) -> dict[str, Any]:
+        """The state saved as epoch `epoch`."""
+        arrays, meta = self.files.load(epoch)
+        state: dict[str, Any] = _unpack(meta["state"], arrays)
+        return state
+
+    def discard_after(self, epoch: int) -> None:
+        """Drop epochs newer than the one the parties agreed to resume from (-1: all)."""
+        self.files.discard_after(epoch)
+
+
+def _pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = value
+        return {ARRAY: key}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and ARRAY not in value and PAIRS not in value:
+            return {k: _pack(v, arrays) for k, v in value.items()}
+        return {PAIRS: [[_pack(k, arrays), _pack(v, arrays)] for k, v in value.items()]}
+    if isinstance(value, list | tuple):
+        return [_pack(v, arrays) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"checkpoint state cannot hold a {type(value).__name__}")
+
+
+def _unpack(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(tree, dict):
+        if set(tree) == {ARRAY}:
+            return arrays[tree[ARRAY]]
+        if set(tree) == {PAIRS}:
+            return {_unpack(k, arrays): _unpack(v, arrays) for k, v in tree[PAIRS]}
+        return {k: _unpack(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_unpack(v, arrays) for v in tree]
+    return tree
