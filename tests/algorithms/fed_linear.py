@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from vfl.algorithms import contributions
 from vfl.algorithms.registry import HostSettings, known_keys, register_algorithm
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
@@ -92,11 +93,7 @@ class Estimator:
         return self
 
     def predict_proba(self, ctx: Context, X: np.ndarray) -> np.ndarray:
-        pctx = ctx.child("predict")
-        pctx.broadcast("predict", {"n_rows": len(X)})
-        contributions = [_vector(pctx.recv(h, "contribution"), len(X), "contribution")[:, None]
-                         for h in ctx.hosts]
-        p = self.part_.predict_proba(X, contributions)
+        p = self.part_.predict_proba(X, contributions.guest_collect(ctx, len(X), width=1))
         return np.column_stack([1 - p, p])
 
 
@@ -128,11 +125,7 @@ class FedLinear:
         return HostPart(w)
 
     def host_predict(self, ctx: Context, X: np.ndarray, part: HostPart) -> None:
-        pctx = ctx.child("predict")
-        request = pctx.recv(ctx.guest, "predict")
-        if not isinstance(request, dict) or request.get("n_rows") != len(X):
-            raise ProtocolError(f"'predict' asks for {request!r}, host has {len(X)} rows")
-        pctx.send(ctx.guest, "contribution", part.contribution(X)[:, 0])
+        contributions.host_contribute(ctx, X, part)
 
     def part_type(self, role: str) -> type[GuestPart] | type[HostPart]:
         return GuestPart if role == "guest" else HostPart

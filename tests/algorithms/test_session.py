@@ -4,14 +4,18 @@ and a resumed run starts from the newest complete epoch."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit
 from vfl.algorithms.session import SessionCheckpoints
+from vfl.config import load_job_config
 from vfl.errors import ConfigError
+from vfl.parties import simulate
 
 
 def _state(step: float) -> dict:
@@ -75,3 +79,56 @@ def test_another_plans_directory_is_refused(tmp_path: Path) -> None:
 def test_a_state_that_is_not_plain_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="cannot hold a object"):
         SessionCheckpoints(tmp_path, "plan-a").save(0, {"x": object()})
+
+
+# --- one name for the insecure mode and for early stopping --------------------------------------
+def _job(tmp_path: Path, algorithm: str, params: str) -> Path:
+    job = tmp_path / "job.yaml"
+    job.write_text("guest: bank\nhosts: [partner]\ndatasets: {bank: c, partner: c}\n"
+                   f"steps:\n  train: {{algorithm: {algorithm}, params: {params}}}\n")
+    return job
+
+
+@pytest.mark.parametrize(("algorithm", "params", "new"), [
+    ("split_nn", "{mode: plain}", "use mode: insecure_plaintext"),
+    ("hetero_lr", "{early_stopping: true}", "use early_stopping: auc"),
+    ("hetero_lr", "{early_stopping: true, validation_metric: ks}", "use early_stopping: ks"),
+    ("split_nn", "{early_stopping: false}", "use early_stopping: null"),
+])
+def test_old_spellings_in_a_job_still_load_and_warn_with_the_new_key(tmp_path, algorithm, params, new):
+    with pytest.warns(DeprecationWarning, match=f"is deprecated; {new}"):
+        job = load_job_config(_job(tmp_path, algorithm, params))
+    assert job.steps.train.algorithm == algorithm
+
+
+@pytest.mark.parametrize("algorithm", ["hetero_lr", "split_nn"])
+def test_every_algorithm_takes_the_same_names(tmp_path, algorithm):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spellings warn nothing
+        load_job_config(_job(tmp_path, algorithm, "{mode: insecure_plaintext, early_stopping: ks}"))
+    with pytest.raises(ConfigError, match="early_stopping must be null or one of"):
+        load_job_config(_job(tmp_path, algorithm, "{early_stopping: f1}"))
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        load_job_config(_job(tmp_path, algorithm, "{mode: clear}"))
+
+
+def test_hetero_lr_stops_the_same_under_the_old_and_the_new_spelling():
+    rng = np.random.default_rng(0)
+    Xg, Xh = rng.normal(size=(600, 3)), rng.normal(size=(600, 4))
+    y = (Xg[:, 0] - Xh[:, 1] + rng.logistic(size=600) > 0).astype(int)
+    tr, va = slice(0, 400), slice(400, None)
+
+    def fit(**stopping):
+        est = HeteroLogisticRegression(mode="insecure_plaintext", epochs=40, batch_size=64,
+                                       learning_rate=0.5, tol=None, patience=2, **stopping)
+        simulate({"bank": (lambda ctx: est.fit(ctx, Xg[tr], y[tr], X_val=Xg[va], y_val=y[va]), {}),
+                  "partner": (lambda ctx: host_fit(ctx, Xh[tr], X_val=Xh[va], policy_allows_insecure=True), {})},
+                 roles={"bank": "guest", "partner": "host"})
+        return est
+
+    new = fit(early_stopping="ks")
+    with pytest.warns(DeprecationWarning, match="use early_stopping: ks"):
+        old = fit(early_stopping=True, validation_metric="ks")
+    assert new.n_iter_ < 40 and new.best_epoch_ == int(np.argmax([h["val_ks"] for h in new.history_]))
+    assert [h["val_ks"] for h in old.history_] == [h["val_ks"] for h in new.history_]
+    np.testing.assert_array_equal(old.coef_, new.coef_)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vfl.algorithms import contributions
 from vfl.algorithms.hetero_lr_protocol import (
     Keys,
     guest_batch,
@@ -40,16 +41,21 @@ from vfl.algorithms.optim import (
     epoch_batches,
     smallest_batch,
 )
-from vfl.algorithms.session import SessionCheckpoints
+from vfl.algorithms.session import (
+    HE,
+    INSECURE,
+    MODES,
+    STOPPING_METRICS,
+    SessionCheckpoints,
+    early_stopping,
+    training_mode,
+)
 from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
 from vfl.parties.context import Context
 from vfl.progress import REPEATS_PROGRESS
 
-HE, INSECURE = "he", "insecure_plaintext"
-MODES = (HE, INSECURE)
-METRICS = ("auc", "ks")
 INSECURE_BANNER = (
     "INSECURE PLAINTEXT MODE: partial scores and residuals cross the party boundary "
     "unencrypted; for experiments only"
@@ -198,7 +204,7 @@ class HeteroLogisticRegression:
         alpha: float = 0.0,
         class_weight: None | str | dict[Any, float] = None,
         tol: float | None = 1e-4,
-        early_stopping: bool = False,
+        early_stopping: str | bool | None = None,
         validation_metric: str = "auc",
         patience: int = 3,
         warm_start: bool = False,
@@ -266,11 +272,11 @@ class HeteroLogisticRegression:
     def check_params(self) -> OptimizerConfig:
         """Types and ranges of every setting, without data (what `fit` would refuse): a job
         checks its params with this before any party does work. Returns the optimizer's."""
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}{did_you_mean(self.mode, MODES)}")
-        if self.validation_metric not in METRICS:
-            raise ConfigError(f"validation_metric must be one of {METRICS}, got {self.validation_metric!r}"
-                              f"{did_you_mean(self.validation_metric, METRICS)}")
+        training_mode(self.mode)
+        early_stopping(self.early_stopping, self.validation_metric)
+        if self.validation_metric not in STOPPING_METRICS:
+            raise ConfigError(f"validation_metric must be one of {STOPPING_METRICS}, got {self.validation_metric!r}"
+                              f"{did_you_mean(self.validation_metric, STOPPING_METRICS)}")
         for name in ("epochs", "batch_size", "patience", "key_bits", "random_state"):
             v = getattr(self, name)
             if name == "batch_size" and v is None:
@@ -290,14 +296,15 @@ class HeteroLogisticRegression:
 
     def _plan(self, n_rows: int, n_val_rows: int, width: int, weighted: bool, warm: bool) -> TrainingPlan:
         opt = self.check_params()
-        if self.early_stopping and n_val_rows == 0:
+        stop_on = early_stopping(self.early_stopping, self.validation_metric)
+        if stop_on and n_val_rows == 0:
             raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
         batch_size = auto_batch_size(n_rows) if self.batch_size is None else int(self.batch_size)
         return TrainingPlan(
-            mode=self.mode, key_bits=int(self.key_bits), epochs=int(self.epochs),
+            mode=training_mode(self.mode), key_bits=int(self.key_bits), epochs=int(self.epochs),
             batch_size=batch_size, seed=int(self.random_state), optimizer=opt,
             tol=None if self.tol is None else float(self.tol), weighted=weighted,
-            early_stopping=bool(self.early_stopping), warm_start=warm, n_rows=n_rows,
+            early_stopping=stop_on is not None, warm_start=warm, n_rows=n_rows,
             n_val_rows=n_val_rows, guest_width=width,
         )
 
@@ -361,7 +368,8 @@ class HeteroLogisticRegression:
         penalized = np.r_[np.ones(Xg.shape[1]), 0.0]
         state = _TrainState(init, init.copy(), Optimizer(plan.optimizer, Xa.shape[1], penalized))
         meta: dict[str, Any] = {"history": []}
-        validator = EpochValidator(self.validation_metric, self.patience if plan.early_stopping else None)
+        stop_on = early_stopping(self.early_stopping, self.validation_metric)
+        validator = EpochValidator(stop_on or self.validation_metric, self.patience if stop_on else None)
         if ckpt is not None:
             ckpt.discard_after(last)
         if last >= 0 and ckpt is not None:
@@ -439,7 +447,7 @@ class HeteroLogisticRegression:
             eps = 1e-15
             record.update(val_auc=scores["auc"], val_ks=scores["ks"], val_loss=float(-np.mean(
                 np.where(yv, np.log(p + eps), np.log(1 - p + eps)))))
-            _watch_metric(ectx, meta["history"], record, self.validation_metric)
+            _watch_metric(ectx, meta["history"], record, validator.metric)
             best = validator.improved_
             stop = stop or validator.should_stop
         if best:
@@ -454,15 +462,7 @@ class HeteroLogisticRegression:
         if not hasattr(self, "part_"):
             raise ConfigError("this HeteroLogisticRegression is not fitted yet: call fit first")
         Xg, _ = _as_matrix(X, "guest features X")
-        pctx = ctx.child("predict")
-        pctx.broadcast("predict", {"n_rows": len(Xg)})
-        contributions = []
-        for h in pctx.hosts:
-            c = pctx.recv(h, "partial_score")
-            if not isinstance(c, np.ndarray) or c.shape != (len(Xg), 1) or not np.all(np.isfinite(c)):
-                raise ProtocolError(f"'partial_score' from host '{h}' must be finite of shape ({len(Xg)}, 1)")
-            contributions.append(c.astype(np.float64))
-        z = self.part_.decision_function(Xg, contributions)
+        z = self.part_.decision_function(Xg, contributions.guest_collect(ctx, len(Xg), width=1))
         watch_scores(ctx, z, "predict")
         return z
 
@@ -601,8 +601,4 @@ def host_fit(
 def host_predict(ctx: Context, X: Any, part: LRHostPart) -> None:
     """Answer one `predict` request of the guest with this host's partial scores X_h w_h."""
     Xh, _ = _as_matrix(X, f"{ctx.name} features X")
-    pctx = ctx.child("predict")
-    request = pctx.recv(ctx.guest, "predict")
-    if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
-        raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, host has {len(Xh)} rows")
-    pctx.send(ctx.guest, "partial_score", part.contribution(Xh))
+    contributions.host_contribute(ctx, Xh, part)

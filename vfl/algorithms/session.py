@@ -1,4 +1,11 @@
-"""What every training session shares, whatever the algorithm: its checkpoints.
+"""What every training session shares, whatever the algorithm: the names of its modes and of
+early stopping, and its checkpoints.
+
+Every algorithm trains in mode ``he`` (encrypted) or ``insecure_plaintext`` (nothing
+encrypted; a host trains so only when its own policy allows insecure modes), and stops early
+on ``early_stopping: auc`` or ``ks`` (None: never). The older spellings (split NN's
+``mode: plain``, hetero LR's ``early_stopping: true`` with ``validation_metric``) still work
+and warn with the new one.
 
 A party's training state (nested dicts and lists of numbers, strings and arrays) is saved
 after every epoch through the one checkpoint format (`vfl.algorithms.checkpoint`: arrays in
@@ -10,16 +17,59 @@ never silently mixed in. Per-epoch validation and the early-stopping decision ar
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vfl.algorithms.checkpoint import EpochCheckpoints
-from vfl.errors import ConfigError
+from vfl.errors import ConfigError, did_you_mean
+
+HE = "he"
+INSECURE = "insecure_plaintext"
+MODES = (HE, INSECURE)
+STOPPING_METRICS = ("auc", "ks")
+OLD_MODES = {"plain": INSECURE}
 
 ARRAY = "__array__"  # a JSON leaf that names an array of the epoch's .npz
 PAIRS = "__pairs__"  # a dict whose keys are not all strings (e.g. a torch optimizer's state)
+
+
+def training_mode(mode: str) -> str:
+    """The mode's one name (an old spelling warns with it).
+
+    Raises
+    ------
+    ConfigError
+        For a mode that is neither.
+    """
+    if mode in OLD_MODES:
+        warnings.warn(f"mode: '{mode}' is deprecated; use mode: {OLD_MODES[mode]}",
+                      DeprecationWarning, stacklevel=3)
+        return OLD_MODES[mode]
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}{did_you_mean(str(mode), MODES)}")
+    return mode
+
+
+def early_stopping(value: str | bool | None, metric: str = "auc") -> str | None:
+    """The validation metric to stop early on, or None (the old bool spelling warns; it stops
+    on `metric`).
+
+    Raises
+    ------
+    ConfigError
+        For anything else.
+    """
+    if isinstance(value, bool):
+        new = metric if value else "null"
+        warnings.warn(f"early_stopping: {str(value).lower()} is deprecated; use early_stopping: {new} "
+                      f"(one of {STOPPING_METRICS} or null)", DeprecationWarning, stacklevel=3)
+        return metric if value else None
+    if value is not None and value not in STOPPING_METRICS:
+        raise ConfigError(f"early_stopping must be null or one of {STOPPING_METRICS}, got {value!r}")
+    return value
 
 
 class SessionCheckpoints:

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from vfl.algorithms import contributions
 from vfl.algorithms import interactive_layer as il
 from vfl.algorithms.nn_spec import config_module, optimizer_class
-from vfl.algorithms.session import SessionCheckpoints
+from vfl.algorithms.session import HE, INSECURE, SessionCheckpoints, early_stopping, training_mode
 from vfl.algorithms.split_nn_parts import (
     SplitNNGuestPart,
     SplitNNHostPart,
@@ -33,9 +34,6 @@ from vfl.algorithms.split_nn_parts import (
     run_module,
 )
 from vfl.algorithms.split_nn_plan import (
-    HE,
-    MODES,
-    PLAIN,
     PLAIN_BANNER,
     TrainingPlan,
     batches,
@@ -47,7 +45,6 @@ from vfl.parties.context import Context
 from vfl.progress import REPEATS_PROGRESS
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-METRICS = ("auc", "ks")
 
 
 def _set_threads(n: int | None) -> None:
@@ -109,7 +106,7 @@ class SplitNNClassifier:
     optimizer / optimizer_kwargs: any torch optimizer class (or factory taking params first)
         for the guest's bottom and top; the interactive layer uses SGD with momentum at
         `interactive_lr` (its weights are split between the parties).
-    mode: "he" (Paillier, default) or "plain" (clear-text A and dL/dA: faster, less private;
+    mode: "he" (Paillier, default) or "insecure_plaintext" (clear-text A and dL/dA: faster, less private;
         `noise_scale` > 0 adds Gaussian noise to dL/dA against label leakage).
     early_stopping: None, "auc" or "ks" on (X_val, y_val); stops after `patience` epochs
         without improvement and restores the best epoch on every party.
@@ -197,13 +194,10 @@ class SplitNNClassifier:
         self._check_params(has_val=True)
 
     def _check_params(self, has_val: bool) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.early_stopping not in (None, *METRICS):
-            raise ConfigError(f"early_stopping must be None or one of {METRICS}, got {self.early_stopping!r}")
-        if self.early_stopping and not has_val:
+        mode = training_mode(self.mode)
+        if early_stopping(self.early_stopping) and not has_val:
             raise ConfigError("early_stopping needs validation data: pass X_val and y_val to fit")
-        if self.mode == HE and self.noise_scale:
+        if mode == HE and self.noise_scale:
             raise ConfigError("noise_scale is the plain-mode defense; he mode does not use it")
         if not (isinstance(self.patience, int) and self.patience >= 1):
             raise ConfigError(f"patience must be a positive int, got {self.patience!r}")
@@ -228,20 +222,21 @@ class SplitNNClassifier:
         if not ctx.hosts:
             raise ConfigError(f"split NN needs at least one host; job '{ctx.job_id}' has none")
         d = self.interactive_width
+        stop_on = early_stopping(self.early_stopping)
         self.guest_bottom_ = copy.deepcopy(self.guest_bottom)
         self.top_ = copy.deepcopy(self.top)
         modules = [m for m in (self.guest_bottom_, self.top_) if m is not None]
         opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, modules, "guest")
         plan = TrainingPlan(
-            mode=self.mode, epochs=int(self.epochs), batch_size=int(self.batch_size),
+            mode=training_mode(self.mode), epochs=int(self.epochs), batch_size=int(self.batch_size),
             seed=int(self.random_state), interactive_width=int(d),
             interactive_lr=float(self.interactive_lr),
             interactive_momentum=float(self.interactive_momentum),
             noise_scale=float(self.noise_scale), n_rows=len(Xg),
-            n_val_rows=0 if Xv is None else len(Xv), early_stopping=self.early_stopping is not None,
+            n_val_rows=0 if Xv is None else len(Xv), early_stopping=stop_on is not None,
         )
         TrainingPlan.from_wire(plan.to_wire())  # the same checks the hosts run
-        if plan.mode == PLAIN:
+        if plan.mode == INSECURE:
             ctx.log.warning(PLAIN_BANNER)
 
         # handshake: plan -> acks (bottom width, key, checkpoints) -> resume epoch (+ our key)
@@ -274,7 +269,7 @@ class SplitNNClassifier:
         mask_rng = np.random.default_rng()
         history: list[dict[str, float]] = []
         best: dict[str, Any] | None = None
-        validator = EpochValidator(self.early_stopping or "auc", self.patience if self.early_stopping else None)
+        validator = EpochValidator(stop_on or "auc", self.patience if stop_on else None)
         if start > 0 and ckpt is not None:
             state = _as_torch(ckpt.load(start))
             self._load_state(state, opt)
@@ -297,7 +292,7 @@ class SplitNNClassifier:
                 scores = validator.update(epoch, yvv, p)
                 record.update(val_auc=scores["auc"], val_ks=scores["ks"])
             improved, stop = True, False
-            if self.early_stopping is not None:
+            if stop_on is not None:
                 improved, stop = validator.improved_, validator.should_stop
                 if improved:
                     best = self._snapshot()
@@ -315,7 +310,7 @@ class SplitNNClassifier:
         if best is not None:
             self._restore(best)
         found = validator.best_epoch_
-        self.best_epoch_ = -1 if self.early_stopping is None or found is None else found
+        self.best_epoch_ = -1 if stop_on is None or found is None else found
         # export: each host's serving part becomes bottom_h(X_h) (U_h + V_h)
         for h, share in self.shares_.items():
             ctx.child("export").send(h, "U_share", share.value)
@@ -426,11 +421,7 @@ class SplitNNClassifier:
         if not hasattr(self, "part_"):
             raise ConfigError("SplitNNClassifier is not fitted: call fit first")
         Xg = as_float_matrix(X, f"{ctx.name} features X")
-        pctx = ctx.child("predict")
-        pctx.broadcast("predict", {"n_rows": len(Xg)})
-        contribs = [il.recv_array(pctx, h, "AW", (len(Xg), self.interactive_width))
-                    for h in ctx.hosts]
-        p = self.part_.predict_proba(Xg, contribs)
+        p = self.part_.predict_proba(Xg, contributions.guest_collect(ctx, len(Xg), self.interactive_width))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, ctx: Context, X: Any, threshold: float = 0.5) -> np.ndarray:
@@ -512,7 +503,7 @@ class SplitNNHost:
             plan = TrainingPlan.from_wire(ctx.recv(ctx.guest, "plan"))
         except ProtocolError as exc:
             raise self._refuse(ctx, str(exc), ProtocolError) from exc
-        if plan.mode == PLAIN and not self.allow_plain:
+        if plan.mode == INSECURE and not self.allow_plain:
             raise self._refuse(ctx, "plain mode is not allowed by this host's policy", PolicyError)
         if plan.n_rows != len(Xh):
             raise self._refuse(ctx, f"plan has {plan.n_rows} rows, host has {len(Xh)} aligned rows", DataError)
@@ -528,7 +519,7 @@ class SplitNNHost:
             raise self._refuse(ctx, str(exc), ConfigError) from exc
         keys: il.HeKeys | None = None
         pub, priv = generate_keypair(self.key_bits) if plan.mode == HE else (None, None)
-        if plan.mode == PLAIN:
+        if plan.mode == INSECURE:
             ctx.log.warning(PLAIN_BANNER)
         ctx.send(ctx.guest, "plan_ack", {
             "ok": True, "bottom_width": k, "key": None if pub is None else pub.to_wire(),
@@ -640,10 +631,4 @@ def host_fit(ctx: Context, X: Any, settings: dict[str, Any] | None, where: str,
 
 def host_predict(ctx: Context, X: Any, part: SplitNNHostPart) -> None:
     """Answer one `predict` request of the guest with bottom_h(X_h) W for the same rows."""
-    Xh = as_float_matrix(X, f"{ctx.name} features X")
-    pctx = ctx.child("predict")
-    request = pctx.recv(ctx.guest, "predict")
-    if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
-        raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, "
-                            f"host has {len(Xh)} rows")
-    pctx.send(ctx.guest, "AW", part.contribution(Xh))
+    contributions.host_contribute(ctx, as_float_matrix(X, f"{ctx.name} features X"), part)

@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from vfl.algorithms.session import HE, MODES
 from vfl.errors import ProtocolError
 
-HE = "he"
-PLAIN = "plain"
-MODES = (HE, PLAIN)
 PLAIN_BANNER = ("split NN in PLAIN mode: host activations A and gradients dL/dA cross in the "
                 "clear; the guest learns the host's bottom outputs, the host can infer labels")
 

@@ -1,4 +1,4 @@
-"""The train step of a job: one entry per side, for whichever registered algorithm it names.
+"""The train stage of a job: one entry per side, for whichever registered algorithm it names.
 
 The guest's hyper-parameters come from the job spec; the host's settings (its own model,
 whether its policy allows insecure modes) come from its own party config, never from the
