@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit
-from vfl.algorithms.session import SessionCheckpoints
+from vfl.algorithms.session import EpochOutcome, SessionCheckpoints, run_epochs
 from vfl.config import load_job_config
 from vfl.errors import ConfigError
 from vfl.parties import simulate
@@ -132,3 +132,34 @@ def test_hetero_lr_stops_the_same_under_the_old_and_the_new_spelling():
     assert new.n_iter_ < 40 and new.best_epoch_ == int(np.argmax([h["val_ks"] for h in new.history_]))
     assert [h["val_ks"] for h in old.history_] == [h["val_ks"] for h in new.history_]
     np.testing.assert_array_equal(old.coef_, new.coef_)
+
+
+# --- the epoch loop -----------------------------------------------------------------------------
+def test_every_party_walks_the_same_epochs_and_stops_when_its_epoch_says_so():
+    """A resumed session runs from the agreed epoch; each epoch has its own context (tags of
+    two epochs never mix), is recorded and checkpointed before progress shows it, and the
+    loop ends at the epoch that decided to stop."""
+    ended: dict[str, list] = {"bank": [], "partner": []}
+    events = []
+
+    def guest(ctx):
+        def train(ectx, epoch):
+            ectx.broadcast("decision", {"stop": epoch == 3})
+            return EpochOutcome({"epoch": float(epoch + 1), "loss": 1.0 / (epoch + 1)}, stop=epoch == 3)
+
+        run_epochs(ctx, range(1, 6), 6, train, lambda e, r: ended["bank"].append((e, dict(r))), "test")
+
+    def host(ctx):
+        def train(ectx, epoch):
+            stop = ectx.recv(ctx.guest, "decision")["stop"]
+            return EpochOutcome({"mode": "he"}, stop=stop)
+
+        run_epochs(ctx, range(1, 6), 6, train, lambda e, r: ended["partner"].append((e, dict(r))), "test")
+
+    simulate({"bank": (guest, {}), "partner": (host, {})}, roles={"bank": "guest", "partner": "host"},
+             on_progress=events.append)
+    for party, runs in ended.items():
+        assert [e for e, _ in runs] == [1, 2, 3], party
+        assert all(r["seconds"] >= 0 for _, r in runs)
+    shown = [(e.party, e.done) for e in events if e.info.get("unit") == "epochs"]
+    assert sorted(shown) == [("bank", 2), ("bank", 3), ("bank", 4), ("partner", 2), ("partner", 3), ("partner", 4)]

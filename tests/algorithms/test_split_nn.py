@@ -267,7 +267,7 @@ def test_he_messages_reveal_only_AW_to_the_guest_and_no_labels_to_the_host(
     channel, seen = _tapped()
     _run(clf.predict_proba, {"X": breast["Xg"][:50]}, host.predict, {"X": breast["Xh"][:50]}, channel)
     received = [(_tag(k), v) for s, r, k, v in seen if r == "bank"]
-    assert [t for t, _ in received] == ["AW"]
+    assert [t for t, _ in received] == ["contribution"]  # A W, by the contributions protocol
     np.testing.assert_allclose(received[0][1], host.part_.contribution(breast["Xh"][:50]))
 
 

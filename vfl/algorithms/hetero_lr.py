@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,15 +45,16 @@ from vfl.algorithms.session import (
     INSECURE,
     MODES,
     STOPPING_METRICS,
+    EpochOutcome,
     SessionCheckpoints,
     early_stopping,
+    run_epochs,
     training_mode,
 )
 from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
 from vfl.parties.context import Context
-from vfl.progress import REPEATS_PROGRESS
 
 INSECURE_BANNER = (
     "INSECURE PLAINTEXT MODE: partial scores and residuals cross the party boundary "
@@ -383,9 +383,7 @@ class HeteroLogisticRegression:
         ctx.broadcast("resume", {"epoch": last, "end": end})
         keys = guest_keys(ctx, plan.key_bits) if plan.mode == HE else None
 
-        for epoch in range(last + 1, end):
-            t0 = time.perf_counter()
-            ectx = ctx.child("epoch", epoch)
+        def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
             before = state.w.copy()
             for b, rows in ctx.each_batch(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch),
                                           epoch, plan.epochs):
@@ -397,16 +395,15 @@ class HeteroLogisticRegression:
                     g = guest_batch(bctx, keys, Xa[rows], y_pm[rows], sb, state.w, weighted, widths)
                 state.w = state.opt.step(state.w, g, epoch)
             record = self._end_epoch(ectx, plan, state, meta, validator, before, Xv, yv)
-            record["seconds"] = time.perf_counter() - t0
+            return EpochOutcome(record, stop=record["stop"])
+
+        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
             meta["history"].append(record)
             if ckpt is not None:
                 ckpt.save(epoch, {"arrays": state.arrays(), "history": meta["history"],
                                   "validation": validator.state()})
-            ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
-            shown = " ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float))
-            ctx.log.info(f"hetero LR [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: {shown}", extra=REPEATS_PROGRESS)
-            if record["stop"]:
-                break
+
+        run_epochs(ctx, range(last + 1, end), plan.epochs, train_epoch, end_epoch, f"hetero LR [{plan.mode}]")
 
         if plan.early_stopping and validator.best_epoch_ is not None:
             state.w = state.best_w
@@ -563,9 +560,8 @@ def host_fit(
         best_epoch = saved["best_epoch"]
     keys: Keys | None = host_keys(ctx, plan.key_bits) if plan.mode == HE else None
 
-    for epoch in range(start + 1, end):
-        t0 = time.perf_counter()
-        ectx = ctx.child("epoch", epoch)
+    def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
+        nonlocal best_epoch
         before = state.w.copy()
         for b, rows in ctx.each_batch(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch),
                                       epoch, plan.epochs):
@@ -585,14 +581,13 @@ def host_fit(
             raise ProtocolError(f"malformed 'epoch_decision' from '{ctx.guest}' at step '{ectx.step}'")
         if decision["best"]:
             state.best_w, best_epoch = state.w.copy(), epoch
+        return EpochOutcome({"mode": plan.mode, "converged": converged}, stop=decision["stop"])
+
+    def end_epoch(epoch: int, record: dict[str, Any]) -> None:
         if ckpt is not None:
             ckpt.save(epoch, {"arrays": state.arrays(), "best_epoch": best_epoch})
-        seconds = time.perf_counter() - t0
-        ctx.progress(epoch + 1, plan.epochs, unit="epochs", mode=plan.mode, seconds=seconds, converged=converged)
-        ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} done in {seconds:.1f}s",
-                     extra=REPEATS_PROGRESS)
-        if decision["stop"]:
-            break
+
+    run_epochs(ctx, range(start + 1, end), plan.epochs, train_epoch, end_epoch, f"hetero LR host [{plan.mode}]")
     if plan.early_stopping and best_epoch >= 0:
         state.w = state.best_w
     return LRHostPart(state.w.copy(), plan.mode, names)

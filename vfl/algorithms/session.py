@@ -1,5 +1,11 @@
-"""What every training session shares, whatever the algorithm: the names of its modes and of
-early stopping, and its checkpoints.
+"""What every training session shares, whatever the algorithm: the epoch loop, the names of
+its modes and of early stopping, and its checkpoints.
+
+Every party of every algorithm walks its epochs with `run_epochs`: epoch ``e`` runs in the
+child context ``epoch/e``; the algorithm trains it and decides (the guest with
+`vfl.algorithms.validation.EpochValidator`, a host by the guest's decision), the skeleton
+times it, lets the algorithm record and checkpoint it, reports progress, logs one line and
+stops when the epoch says so. What crosses the wire stays in each algorithm's protocol module.
 
 Every algorithm trains in mode ``he`` (encrypted) or ``insecure_plaintext`` (nothing
 encrypted; a host trains so only when its own policy allows insecure modes), and stops early
@@ -17,14 +23,21 @@ never silently mixed in. Per-epoch validation and the early-stopping decision ar
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vfl.algorithms.checkpoint import EpochCheckpoints
 from vfl.errors import ConfigError, did_you_mean
+from vfl.progress import REPEATS_PROGRESS
+
+if TYPE_CHECKING:
+    from vfl.parties.context import Context
 
 HE = "he"
 INSECURE = "insecure_plaintext"
@@ -34,6 +47,58 @@ OLD_MODES = {"plain": INSECURE}
 
 ARRAY = "__array__"  # a JSON leaf that names an array of the epoch's .npz
 PAIRS = "__pairs__"  # a dict whose keys are not all strings (e.g. a torch optimizer's state)
+
+
+@dataclass
+class EpochOutcome:
+    """What one epoch of one party ended with.
+
+    Parameters
+    ----------
+    record : dict
+        What the epoch reports (progress and the log line show its numbers); the skeleton
+        adds ``seconds``.
+    stop : bool
+        Whether training ends after this epoch (converged, or stopped early).
+    """
+
+    record: dict[str, Any]
+    stop: bool
+
+
+def run_epochs(ctx: Context, epochs: range, total: int, train: Callable[[Context, int], EpochOutcome],
+               end: Callable[[int, dict[str, Any]], None], label: str, report: bool = True) -> None:
+    """The epoch loop of a training session, the same for every party and algorithm.
+
+    Parameters
+    ----------
+    ctx : Context
+        The party's training context; epoch ``e`` runs in ``ctx.child("epoch", e)``.
+    epochs : range
+        The epochs to run (after a resume, from the one after the agreed checkpoint).
+    total : int
+        The plan's number of epochs (for progress).
+    train : callable
+        ``train(epoch_ctx, e)`` trains epoch ``e``, exchanges its decision, returns its outcome.
+    end : callable
+        ``end(e, record)`` keeps the epoch's record and saves its checkpoint.
+    label : str
+        How the log line names the session, e.g. ``hetero LR [he]``.
+    report : bool
+        Whether this party reports and logs each epoch (a split NN host shows batches only).
+    """
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        outcome = train(ctx.child("epoch", epoch), epoch)
+        outcome.record["seconds"] = time.perf_counter() - t0
+        end(epoch, outcome.record)
+        if report:
+            ctx.progress(epoch + 1, total, unit="epochs", **outcome.record)
+            shown = " ".join(f"{k}={v:.4g}" for k, v in outcome.record.items()
+                             if isinstance(v, float) and k != "epoch")
+            ctx.log.info(f"{label} epoch {epoch + 1}/{total}: {shown}", extra=REPEATS_PROGRESS)
+        if outcome.stop:
+            break
 
 
 def training_mode(mode: str) -> str:

@@ -14,7 +14,6 @@ faster and much less private (hosts must allow it). After training the guest han
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,15 @@ from torch import nn
 from vfl.algorithms import contributions
 from vfl.algorithms import interactive_layer as il
 from vfl.algorithms.nn_spec import config_module, optimizer_class
-from vfl.algorithms.session import HE, INSECURE, SessionCheckpoints, early_stopping, training_mode
+from vfl.algorithms.session import (
+    HE,
+    INSECURE,
+    EpochOutcome,
+    SessionCheckpoints,
+    early_stopping,
+    run_epochs,
+    training_mode,
+)
 from vfl.algorithms.split_nn_parts import (
     SplitNNGuestPart,
     SplitNNHostPart,
@@ -42,7 +49,6 @@ from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import PaillierPublicKey, generate_keypair
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
-from vfl.progress import REPEATS_PROGRESS
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -277,16 +283,14 @@ class SplitNNClassifier:
             validator.load_state(state["validation"])
             ctx.log.info(f"split NN resumes after epoch {start} from {self.checkpoint_dir}")
 
-        for epoch in range(start, plan.epochs):
-            t0 = time.perf_counter()
-            ectx = ctx.child("epoch", epoch)
+        def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
+            nonlocal best
             losses = []
             rows_list = batches(len(Xg), plan.batch_size, plan.seed, epoch)
             for b, rows in ctx.each_batch(rows_list, epoch, plan.epochs):
                 losses.append(self._train_batch(ectx.child("batch", b), plan, Xg[rows], yv[rows],
                                                 opt, keys, layouts, widths, mask_rng))
-            record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses)),
-                      "seconds": time.perf_counter() - t0}
+            record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses))}
             if Xv is not None and yvv is not None:
                 p = self._proba(ectx.child("val"), plan, Xv, keys, layouts, widths)
                 scores = validator.update(epoch, yvv, p)
@@ -297,16 +301,15 @@ class SplitNNClassifier:
                 if improved:
                     best = self._snapshot()
             ectx.broadcast("epoch_end", {"improved": improved, "stop": stop})
+            return EpochOutcome(record, stop)
+
+        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
             history.append(record)
             if ckpt is not None:
                 ckpt.save(epoch + 1, _as_numpy({**self._state(opt), "history": history, "best": best,
                                                 "validation": validator.state()}))
-            ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
-            ctx.log.info(f"split NN [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: " +
-                         ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
-                         extra=REPEATS_PROGRESS)
-            if stop:
-                break
+
+        run_epochs(ctx, range(start, plan.epochs), plan.epochs, train_epoch, end_epoch, f"split NN [{plan.mode}]")
         if best is not None:
             self._restore(best)
         found = validator.best_epoch_
@@ -550,8 +553,8 @@ class SplitNNHost:
                 opt.load_state_dict(state["optimizer"])
             best = state["best"]
 
-        for epoch in range(start, plan.epochs):
-            ectx = ctx.child("epoch", epoch)
+        def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
+            nonlocal best
             self.bottom_.train(True)
             for b, rows in ctx.each_batch(batches(len(Xh), plan.batch_size, plan.seed, epoch),
                                           epoch, plan.epochs):
@@ -578,13 +581,17 @@ class SplitNNHost:
             if plan.early_stopping and decision["improved"]:
                 best = copy.deepcopy({"bottom": self.bottom_.state_dict(),
                                       "share": _share_state(self.share_)})
+            return EpochOutcome({"mode": plan.mode}, decision["stop"])
+
+        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
             if ckpt is not None:
                 ckpt.save(epoch + 1, _as_numpy({"bottom": self.bottom_.state_dict(),
                                                 "share": _share_state(self.share_),
                                                 "optimizer": None if opt is None else opt.state_dict(),
                                                 "best": best}))
-            if decision["stop"]:
-                break
+
+        run_epochs(ctx, range(start, plan.epochs), plan.epochs, train_epoch, end_epoch,
+                   f"split NN host [{plan.mode}]", report=False)
         if best is not None:
             self.bottom_.load_state_dict(best["bottom"])
             _load_share(self.share_, best["share"])
