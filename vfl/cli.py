@@ -24,15 +24,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vfl.config import load_job_config, load_party_config
     from vfl.runner import run_federated, run_simulated
 
+    party = None if args.party is None else load_party_config(args.party)
+    if party is not None:  # the party's plugins may register the algorithm the job names
+        from vfl.parties import registry
+
+        registry.load_plugins(party.plugins)
     job = load_job_config(args.job)
     if args.key_bits is not None:
         job = with_key_bits(job, args.key_bits)
     with console_display() as show:
-        if args.party is None:
+        if party is None:
             outcome = run_simulated(job, on_progress=show)
         else:
             submit = {"auto": None, "submit": True, "embedded": False}[args.mode]
-            outcome = run_federated(job, load_party_config(args.party), on_progress=show, submit=submit)
+            outcome = run_federated(job, party, on_progress=show, submit=submit)
     print(json.dumps(_summary(outcome), indent=2))
     return 0
 

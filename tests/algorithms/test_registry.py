@@ -7,7 +7,10 @@ Data: scikit-learn's breast cancer table split by columns (guest: label + 10 fea
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +20,16 @@ import yaml
 from sklearn.datasets import load_breast_cancer
 
 from tests.algorithms import fed_linear
+from tests.parties import service_kit as kit
 from vfl.algorithms import registry
 from vfl.config import load_job_config, load_party_config
 from vfl.connectors import read_table
+from vfl.crypto.tls import TlsFiles
 from vfl.errors import ConfigError, PolicyError
 from vfl.parties.runtime import PartyRuntime
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle
+from vfl.serving.client import ScoringClient
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
 
@@ -132,3 +138,50 @@ def test_nothing_in_vfl_dispatches_on_algorithm_names() -> None:
     found = [f"{path.relative_to(VFL)}:{i}" for path in VFL.rglob("*.py")
              for i, line in enumerate(path.read_text().splitlines(), 1) if dispatch.search(line)]
     assert found == []
+
+
+@pytest.mark.slow
+def test_a_registered_third_algorithm_runs_between_two_served_parties(tmp_path: Path) -> None:
+    """Two `vfl serve` OS processes (mutual TLS) that list the algorithm's module in their
+    `plugins`: the bank submits the job with `vfl run`, then scores online over gRPC; the
+    online scores equal the trained model's."""
+    job_yaml = _write_job(tmp_path)
+    fed = kit.Federation(tmp_path / "fed", ["bank", "partner"])
+    for name in ("bank", "partner"):
+        local = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())
+        for spec in local["datasets"].values():
+            spec["uri"] = str(tmp_path / spec["uri"])
+        local["store"]["path"] = str(tmp_path / local["store"]["path"])
+        extra = {}
+        if name == "partner":  # its own policy: this job (plaintext allowed), then serving the model
+            local["policy"]["allow"][0]["protocols"] = ["job", "inference"]
+            extra = {"policy": local["policy"]}
+        fed.write_config(name, datasets=local["datasets"], preprocessing=local["preprocessing"],
+                         store=local["store"], plugins=["tests.algorithms.fed_linear"],
+                         serving={"models": {MODEL_ID: {"dataset": "credit"}}, "clients": ["bank"]},
+                         **extra)
+    job = yaml.safe_load(job_yaml.read_text())
+    job.pop("parties")
+    job["steps"]["evaluate"]["out_dir"] = str(tmp_path / "reports")
+    job["steps"].pop("score")
+    job["steps"]["evaluate"]["iv"] = False
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+
+    served = [kit.Served(fed.root / n / "party.yaml", fed.ports[n], tmp_path / f"{n}.log")
+              for n in ("partner", "bank")]
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "vfl.cli", "run", str(tmp_path / "job.yaml"), "--party",
+             str(fed.root / "bank" / "party.yaml"), "--mode", "submit"],
+            capture_output=True, text=True, timeout=600, cwd=str(kit.REPO))
+        assert run.returncode == 0, run.stderr[-4000:] + served[1].log()[-4000:]
+        summary = json.loads(run.stdout)
+        assert summary["auc"] > 0.95, summary
+        trained = read_table(str(tmp_path / "reports" / summary["job_id"] / "test_scores.csv"))
+        tls = TlsFiles(fed.certs / "ca.pem", fed.certs / "bank.pem", fed.certs / "bank.key")
+        with ScoringClient(f"127.0.0.1:{fed.ports['bank']}", "bank", tls) as client:
+            online = client.score(MODEL_ID, trained["id"])
+        np.testing.assert_allclose(online["score"], trained["score"], rtol=0, atol=1e-9)
+    finally:
+        for proc in served:
+            proc.stop()
