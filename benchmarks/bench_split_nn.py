@@ -94,7 +94,7 @@ def norm_attack(data: dict[str, np.ndarray], noise_scale: float, batch_size: int
     seen: list[tuple[str, Any]] = []
     channel = InProcessChannel(list(ROLES), taps=[
         lambda s, r, key, p: seen.append((key, decode(p))) if key.endswith("/dL_dA") else None])
-    result, _, _ = federated(data, "plain", 1, batch_size, 1024, noise_scale, channel)
+    result, _, _ = federated(data, "insecure_plaintext", 1, batch_size, 1024, noise_scale, channel)
     n = len(data["y"])
     score = np.zeros(n)
     order = batches(n, batch_size, 0, 0)
@@ -117,7 +117,7 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load()
     ref = centralized(data, args.epochs, args.batch_size)
-    plain, _, _ = federated(data, "plain", args.epochs, args.batch_size, args.key_bits)
+    plain, _, _ = federated(data, "insecure_plaintext", args.epochs, args.batch_size, args.key_bits)
     result: dict[str, Any] = {
         "benchmark": "split_nn_default_credit", "rows_train": len(data["y"]),
         "rows_test": len(data["y_te"]), "epochs": args.epochs, "batch_size": args.batch_size,

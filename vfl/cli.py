@@ -25,15 +25,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vfl.parties.config import load_party_config
     from vfl.runner import run_federated, run_simulated
 
+    party = None if args.party is None else load_party_config(args.party)
+    if party is not None:  # the party's plugins may register the algorithm the job names
+        from vfl.parties import registry
+
+        registry.load_plugins(party.plugins)
     job = load_job_config(args.job)
     if args.key_bits is not None:
         job = with_key_bits(job, args.key_bits)
     with console_display() as show:
-        if args.party is None:
+        if party is None:
             outcome = run_simulated(job, on_progress=show)
         else:
             submit = {"auto": None, "submit": True, "embedded": False}[args.mode]
-            outcome = run_federated(job, load_party_config(args.party), on_progress=show, submit=submit)
+            outcome = run_federated(job, party, on_progress=show, submit=submit)
     print(json.dumps(_summary(outcome), indent=2))
     return 0
 
@@ -60,11 +65,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def with_key_bits(job: JobConfig, bits: int) -> JobConfig:
     """`job` with HE-LR keys of `bits` bits (warned about below 2048: not for production)."""
+    from vfl.algorithms import registry
     from vfl.errors import ConfigError
 
     train = job.steps.train
-    if train is None or train.algorithm != "hetero_lr":
-        raise ConfigError("--key-bits: the job has no hetero_lr train step")
+    if train is None or not registry.get(train.algorithm).accepts_key_bits:
+        takers = " or ".join(n for n in registry.names() if registry.get(n).accepts_key_bits)
+        raise ConfigError(f"--key-bits: the job has no {takers} train step")
     if bits < 2048:
         print(FAST_KEY_BITS_WARNING.format(bits=bits), file=sys.stderr)
     steps = job.steps.model_copy(update={"train": train.model_copy(

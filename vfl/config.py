@@ -36,17 +36,28 @@ class PreprocessStep(Strict):
 
 
 class TrainStep(Strict):
-    algorithm: Literal["hetero_lr", "split_nn"] = "hetero_lr"
+    algorithm: str = Field("hetero_lr", description="a registered algorithm (vfl.algorithms.registry)")
     params: dict[str, Any] = {}
+
+    @field_validator("algorithm")
+    @classmethod
+    def _registered(cls, algorithm: str) -> str:
+        from vfl.algorithms import registry
+
+        try:
+            registry.get(algorithm)
+        except VflError as exc:
+            raise ValueError(str(exc)) from None
+        return algorithm
 
     @field_validator("params")
     @classmethod
     def _params_fit_the_algorithm(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from vfl.algorithms.params import check_train_params  # the algorithms' own schemas
+        from vfl.algorithms import registry  # the algorithms' own schemas
 
         if "algorithm" in info.data:
             try:
-                check_train_params(info.data["algorithm"], params)
+                registry.get(info.data["algorithm"]).check_params(params)
             except VflError as exc:
                 raise ValueError(str(exc)) from None
         return params

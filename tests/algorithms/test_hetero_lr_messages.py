@@ -136,7 +136,7 @@ def test_he_traffic_reveals_nothing_and_masks_are_in_place(n_hosts, class_weight
         assert np.all(np.abs(seen - grad) > 1e3 * np.abs(grad).max()), "unmasked gradient decrypted"
 
     # the host partial scores reach the guest only at inference, as docs/protocols.md §4 says
-    scores = [k for s, r, k, v in messages if k.endswith("/predict/partial_score")]
+    scores = [k for s, r, k, v in messages if k.endswith("/predict/contribution")]  # contributions protocol
     assert len(scores) == n_hosts
     ref = TaylorLogisticRegression(epochs=2, batch_size=BATCH, learning_rate=0.3, random_state=SEED,
                                    class_weight=class_weight)

@@ -267,7 +267,7 @@ def test_he_messages_reveal_only_AW_to_the_guest_and_no_labels_to_the_host(
     channel, seen = _tapped()
     _run(clf.predict_proba, {"X": breast["Xg"][:50]}, host.predict, {"X": breast["Xh"][:50]}, channel)
     received = [(_tag(k), v) for s, r, k, v in seen if r == "bank"]
-    assert [t for t, _ in received] == ["AW"]
+    assert [t for t, _ in received] == ["contribution"]  # A W, by the contributions protocol
     np.testing.assert_allclose(received[0][1], host.part_.contribution(breast["Xh"][:50]))
 
 
@@ -322,7 +322,7 @@ def test_resume_from_checkpoints_continues_the_same_run(breast: dict[str, np.nda
 
     straight = _predict(*fit(3, ckpt=False), breast["Xg"], breast["Xh"])
     fit(2, ckpt=True)  # "interrupted" after two epochs
-    assert sorted(p.name.split("-")[1] for p in (tmp_path / "host").glob("*.pt")) == ["00001", "00002"]
+    assert sorted(p.stem.split("_")[1] for p in (tmp_path / "host").glob("epoch_*.json")) == ["00001", "00002"]
     clf, host = fit(3, ckpt=True)  # resumes at epoch 3
     assert len(clf.history_) == 3 and [h["epoch"] for h in clf.history_] == [1.0, 2.0, 3.0]
     np.testing.assert_allclose(_predict(clf, host, breast["Xg"], breast["Xh"]), straight, atol=1e-6)

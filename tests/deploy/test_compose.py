@@ -265,6 +265,6 @@ def test_down_keeps_the_stores_and_a_second_up_serves_the_model_without_retraini
         np.testing.assert_allclose(new["score"], old["score"], rtol=0, atol=0)
     assert after[0].attrs["version"] == deployment.summary["job_id"]
     jobs = [json.loads(line) for line in deployment.vfl(
-        "jobs", "--config", "/etc/vfl/party.yaml", "list").splitlines()]
+        "jobs", "--config", "/etc/vfl/party.yaml", "list", "--json").splitlines()]
     assert [job["job_id"] for job in jobs] == [deployment.summary["job_id"]]  # trained once
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from vfl.algorithms.checkpoint import EpochCheckpoints
+from vfl.algorithms import contributions
 from vfl.algorithms.hetero_lr_protocol import (
     Keys,
     guest_batch,
@@ -42,15 +41,22 @@ from vfl.algorithms.optim import (
     epoch_batches,
     smallest_batch,
 )
+from vfl.algorithms.session import (
+    HE,
+    INSECURE,
+    MODES,
+    STOPPING_METRICS,
+    EpochOutcome,
+    SessionCheckpoints,
+    early_stopping,
+    run_epochs,
+    training_mode,
+)
+from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import MIN_KEY_BITS
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
-from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties.context import Context
-from vfl.parties.progress import REPEATS_PROGRESS
 
-HE, INSECURE = "he", "insecure_plaintext"
-MODES = (HE, INSECURE)
-METRICS = ("auc", "ks")
 INSECURE_BANNER = (
     "INSECURE PLAINTEXT MODE: partial scores and residuals cross the party boundary "
     "unencrypted; for experiments only"
@@ -149,18 +155,12 @@ class _TrainState:
         self.opt.load_state(arrays)
 
 
-def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[EpochCheckpoints | None, int]:
+def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[SessionCheckpoints | None, int]:
     """The party's checkpoints and its last epoch usable for this plan (-1: none)."""
     if directory is None:
         return None, -1
-    ckpt = EpochCheckpoints(directory)
-    last = ckpt.latest()
-    if last >= 0 and ckpt.load(last)[1]["plan"] != fingerprint:
-        raise ConfigError(
-            f"checkpoint directory {directory} holds another job (different plan); "
-            "use a new directory or remove it"
-        )
-    return ckpt, last
+    ckpt = SessionCheckpoints(directory, fingerprint)
+    return ckpt, ckpt.latest()
 
 
 def _max_change(before: np.ndarray, after: np.ndarray) -> float:
@@ -258,7 +258,7 @@ class HeteroLogisticRegression(BaseEstimator):
         alpha: float = 0.0,
         class_weight: None | str | dict[Any, float] = None,
         tol: float | None = 1e-4,
-        early_stopping: bool = False,
+        early_stopping: str | bool | None = None,
         validation_metric: str = "auc",
         patience: int = 3,
         warm_start: bool = False,
@@ -326,11 +326,11 @@ class HeteroLogisticRegression(BaseEstimator):
     def check_params(self) -> OptimizerConfig:
         """Types and ranges of every setting, without data (what `fit` would refuse): a job
         checks its params with this before any party does work. Returns the optimizer's."""
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}{did_you_mean(self.mode, MODES)}")
-        if self.validation_metric not in METRICS:
-            raise ConfigError(f"validation_metric must be one of {METRICS}, got {self.validation_metric!r}"
-                              f"{did_you_mean(self.validation_metric, METRICS)}")
+        training_mode(self.mode)
+        early_stopping(self.early_stopping, self.validation_metric)
+        if self.validation_metric not in STOPPING_METRICS:
+            raise ConfigError(f"validation_metric must be one of {STOPPING_METRICS}, got {self.validation_metric!r}"
+                              f"{did_you_mean(self.validation_metric, STOPPING_METRICS)}")
         for name in ("epochs", "batch_size", "patience", "key_bits", "random_state"):
             v = getattr(self, name)
             if name == "batch_size" and v is None:
@@ -350,14 +350,15 @@ class HeteroLogisticRegression(BaseEstimator):
 
     def _plan(self, n_rows: int, n_val_rows: int, width: int, weighted: bool, warm: bool) -> TrainingPlan:
         opt = self.check_params()
-        if self.early_stopping and n_val_rows == 0:
+        stop_on = early_stopping(self.early_stopping, self.validation_metric)
+        if stop_on and n_val_rows == 0:
             raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
         batch_size = auto_batch_size(n_rows) if self.batch_size is None else int(self.batch_size)
         return TrainingPlan(
-            mode=self.mode, key_bits=int(self.key_bits), epochs=int(self.epochs),
+            mode=training_mode(self.mode), key_bits=int(self.key_bits), epochs=int(self.epochs),
             batch_size=batch_size, seed=int(self.random_state), optimizer=opt,
             tol=None if self.tol is None else float(self.tol), weighted=weighted,
-            early_stopping=bool(self.early_stopping), warm_start=warm, n_rows=n_rows,
+            early_stopping=stop_on is not None, warm_start=warm, n_rows=n_rows,
             n_val_rows=n_val_rows, guest_width=width,
         )
 
@@ -420,21 +421,23 @@ class HeteroLogisticRegression(BaseEstimator):
         init = np.r_[self.coef_, self.intercept_] if warm else np.zeros(Xa.shape[1])
         penalized = np.r_[np.ones(Xg.shape[1]), 0.0]
         state = _TrainState(init, init.copy(), Optimizer(plan.optimizer, Xa.shape[1], penalized))
-        meta: dict[str, Any] = {"history": [], "best_score": None, "best_epoch": -1, "bad_epochs": 0}
+        meta: dict[str, Any] = {"history": []}
+        stop_on = early_stopping(self.early_stopping, self.validation_metric)
+        validator = EpochValidator(stop_on or self.validation_metric, self.patience if stop_on else None)
         if ckpt is not None:
             ckpt.discard_after(last)
         if last >= 0 and ckpt is not None:
-            arrays, meta = ckpt.load(last)
-            state.load(arrays)
+            saved = ckpt.load(last)
+            state.load(saved["arrays"])
+            meta = {"history": saved["history"]}
+            validator.load_state(saved["validation"])
             ctx.log.info(f"resuming hetero LR after epoch {last + 1} from {ckpt.directory}")
         stopped = bool(meta["history"]) and meta["history"][-1]["stop"]
         end = last + 1 if stopped else plan.epochs
         ctx.broadcast("resume", {"epoch": last, "end": end})
         keys = guest_keys(ctx, plan.key_bits) if plan.mode == HE else None
 
-        for epoch in range(last + 1, end):
-            t0 = time.perf_counter()
-            ectx = ctx.child("epoch", epoch)
+        def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
             before = state.w.copy()
             for b, rows in ctx.each_batch(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch),
                                           epoch, plan.epochs):
@@ -445,23 +448,23 @@ class HeteroLogisticRegression(BaseEstimator):
                 else:
                     g = guest_batch(bctx, keys, Xa[rows], y_pm[rows], sb, state.w, weighted, widths)
                 state.w = state.opt.step(state.w, g, epoch)
-            record = self._end_epoch(ectx, plan, state, meta, before, Xv, yv)
-            record["seconds"] = time.perf_counter() - t0
+            record = self._end_epoch(ectx, plan, state, meta, validator, before, Xv, yv)
+            return EpochOutcome(record, stop=record["stop"])
+
+        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
             meta["history"].append(record)
             if ckpt is not None:
-                ckpt.save(epoch, state.arrays(), {**meta, "epoch": epoch, "plan": plan.fingerprint()})
-            ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
-            shown = " ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float))
-            ctx.log.info(f"hetero LR [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: {shown}", extra=REPEATS_PROGRESS)
-            if record["stop"]:
-                break
+                ckpt.save(epoch, {"arrays": state.arrays(), "history": meta["history"],
+                                  "validation": validator.state()})
 
-        if plan.early_stopping and meta["best_epoch"] >= 0:
+        run_epochs(ctx, range(last + 1, end), plan.epochs, train_epoch, end_epoch, f"hetero LR [{plan.mode}]")
+
+        if plan.early_stopping and validator.best_epoch_ is not None:
             state.w = state.best_w
         self.coef_, self.intercept_ = state.w[:-1].copy(), float(state.w[-1])
         self.n_iter_ = len(meta["history"])
         self.history_ = meta["history"]
-        self.best_epoch_ = meta["best_epoch"]
+        self.best_epoch_ = -1 if validator.best_epoch_ is None else validator.best_epoch_
         self.feature_names_in_ = names
         self.n_features_in_ = Xg.shape[1]
         self.part_ = LRGuestPart(self.coef_, self.intercept_, plan.mode, names)
@@ -469,7 +472,7 @@ class HeteroLogisticRegression(BaseEstimator):
 
     def _end_epoch(
         self, ectx: Context, plan: TrainingPlan, state: _TrainState, meta: dict[str, Any],
-        before: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None,
+        validator: EpochValidator, before: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None,
     ) -> dict[str, Any]:
         """Validation metrics, convergence and early stopping; tells the hosts what was decided."""
         record: dict[str, Any] = {"epoch": len(meta["history"]) + 1, "mode": plan.mode}
@@ -491,19 +494,13 @@ class HeteroLogisticRegression(BaseEstimator):
         if z_val is not None and yv is not None:
             watch_scores(ectx, z_val, f"epoch {record['epoch']}: validation")
             p = sigmoid(z_val)
-            auc, ks = fast_auc_ks(yv, p)
+            scores = validator.update(record["epoch"] - 1, yv, p)
             eps = 1e-15
-            record.update(val_auc=auc, val_ks=ks, val_loss=float(-np.mean(
+            record.update(val_auc=scores["auc"], val_ks=scores["ks"], val_loss=float(-np.mean(
                 np.where(yv, np.log(p + eps), np.log(1 - p + eps)))))
-            score = auc if self.validation_metric == "auc" else ks
-            _watch_metric(ectx, meta["history"], record, self.validation_metric)
-            if meta["best_score"] is None or score > meta["best_score"]:
-                meta.update(best_score=score, best_epoch=record["epoch"] - 1, bad_epochs=0)
-                best = True
-            else:
-                meta["bad_epochs"] += 1
-            if plan.early_stopping and meta["bad_epochs"] >= self.patience:
-                stop = True
+            _watch_metric(ectx, meta["history"], record, validator.metric)
+            best = validator.improved_
+            stop = stop or validator.should_stop
         if best:
             state.best_w = state.w.copy()
         record.update(weight_change=change, converged=converged, stop=stop)
@@ -538,15 +535,7 @@ class HeteroLogisticRegression(BaseEstimator):
         if not hasattr(self, "part_"):
             raise ConfigError("this HeteroLogisticRegression is not fitted yet: call fit first")
         Xg, _ = _as_matrix(X, "guest features X")
-        pctx = ctx.child("predict")
-        pctx.broadcast("predict", {"n_rows": len(Xg)})
-        contributions = []
-        for h in pctx.hosts:
-            c = pctx.recv(h, "partial_score")
-            if not isinstance(c, np.ndarray) or c.shape != (len(Xg), 1) or not np.all(np.isfinite(c)):
-                raise ProtocolError(f"'partial_score' from host '{h}' must be finite of shape ({len(Xg)}, 1)")
-            contributions.append(c.astype(np.float64))
-        z = self.part_.decision_function(Xg, contributions)
+        z = self.part_.decision_function(Xg, contributions.guest_collect(ctx, len(Xg), width=1))
         watch_scores(ctx, z, "predict")
         return z
 
@@ -669,14 +658,13 @@ def host_fit(
     if ckpt is not None:
         ckpt.discard_after(start)
     if start >= 0 and ckpt is not None:
-        arrays, meta = ckpt.load(start)
-        state.load(arrays)
-        best_epoch = meta["best_epoch"]
+        saved = ckpt.load(start)
+        state.load(saved["arrays"])
+        best_epoch = saved["best_epoch"]
     keys: Keys | None = host_keys(ctx, plan.key_bits) if plan.mode == HE else None
 
-    for epoch in range(start + 1, end):
-        t0 = time.perf_counter()
-        ectx = ctx.child("epoch", epoch)
+    def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
+        nonlocal best_epoch
         before = state.w.copy()
         for b, rows in ctx.each_batch(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch),
                                       epoch, plan.epochs):
@@ -696,14 +684,13 @@ def host_fit(
             raise ProtocolError(f"malformed 'epoch_decision' from '{ctx.guest}' at step '{ectx.step}'")
         if decision["best"]:
             state.best_w, best_epoch = state.w.copy(), epoch
+        return EpochOutcome({"mode": plan.mode, "converged": converged}, stop=decision["stop"])
+
+    def end_epoch(epoch: int, record: dict[str, Any]) -> None:
         if ckpt is not None:
-            ckpt.save(epoch, state.arrays(), {"epoch": epoch, "plan": plan.fingerprint(), "best_epoch": best_epoch})
-        seconds = time.perf_counter() - t0
-        ctx.progress(epoch + 1, plan.epochs, unit="epochs", mode=plan.mode, seconds=seconds, converged=converged)
-        ctx.log.info(f"hetero LR host [{plan.mode}] epoch {epoch + 1}/{plan.epochs} done in {seconds:.1f}s",
-                     extra=REPEATS_PROGRESS)
-        if decision["stop"]:
-            break
+            ckpt.save(epoch, {"arrays": state.arrays(), "best_epoch": best_epoch})
+
+    run_epochs(ctx, range(start + 1, end), plan.epochs, train_epoch, end_epoch, f"hetero LR host [{plan.mode}]")
     if plan.early_stopping and best_epoch >= 0:
         state.w = state.best_w
     return LRHostPart(state.w.copy(), plan.mode, names)
@@ -712,8 +699,4 @@ def host_fit(
 def host_predict(ctx: Context, X: Any, part: LRHostPart) -> None:
     """Answer one `predict` request of the guest with this host's partial scores X_h w_h."""
     Xh, _ = _as_matrix(X, f"{ctx.name} features X")
-    pctx = ctx.child("predict")
-    request = pctx.recv(ctx.guest, "predict")
-    if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
-        raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, host has {len(Xh)} rows")
-    pctx.send(ctx.guest, "partial_score", part.contribution(Xh))
+    contributions.host_contribute(ctx, Xh, part)

@@ -14,7 +14,6 @@ faster and much less private (hosts must allow it). After training the guest han
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
+from vfl.algorithms import contributions
 from vfl.algorithms import interactive_layer as il
 from vfl.algorithms.nn_spec import config_module, optimizer_class
+from vfl.algorithms.session import (
+    HE,
+    INSECURE,
+    EpochOutcome,
+    SessionCheckpoints,
+    early_stopping,
+    run_epochs,
+    training_mode,
+)
 from vfl.algorithms.split_nn_parts import (
     SplitNNGuestPart,
     SplitNNHostPart,
@@ -34,28 +42,16 @@ from vfl.algorithms.split_nn_parts import (
     run_module,
 )
 from vfl.algorithms.split_nn_plan import (
-    HE,
-    MODES,
-    PLAIN,
     PLAIN_BANNER,
-    EpochCheckpoints,
     TrainingPlan,
     batches,
 )
+from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import PaillierPublicKey, generate_keypair
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.parties.context import Context
-from vfl.parties.progress import REPEATS_PROGRESS
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-METRICS = ("auc", "ks")
-
-
-def _metric(name: str, y: np.ndarray, p: np.ndarray) -> float:
-    if name == "auc":
-        return float(roc_auc_score(y, p))
-    fpr, tpr, _ = roc_curve(y, p)
-    return float(np.max(tpr - fpr))
 
 
 def _set_threads(n: int | None) -> None:
@@ -82,6 +78,28 @@ def _load_share(s: il.Share, d: dict[str, torch.Tensor]) -> None:
     s.value, s.velocity = d["value"].numpy().copy(), d["velocity"].numpy().copy()
 
 
+def _as_numpy(state: Any) -> Any:
+    """A training state with every tensor as an array, for the checkpoint format."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu().numpy()
+    if isinstance(state, dict):
+        return {k: _as_numpy(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return [_as_numpy(v) for v in state]
+    return state
+
+
+def _as_torch(state: Any) -> Any:
+    """A checkpointed state with its arrays as tensors again (every array of it was one)."""
+    if isinstance(state, np.ndarray):
+        return torch.from_numpy(np.array(state))
+    if isinstance(state, dict):
+        return {k: _as_torch(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_as_torch(v) for v in state]
+    return state
+
+
 def plain_initial_weights(seed: int, host_index: int, k: int, d: int) -> np.ndarray:
     """Initial W of the `host_index`-th host in plain mode (the guest holds all of it there)."""
     return il.init_share(np.random.default_rng([seed, 7, host_index]), k, d, 1)
@@ -101,9 +119,9 @@ class SplitNNClassifier(BaseEstimator):
         Module `interactive_width` -> 1 logit.
     interactive_width : int, default 8
         Width of the interactive layer's output.
-    mode : {"he", "plain"}, default "he"
+    mode : {"he", "insecure_plaintext"}, default "he"
         Paillier-encrypted interactive layer, or clear-text ``A`` and ``dL/dA`` (faster, less
-        private; hosts must allow it).
+        private; hosts must allow it). The old spelling ``"plain"`` still works and warns.
     epochs : int, default 10
         Passes over the training rows.
     batch_size : int, default 512
@@ -119,7 +137,7 @@ class SplitNNClassifier(BaseEstimator):
     interactive_momentum : float, default 0.9
         Momentum of the interactive layer.
     noise_scale : float, default 0.0
-        In plain mode, Gaussian noise added to ``dL/dA`` against label leakage.
+        In insecure_plaintext mode, Gaussian noise added to ``dL/dA`` against label leakage.
     early_stopping : {None, "auc", "ks"}, default None
         Watch this metric on ``(X_val, y_val)``; stop after `patience` epochs without
         improvement and restore the best epoch on every party.
@@ -128,7 +146,7 @@ class SplitNNClassifier(BaseEstimator):
     key_bits : int, default 2048
         Size of the guest's Paillier key.
     random_state : int, default 0
-        Batch order (shared with the hosts) and, in plain mode, the initial W.
+        Batch order (shared with the hosts) and, in insecure_plaintext mode, the initial W.
     checkpoint_dir : str or Path or None, default None
         Per-epoch checkpoints; a new fit with the same plan resumes from them.
     torch_threads : int or None, default 1
@@ -225,13 +243,10 @@ class SplitNNClassifier(BaseEstimator):
         self._check_params(has_val=True)
 
     def _check_params(self, has_val: bool) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.early_stopping not in (None, *METRICS):
-            raise ConfigError(f"early_stopping must be None or one of {METRICS}, got {self.early_stopping!r}")
-        if self.early_stopping and not has_val:
+        mode = training_mode(self.mode)
+        if early_stopping(self.early_stopping) and not has_val:
             raise ConfigError("early_stopping needs validation data: pass X_val and y_val to fit")
-        if self.mode == HE and self.noise_scale:
+        if mode == HE and self.noise_scale:
             raise ConfigError("noise_scale is the plain-mode defense; he mode does not use it")
         if not (isinstance(self.patience, int) and self.patience >= 1):
             raise ConfigError(f"patience must be a positive int, got {self.patience!r}")
@@ -256,26 +271,27 @@ class SplitNNClassifier(BaseEstimator):
         if not ctx.hosts:
             raise ConfigError(f"split NN needs at least one host; job '{ctx.job_id}' has none")
         d = self.interactive_width
+        stop_on = early_stopping(self.early_stopping)
         self.guest_bottom_ = copy.deepcopy(self.guest_bottom)
         self.top_ = copy.deepcopy(self.top)
         modules = [m for m in (self.guest_bottom_, self.top_) if m is not None]
         opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, modules, "guest")
         plan = TrainingPlan(
-            mode=self.mode, epochs=int(self.epochs), batch_size=int(self.batch_size),
+            mode=training_mode(self.mode), epochs=int(self.epochs), batch_size=int(self.batch_size),
             seed=int(self.random_state), interactive_width=int(d),
             interactive_lr=float(self.interactive_lr),
             interactive_momentum=float(self.interactive_momentum),
             noise_scale=float(self.noise_scale), n_rows=len(Xg),
-            n_val_rows=0 if Xv is None else len(Xv), early_stopping=self.early_stopping is not None,
+            n_val_rows=0 if Xv is None else len(Xv), early_stopping=stop_on is not None,
         )
         TrainingPlan.from_wire(plan.to_wire())  # the same checks the hosts run
-        if plan.mode == PLAIN:
+        if plan.mode == INSECURE:
             ctx.log.warning(PLAIN_BANNER)
 
         # handshake: plan -> acks (bottom width, key, checkpoints) -> resume epoch (+ our key)
         ctx.broadcast("plan", plan.to_wire())
         acks = {h: self._ack(ctx, h) for h in ctx.hosts}
-        ckpt = None if self.checkpoint_dir is None else EpochCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        ckpt = None if self.checkpoint_dir is None else SessionCheckpoints(self.checkpoint_dir, plan.fingerprint())
         common = set(ckpt.epochs()) if ckpt is not None else set()
         for ack in acks.values():
             common &= set(ack["epochs"])
@@ -302,51 +318,45 @@ class SplitNNClassifier(BaseEstimator):
         mask_rng = np.random.default_rng()
         history: list[dict[str, float]] = []
         best: dict[str, Any] | None = None
-        best_score, self.best_epoch_, wait = -np.inf, -1, 0
+        validator = EpochValidator(stop_on or "auc", self.patience if stop_on else None)
         if start > 0 and ckpt is not None:
-            state = ckpt.load(start)
+            state = _as_torch(ckpt.load(start))
             self._load_state(state, opt)
             history, best = state["history"], state["best"]
-            best_score, self.best_epoch_, wait = state["best_score"], state["best_epoch"], state["wait"]
+            validator.load_state(state["validation"])
             ctx.log.info(f"split NN resumes after epoch {start} from {self.checkpoint_dir}")
 
-        for epoch in range(start, plan.epochs):
-            t0 = time.perf_counter()
-            ectx = ctx.child("epoch", epoch)
+        def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
+            nonlocal best
             losses = []
             rows_list = batches(len(Xg), plan.batch_size, plan.seed, epoch)
             for b, rows in ctx.each_batch(rows_list, epoch, plan.epochs):
                 losses.append(self._train_batch(ectx.child("batch", b), plan, Xg[rows], yv[rows],
                                                 opt, keys, layouts, widths, mask_rng))
-            record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses)),
-                      "seconds": time.perf_counter() - t0}
+            record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses))}
             if Xv is not None and yvv is not None:
                 p = self._proba(ectx.child("val"), plan, Xv, keys, layouts, widths)
-                record.update(val_auc=_metric("auc", yvv, p), val_ks=_metric("ks", yvv, p))
+                scores = validator.update(epoch, yvv, p)
+                record.update(val_auc=scores["auc"], val_ks=scores["ks"])
             improved, stop = True, False
-            if self.early_stopping is not None:
-                score = record[f"val_{self.early_stopping}"]
-                improved = score > best_score
+            if stop_on is not None:
+                improved, stop = validator.improved_, validator.should_stop
                 if improved:
-                    best_score, self.best_epoch_, wait = score, epoch, 0
                     best = self._snapshot()
-                else:
-                    wait += 1
-                stop = wait >= self.patience
             ectx.broadcast("epoch_end", {"improved": improved, "stop": stop})
+            return EpochOutcome(record, stop)
+
+        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
             history.append(record)
             if ckpt is not None:
-                ckpt.save(epoch + 1, {**self._state(opt), "history": history, "best": best,
-                                      "best_score": float(best_score),
-                                      "best_epoch": self.best_epoch_, "wait": wait})
-            ctx.progress(epoch + 1, plan.epochs, unit="epochs", **record)
-            ctx.log.info(f"split NN [{plan.mode}] epoch {epoch + 1}/{plan.epochs}: " +
-                         ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
-                         extra=REPEATS_PROGRESS)
-            if stop:
-                break
+                ckpt.save(epoch + 1, _as_numpy({**self._state(opt), "history": history, "best": best,
+                                                "validation": validator.state()}))
+
+        run_epochs(ctx, range(start, plan.epochs), plan.epochs, train_epoch, end_epoch, f"split NN [{plan.mode}]")
         if best is not None:
             self._restore(best)
+        found = validator.best_epoch_
+        self.best_epoch_ = -1 if stop_on is None or found is None else found
         # export: each host's serving part becomes bottom_h(X_h) (U_h + V_h)
         for h, share in self.shares_.items():
             ctx.child("export").send(h, "U_share", share.value)
@@ -476,11 +486,7 @@ class SplitNNClassifier(BaseEstimator):
         if not hasattr(self, "part_"):
             raise ConfigError("SplitNNClassifier is not fitted: call fit first")
         Xg = as_float_matrix(X, f"{ctx.name} features X")
-        pctx = ctx.child("predict")
-        pctx.broadcast("predict", {"n_rows": len(Xg)})
-        contribs = [il.recv_array(pctx, h, "AW", (len(Xg), self.interactive_width))
-                    for h in ctx.hosts]
-        p = self.part_.predict_proba(Xg, contribs)
+        p = self.part_.predict_proba(Xg, contributions.guest_collect(ctx, len(Xg), self.interactive_width))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, ctx: Context, X: Any, threshold: float = 0.5) -> np.ndarray:
@@ -606,7 +612,7 @@ class SplitNNHost(BaseEstimator):
             plan = TrainingPlan.from_wire(ctx.recv(ctx.guest, "plan"))
         except ProtocolError as exc:
             raise self._refuse(ctx, str(exc), ProtocolError) from exc
-        if plan.mode == PLAIN and not self.allow_plain:
+        if plan.mode == INSECURE and not self.allow_plain:
             raise self._refuse(ctx, "plain mode is not allowed by this host's policy", PolicyError)
         if plan.n_rows != len(Xh):
             raise self._refuse(ctx, f"plan has {plan.n_rows} rows, host has {len(Xh)} aligned rows", DataError)
@@ -616,10 +622,13 @@ class SplitNNHost(BaseEstimator):
         self.bottom_ = copy.deepcopy(self.bottom)
         k = self._width(Xh.shape[1])
         opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, [self.bottom_], "host")
-        ckpt = None if self.checkpoint_dir is None else EpochCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        try:
+            ckpt = None if self.checkpoint_dir is None else SessionCheckpoints(self.checkpoint_dir, plan.fingerprint())
+        except ConfigError as exc:
+            raise self._refuse(ctx, str(exc), ConfigError) from exc
         keys: il.HeKeys | None = None
         pub, priv = generate_keypair(self.key_bits) if plan.mode == HE else (None, None)
-        if plan.mode == PLAIN:
+        if plan.mode == INSECURE:
             ctx.log.warning(PLAIN_BANNER)
         ctx.send(ctx.guest, "plan_ack", {
             "ok": True, "bottom_width": k, "key": None if pub is None else pub.to_wire(),
@@ -643,15 +652,15 @@ class SplitNNHost(BaseEstimator):
         self.share_ = il.Share(il.init_share(rng, k, d, 2) if plan.mode == HE else np.zeros((k, d)))
         best: dict[str, Any] | None = None
         if start > 0 and ckpt is not None:
-            state = ckpt.load(start)
+            state = _as_torch(ckpt.load(start))
             self.bottom_.load_state_dict(state["bottom"])
             _load_share(self.share_, state["share"])
             if opt is not None and state["optimizer"] is not None:
                 opt.load_state_dict(state["optimizer"])
             best = state["best"]
 
-        for epoch in range(start, plan.epochs):
-            ectx = ctx.child("epoch", epoch)
+        def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
+            nonlocal best
             self.bottom_.train(True)
             for b, rows in ctx.each_batch(batches(len(Xh), plan.batch_size, plan.seed, epoch),
                                           epoch, plan.epochs):
@@ -678,13 +687,17 @@ class SplitNNHost(BaseEstimator):
             if plan.early_stopping and decision["improved"]:
                 best = copy.deepcopy({"bottom": self.bottom_.state_dict(),
                                       "share": _share_state(self.share_)})
+            return EpochOutcome({"mode": plan.mode}, decision["stop"])
+
+        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
             if ckpt is not None:
-                ckpt.save(epoch + 1, {"bottom": self.bottom_.state_dict(),
-                                      "share": _share_state(self.share_),
-                                      "optimizer": None if opt is None else opt.state_dict(),
-                                      "best": best})
-            if decision["stop"]:
-                break
+                ckpt.save(epoch + 1, _as_numpy({"bottom": self.bottom_.state_dict(),
+                                                "share": _share_state(self.share_),
+                                                "optimizer": None if opt is None else opt.state_dict(),
+                                                "best": best}))
+
+        run_epochs(ctx, range(start, plan.epochs), plan.epochs, train_epoch, end_epoch,
+                   f"split NN host [{plan.mode}]", report=False)
         if best is not None:
             self.bottom_.load_state_dict(best["bottom"])
             _load_share(self.share_, best["share"])
@@ -751,10 +764,4 @@ def host_fit(ctx: Context, X: Any, settings: dict[str, Any] | None, where: str,
 
 def host_predict(ctx: Context, X: Any, part: SplitNNHostPart) -> None:
     """Answer one `predict` request of the guest with bottom_h(X_h) W for the same rows."""
-    Xh = as_float_matrix(X, f"{ctx.name} features X")
-    pctx = ctx.child("predict")
-    request = pctx.recv(ctx.guest, "predict")
-    if not isinstance(request, dict) or request.get("n_rows") != len(Xh):
-        raise ProtocolError(f"'predict' from '{ctx.guest}' asks for {request!r}, "
-                            f"host has {len(Xh)} rows")
-    pctx.send(ctx.guest, "AW", part.contribution(Xh))
+    contributions.host_contribute(ctx, as_float_matrix(X, f"{ctx.name} features X"), part)

@@ -1,4 +1,4 @@
-"""What the guest tells the hosts before split NN training, and per-party epoch checkpoints.
+"""What the guest tells the hosts before split NN training.
 
 The plan carries only schedule facts (mode, epochs, batch size, seed, interactive layer width
 and learning rate, row counts): each host's bottom model and optimizer are its own business.
@@ -9,20 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from vfl.algorithms.session import HE, MODES
 from vfl.errors import ProtocolError
-from vfl.store.files import inside, private_dir, seal
 
-HE = "he"
-PLAIN = "plain"
-MODES = (HE, PLAIN)
 PLAIN_BANNER = ("split NN in PLAIN mode: host activations A and gradients dL/dA cross in the "
                 "clear; the guest learns the host's bottom outputs, the host can infer labels")
 
@@ -85,41 +79,3 @@ def batch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     order = batch_order(n, seed, epoch)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
-
-
-class EpochCheckpoints:
-    """`epoch-<e>-<plan fingerprint>.pt` per completed epoch in a party's own directory.
-
-    Only files of the same plan count; the newest `keep` are kept, since parties may be one
-    epoch apart when a job dies and resume from the newest epoch they all have."""
-
-    def __init__(self, directory: str | Path, fingerprint: str, keep: int = 2) -> None:
-        self.directory = Path(directory)
-        self.fingerprint = fingerprint
-        self.keep = keep
-        private_dir(self.directory)
-
-    def _path(self, epoch: int) -> Path:
-        return inside(self.directory, f"epoch-{epoch:05d}-{self.fingerprint}.pt")
-
-    def epochs(self) -> list[int]:
-        found = []
-        for p in self.directory.glob(f"epoch-*-{self.fingerprint}.pt"):
-            try:
-                found.append(int(p.name.split("-")[1]))
-            except ValueError:
-                continue
-        return sorted(found)
-
-    def save(self, epoch: int, state: dict[str, Any]) -> None:
-        path = self._path(epoch)
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        seal(tmp)
-        os.replace(tmp, path)
-        for old in self.epochs()[: -self.keep]:
-            self._path(old).unlink(missing_ok=True)
-
-    def load(self, epoch: int) -> dict[str, Any]:
-        state: dict[str, Any] = torch.load(self._path(epoch), weights_only=True)
-        return state

@@ -18,22 +18,17 @@ from vfl.evaluation.binary import (
     threshold_metrics,
 )
 from vfl.evaluation.evaluate import evaluate_scores, main_evaluate
-from vfl.evaluation.federated import guest_evaluate, host_evaluate
 from vfl.evaluation.multiclass import multiclass_metrics
 from vfl.evaluation.report import write_report
 from vfl.evaluation.tables import calibration_table, lift_table, psi, psi_table
-from vfl.evaluation.validation import EpochValidator
 
 __all__ = [
-    "EpochValidator",
     "RocCurve",
     "binary_metrics",
     "brier_score",
     "calibration_table",
     "evaluate_scores",
     "fast_auc_ks",
-    "guest_evaluate",
-    "host_evaluate",
     "ks_binned",
     "ks_exact",
     "ks_fate",

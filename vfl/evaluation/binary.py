@@ -18,74 +18,15 @@ Both binned versions only look at a subset of the exact thresholds, so they neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from vfl.algorithms.label_checks import check_binary, is_probability
+from vfl.algorithms.validation import RocCurve as RocCurve  # the ROC pass training validates with
+from vfl.algorithms.validation import fast_auc_ks as fast_auc_ks
+from vfl.algorithms.validation import roc, roc_curve
 from vfl.errors import DataError
-from vfl.evaluation.inputs import check_binary, is_probability
-
-
-@dataclass(frozen=True)
-class RocCurve:
-    """Weighted ROC points, one per distinct score (descending), starting at (0, 0).
-
-    `thresholds[i]` is the score cut for point i: predicted positive means score >= it
-    (`inf` for the first point, where nothing is predicted positive).
-    """
-
-    fpr: np.ndarray
-    tpr: np.ndarray
-    thresholds: np.ndarray
-    positives: float
-    negatives: float
-
-    @property
-    def auc(self) -> float:
-        """Trapezoidal area; a tie group is a diagonal segment, i.e. counts one half."""
-        return float(np.trapezoid(self.tpr, self.fpr))
-
-    @property
-    def population_share(self) -> np.ndarray:
-        """Share of the (weighted) population predicted positive at each point."""
-        return (self.tpr * self.positives + self.fpr * self.negatives) / (
-            self.positives + self.negatives
-        )
-
-    @property
-    def ks_curve(self) -> np.ndarray:
-        return self.tpr - self.fpr
-
-    @property
-    def ks(self) -> float:
-        return float(self.ks_curve.max())
-
-    @property
-    def ks_threshold(self) -> float:
-        """The score cut where KS is reached (predict positive at score >= it)."""
-        return float(self.thresholds[int(np.argmax(self.ks_curve))])
-
-
-def roc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> RocCurve:
-    """ROC from checked arrays (see `inputs.check_binary`)."""
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted, w_sorted = s[order], y[order], w[order]
-    tp = np.cumsum(w_sorted * y_sorted)
-    fp = np.cumsum(w_sorted * (1.0 - y_sorted))
-    group_end = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.shape[0] - 1]
-    tps, fps = tp[group_end], fp[group_end]
-    return RocCurve(
-        fpr=np.r_[0.0, fps / fps[-1]],
-        tpr=np.r_[0.0, tps / tps[-1]],
-        thresholds=np.r_[np.inf, s_sorted[group_end]],
-        positives=float(tps[-1]),
-        negatives=float(fps[-1]),
-    )
-
-
-def roc_curve(y_true: Any, scores: Any, sample_weight: Any = None) -> RocCurve:
-    return roc(*check_binary(y_true, scores, sample_weight))
 
 
 def roc_auc(y_true: Any, scores: Any, sample_weight: Any = None) -> float:
@@ -95,12 +36,6 @@ def roc_auc(y_true: Any, scores: Any, sample_weight: Any = None) -> float:
 def ks_exact(y_true: Any, scores: Any, sample_weight: Any = None) -> float:
     """max(TPR - FPR) over all thresholds (weighted)."""
     return roc_curve(y_true, scores, sample_weight).ks
-
-
-def fast_auc_ks(y_true: Any, scores: Any, sample_weight: Any = None) -> tuple[float, float]:
-    """(AUC, exact KS) in one O(n log n) pass: the per-epoch validation metric for training."""
-    curve = roc_curve(y_true, scores, sample_weight)
-    return curve.auc, curve.ks
 
 
 def _ks_at_cuts(y: np.ndarray, s: np.ndarray, w: np.ndarray, cuts: np.ndarray) -> float:

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vfl.algorithms.label_checks import check_binary, check_scores, is_probability
 from vfl.connectors import read_table, redact_uri
 from vfl.errors import DataError
 from vfl.evaluation.binary import binary_metrics, bootstrap_ci, roc
-from vfl.evaluation.inputs import check_binary, check_scores, is_probability
 from vfl.evaluation.multiclass import multiclass_metrics
 from vfl.evaluation.report import write_report
 from vfl.evaluation.tables import calibration_table, lift_table, psi_table, threshold_table

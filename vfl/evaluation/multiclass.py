@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from vfl.algorithms.label_checks import check_weights
 from vfl.errors import DataError
-from vfl.evaluation.inputs import check_weights
 
 
 def multiclass_metrics(

@@ -11,9 +11,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from vfl.algorithms.label_checks import check_binary, check_scores, check_weights, is_probability
 from vfl.errors import DataError
 from vfl.evaluation.binary import roc, threshold_metrics
-from vfl.evaluation.inputs import check_binary, check_scores, check_weights, is_probability
 
 PSI_EPSILON = 1e-4
 

@@ -7,7 +7,6 @@ dtype, an unseen category under `on_unknown: error`) is an error, never a silent
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,20 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl.errors import DataError
+from vfl.algorithms import registry
+from vfl.errors import ConfigError, DataError
 from vfl.preprocessing.preprocessor import PartyPreprocessor
 
 BUNDLE_FILE = "bundle.json"
 PART_DIR = "part"
 PREPROCESSING_DIR = "preprocessing"
 
-PART_TYPES: dict[tuple[str, str], tuple[str, str]] = {
-    ("hetero_lr", "host"): ("vfl.algorithms.lr_model", "LRHostPart"),
-    ("hetero_lr", "guest"): ("vfl.algorithms.lr_model", "LRGuestPart"),
-    ("split_nn", "host"): ("vfl.algorithms.split_nn_parts", "SplitNNHostPart"),
-    ("split_nn", "guest"): ("vfl.algorithms.split_nn_parts", "SplitNNGuestPart"),
-}
-"""(module, class) of each part type, imported on first load: torch only when a split NN is served."""
+ROLES = ("guest", "host")
 
 
 @dataclass
@@ -69,10 +63,11 @@ class ModelBundle:
     def load(cls, directory: Path) -> ModelBundle:
         try:
             meta = json.loads((directory / BUNDLE_FILE).read_text())
-            module, name = PART_TYPES[(meta["algorithm"], meta["role"])]
-        except (OSError, ValueError, KeyError) as exc:
+            if meta["role"] not in ROLES:
+                raise ValueError(f"role {meta['role']!r} is not one of {ROLES}")
+            part_type = registry.get(meta["algorithm"], where="algorithm").part_type(meta["role"])
+        except (OSError, ValueError, KeyError, ConfigError) as exc:
             raise DataError(f"{directory}: not a model bundle ({type(exc).__name__}: {exc})") from None
-        part_type = getattr(importlib.import_module(module), name)
         pre = PartyPreprocessor.load(directory / PREPROCESSING_DIR) if meta["preprocessing"] else None
         return cls(meta["algorithm"], meta["role"], part_type.load(directory / PART_DIR),
                    list(meta["columns"]), pre)

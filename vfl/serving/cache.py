@@ -39,7 +39,7 @@ from vfl.errors import (
 from vfl.parties import policy
 from vfl.parties.config import PartyConfig
 from vfl.serving.bundle import ModelBundle
-from vfl.serving.online import GuestModel, feature_source, load_guest_model
+from vfl.serving.online import ServedGuestModel, feature_source, load_guest_model
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.scoring import HostScorer, Partials
 from vfl.store.audit import AuditLog, Metrics
@@ -90,7 +90,7 @@ class Serving:
         self._production: dict[str, tuple[float, ModelRecord]] = {}
         self._host_parts: dict[tuple[str, str], HostScorer] = {}
         self._sources: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self._guests: dict[str, GuestModel] = {}
+        self._guests: dict[str, ServedGuestModel] = {}
         self._loading: dict[str, threading.Lock] = {}
 
     # --- the served version -------------------------------------------------------------
@@ -179,7 +179,7 @@ class Serving:
                 log.warning("%s: model '%s' not preloaded: %s", self.name, model_id, exc)
 
     # --- guest side ---------------------------------------------------------------------
-    def guest_model(self, model_id: str) -> GuestModel:
+    def guest_model(self, model_id: str) -> ServedGuestModel:
         """The loaded guest part, reloaded (and re-checked with every host) after a promotion."""
         record = self.production(model_id)
         loaded = self._guests.get(model_id)

@@ -42,8 +42,9 @@ def feature_source(config: PartyConfig, model_id: str, columns: list[str]) -> An
 
 
 @dataclass
-class GuestModel:
-    """A loaded guest part and its scorer; `close()` releases the host connections."""
+class ServedGuestModel:
+    """A guest part loaded from the model store with its scorer and host connections (the
+    trained model of a job is `vfl.jobs.train.GuestModel`); `close()` releases them."""
 
     record: ModelRecord
     scorer: GuestScorer
@@ -60,7 +61,7 @@ class GuestModel:
 
 
 def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
-                     version: str | None = None, source: Any = None) -> GuestModel:
+                     version: str | None = None, source: Any = None) -> ServedGuestModel:
     """The guest's part of `model_id` (production version unless given), checked with every host."""
     record = store.get(model_id, version)
     if record.role != "guest":
@@ -87,7 +88,7 @@ def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
         raise
     log.info("%s: serving model '%s' version '%s' with hosts %s", config.name, model_id,
              record.version, record.peers)
-    return GuestModel(record, scorer, hosts)
+    return ServedGuestModel(record, scorer, hosts)
 
 
 def check_counterpart(me: str, record: ModelRecord, host: GrpcHost) -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from vfl.algorithms.validation import EpochValidator
 from vfl.errors import ConfigError, DataError
-from vfl.evaluation import EpochValidator
 
 
 def scores_with_quality(quality: float, seed: int = 0):

@@ -21,7 +21,7 @@ from vfl.errors import ConfigError, DataError
 from vfl.runner import run_simulated
 
 N = 300
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
