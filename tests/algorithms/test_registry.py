@@ -22,10 +22,11 @@ from sklearn.datasets import load_breast_cancer
 from tests.algorithms import fed_linear
 from tests.parties import service_kit as kit
 from vfl.algorithms import registry
-from vfl.config import load_job_config, load_party_config
+from vfl.config import load_job_config
 from vfl.connectors import read_table
 from vfl.crypto.tls import TlsFiles
 from vfl.errors import ConfigError, PolicyError
+from vfl.parties.config import load_party_config
 from vfl.parties.runtime import PartyRuntime
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle

@@ -34,7 +34,7 @@ import numpy as np
 
 from vfl.algorithms.checkpoint import EpochCheckpoints
 from vfl.errors import ConfigError, did_you_mean
-from vfl.progress import REPEATS_PROGRESS
+from vfl.parties.progress import REPEATS_PROGRESS
 
 if TYPE_CHECKING:
     from vfl.parties.context import Context
