@@ -10,7 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _dry_run(*args: str) -> list[str]:
-    done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True)
+    # --no-print-directory: under `make test` this make is nested and would print its directory
+    done = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=REPO, capture_output=True,
+                          text=True, check=True)
     return done.stdout.splitlines()
 
 

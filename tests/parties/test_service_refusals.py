@@ -195,6 +195,8 @@ def test_a_hosts_failure_on_its_own_data_reaches_the_guest_redacted(fed, served)
     with connect_federation(fed.config("bank"), embedded=False) as bank:
         bank.start_job("bank", "host-data", "test-data-error", {"secret": "4111-1111"},
                        {"bank": "guest", "partner": "host"}, {})
+        # the guest's job ends after it has started the partner's role: only then ask the partner
+        assert bank.wait_job("bank", "host-data", 30, poll=0.1).state == "failed"
         assert bank.wait_job("partner", "host-data", 30, poll=0.1).state == "failed"
         late = PeerClient(fed.config("bank"), "partner", f"127.0.0.1:{fed.ports['partner']}")
         try:
