@@ -1,8 +1,10 @@
 """The process pool: started once per party service and reused by every job; workers never
-re-run the caller's main module (a plain script needs no `if __name__ == "__main__":`)."""
+re-run the caller's main module (a plain script needs no `if __name__ == "__main__":`); no
+worker or fork server outlives the process that owns the pool, even a killed one."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -76,3 +78,34 @@ def test_a_plain_script_without_a_main_guard_runs(tmp_path):
                           timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "VFL_WORKERS": "2"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "common 200"
+
+
+OWNER_SCRIPT = """
+from vfl.parties import executor
+
+executor.start_in_background().join()
+print(flush=True)
+input()  # until the test kills this process
+"""
+
+
+def test_a_killed_owner_leaves_no_worker_or_fork_server_behind(tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER_SCRIPT)
+    owner = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True,
+                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "VFL_WORKERS": "2"})
+    try:
+        assert owner.stdout is not None and owner.stdout.readline() == "\n"  # the pool is up
+        workers = pool_workers(owner.pid)
+        server = {psutil.Process(w).ppid() for w in workers}
+        assert len(workers) == WORKERS and len(server) == 1
+        processes = [psutil.Process(pid) for pid in workers | server]
+        owner.send_signal(signal.SIGKILL)  # no atexit, no pool shutdown
+        owner.wait(timeout=10)
+        _, alive = psutil.wait_procs(processes, timeout=15)
+        assert not alive, f"outlived their killed owner: {alive}"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()

@@ -8,6 +8,10 @@ service starts it when it starts, and a simulation while its parties load their 
 Workers run vfl's own functions only, so they never re-run the caller's main module: a plain
 script without an ``if __name__ == "__main__":`` guard works. (multiprocessing would
 otherwise re-import the script in every worker, which runs it again and breaks the pool.)
+
+Workers end with the process that owns the pool, even when it is killed (SIGKILL leaves no
+chance to shut the pool down): each watches its owner and exits when the owner is gone, and
+the fork server then exits with its last worker.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import select
 import sys
 import threading
 import types
@@ -70,9 +75,30 @@ def shared_process_pool(workers: int | None = None) -> ProcessPoolExecutor:
             _size = workers or int(os.environ.get("VFL_WORKERS", "0")) or os.cpu_count() or 1
             context = _Context()
             context.set_forkserver_preload(WORKER_MODULES)
-            _pool = ProcessPoolExecutor(_size, mp_context=context)
+            _pool = ProcessPoolExecutor(_size, mp_context=context, initializer=_exit_with_owner,
+                                        initargs=(os.getpid(),))
             atexit.register(_pool.shutdown, cancel_futures=True)
         return _pool
+
+
+def _exit_with_owner(owner: int) -> None:
+    """Worker initializer: a daemon thread ends this worker once `owner` (the process whose
+    pool it serves) has exited."""
+    threading.Thread(target=_watch, args=(owner,), name="vfl-owner-watch", daemon=True).start()
+
+
+def _watch(owner: int) -> None:
+    try:
+        if hasattr(os, "pidfd_open"):  # Linux: the descriptor turns readable when the owner exits
+            fd = os.pidfd_open(owner)
+            select.select([fd], [], [])
+        else:
+            while True:
+                os.kill(owner, 0)  # raises once the owner is gone
+                threading.Event().wait(1.0)
+    except ProcessLookupError:
+        pass  # gone before the watch began
+    os._exit(0)
 
 
 def start_in_background() -> threading.Thread:
