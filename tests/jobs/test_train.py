@@ -9,9 +9,6 @@ slow test runs the job across two `vfl serve` OS processes (mTLS) and scores onl
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +21,11 @@ from sklearn.datasets import load_breast_cancer
 from tests.parties import service_kit as kit
 from vfl.config import load_job_config
 from vfl.connectors import read_table
-from vfl.crypto.tls import TlsFiles
 from vfl.errors import ConfigError, ProtocolError
 from vfl.parties.config import load_party_config
 from vfl.parties.runtime import PartyRuntime
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle
-from vfl.serving.client import ScoringClient
 from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
 
@@ -174,21 +169,7 @@ def test_split_nn_job_between_two_served_parties(tmp_path: Path) -> None:
     job["steps"].pop("score")
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
 
-    served = [kit.Served(fed.root / n / "party.yaml", fed.ports[n], tmp_path / f"{n}.log")
-              for n in ("partner", "bank")]
-    try:
-        run = subprocess.run(
-            [sys.executable, "-m", "vfl.cli", "run", str(tmp_path / "job.yaml"), "--party",
-             str(fed.root / "bank" / "party.yaml"), "--mode", "submit"],
-            capture_output=True, text=True, timeout=600, cwd=str(kit.REPO))
-        assert run.returncode == 0, run.stderr[-4000:] + served[1].log()[-4000:]
-        summary = json.loads(run.stdout)
-        assert summary["auc"] > 0.9, summary
-        trained = read_table(str(tmp_path / "reports" / summary["job_id"] / "test_scores.csv"))
-        tls = TlsFiles(fed.certs / "ca.pem", fed.certs / "bank.pem", fed.certs / "bank.key")
-        with ScoringClient(f"127.0.0.1:{fed.ports['bank']}", "bank", tls) as client:
-            online = client.score(MODEL_ID, trained["id"])
-        np.testing.assert_allclose(online["score"], trained["score"], rtol=0, atol=1e-6)
-    finally:
-        for proc in served:
-            proc.stop()
+    summary, trained, online = kit.submit_and_score_online(fed, tmp_path / "job.yaml", MODEL_ID,
+                                                           tmp_path / "reports")
+    assert summary["auc"] > 0.9, summary
+    np.testing.assert_allclose(online["score"], trained["score"], rtol=0, atol=1e-6)

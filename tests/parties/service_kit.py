@@ -220,3 +220,35 @@ def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def submit_and_score_online(fed: Federation, job_path: Path, model_id: str,
+                            reports: Path) -> tuple[dict[str, Any], Any, Any]:
+    """Serve the bank and the partner as `vfl serve` processes, submit `job_path` with
+    `vfl run --mode submit`, then score the job's test rows online with the bank's certificate.
+
+    Returns the job summary, the job's test scores and the online scores.
+    """
+    import json
+
+    from vfl.connectors import read_table
+    from vfl.crypto.tls import TlsFiles
+    from vfl.serving.client import ScoringClient
+
+    served = [Served(fed.root / n / "party.yaml", fed.ports[n], job_path.parent / f"{n}.log")
+              for n in ("partner", "bank")]
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "vfl.cli", "run", str(job_path), "--party",
+             str(fed.root / "bank" / "party.yaml"), "--mode", "submit"],
+            capture_output=True, text=True, timeout=600, cwd=str(REPO))
+        assert run.returncode == 0, run.stderr[-4000:] + served[1].log()[-4000:]
+        summary = json.loads(run.stdout)
+        trained = read_table(str(reports / summary["job_id"] / "test_scores.csv"))
+        tls = TlsFiles(fed.certs / "ca.pem", fed.certs / "bank.pem", fed.certs / "bank.key")
+        with ScoringClient(f"127.0.0.1:{fed.ports['bank']}", "bank", tls) as client:
+            online = client.score(model_id, trained["id"])
+        return summary, trained, online
+    finally:
+        for proc in served:
+            proc.stop()
