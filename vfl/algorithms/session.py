@@ -60,10 +60,13 @@ class EpochOutcome:
         adds ``seconds``.
     stop : bool
         Whether training ends after this epoch (converged, or stopped early).
+    best : bool, default False
+        Whether this epoch is the best so far (its state is the one early stopping keeps).
     """
 
     record: dict[str, Any]
     stop: bool
+    best: bool = False
 
 
 def run_epochs(ctx: Context, epochs: range, total: int, train: Callable[[Context, int], EpochOutcome],

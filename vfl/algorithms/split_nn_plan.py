@@ -2,73 +2,50 @@
 
 The plan carries only schedule facts (mode, epochs, batch size, seed, interactive layer width
 and learning rate, row counts): each host's bottom model and optimizer are its own business.
+A host answers with the width of its bottom model and, in he mode, its public key.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from vfl.algorithms.session import HE, MODES
-from vfl.errors import ProtocolError
+from vfl.algorithms import session_start
+from vfl.algorithms.session import HE
+from vfl.algorithms.session_start import PlanReply
 
 PLAIN_BANNER = ("split NN in PLAIN mode: host activations A and gradients dL/dA cross in the "
                 "clear; the guest learns the host's bottom outputs, the host can infer labels")
 
 
-@dataclass(frozen=True)
-class TrainingPlan:
-    mode: str
-    epochs: int
-    batch_size: int
-    seed: int
-    interactive_width: int
-    interactive_lr: float
-    interactive_momentum: float
-    noise_scale: float
-    n_rows: int
-    n_val_rows: int
-    early_stopping: bool
+class SplitNNReply(PlanReply):
+    """A host's answer: the width k of its bottom model's output, its public key (he mode)."""
 
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+    bottom_width: int = Field(ge=1, le=1024)
+    key: dict[str, Any] | None
 
-    @classmethod
-    def from_wire(cls, d: object) -> TrainingPlan:
-        """Validate every field of a received plan (ProtocolError names the field)."""
-        if not isinstance(d, dict) or set(d) != set(cls.__dataclass_fields__):
-            raise ProtocolError(f"split NN plan: expected fields {sorted(cls.__dataclass_fields__)}")
-        ints = {"epochs": (1, 100_000), "batch_size": (1, 1 << 16), "seed": (0, 1 << 63),
-                "interactive_width": (1, 1024), "n_rows": (1, 1 << 40), "n_val_rows": (0, 1 << 40)}
-        for name, (lo, hi) in ints.items():
-            v = d[name]
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ProtocolError(f"split NN plan: field '{name}' must be an int in [{lo}, {hi}]")
-        floats = {"interactive_lr": (0.0, 100.0), "interactive_momentum": (0.0, 0.999),
-                  "noise_scale": (0.0, 1e6)}
-        for name, (flo, fhi) in floats.items():
-            f = d[name]
-            if not isinstance(f, float) or not math.isfinite(f) or not flo <= f <= fhi:
-                raise ProtocolError(f"split NN plan: field '{name}' must be a float in [{flo}, {fhi}]")
-        if d["interactive_lr"] <= 0:
-            raise ProtocolError("split NN plan: field 'interactive_lr' must be positive")
-        if d["mode"] not in MODES:
-            raise ProtocolError(f"split NN plan: field 'mode' must be one of {MODES}")
-        if not isinstance(d["early_stopping"], bool):
-            raise ProtocolError("split NN plan: field 'early_stopping' must be a bool")
-        if d["mode"] == HE and d["noise_scale"] != 0.0:
-            raise ProtocolError("split NN plan: 'noise_scale' applies to plain mode only")
-        return cls(**d)
 
-    def fingerprint(self) -> str:
-        """Identifies a training run for resuming: everything but the number of epochs."""
-        fields = {k: v for k, v in asdict(self).items() if k != "epochs"}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+class TrainingPlan(session_start.TrainingPlan):
+    """The split NN plan: the session's fields and the interactive layer's schedule."""
+
+    title: ClassVar[str] = "split NN"
+    insecure_banner: ClassVar[str] = PLAIN_BANNER
+    reply: ClassVar[type[PlanReply]] = SplitNNReply
+
+    batch_size: int = Field(ge=1, le=1 << 16)
+    seed: int = Field(ge=0, le=1 << 63)
+    interactive_width: int = Field(ge=1, le=1024)
+    interactive_lr: float = Field(gt=0.0, le=100.0, allow_inf_nan=False)
+    interactive_momentum: float = Field(ge=0.0, le=0.999, allow_inf_nan=False)
+    noise_scale: float = Field(ge=0.0, le=1e6, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _noise_in_plain_mode_only(self) -> TrainingPlan:
+        if self.mode == HE and self.noise_scale != 0.0:
+            raise ValueError("'noise_scale' applies to plain mode only")
+        return self
 
 
 def batch_order(n: int, seed: int, epoch: int) -> np.ndarray:
