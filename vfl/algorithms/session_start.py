@@ -369,8 +369,8 @@ def host_start(ctx: Context, plan_type: type[P], policy: HostPolicy, n_rows: int
     try:
         plan = plan_type.from_wire(ctx.recv(ctx.guest, "plan"))
         if plan.mode == INSECURE and not policy.allow_insecure:
-            raise PolicyError(f"{INSECURE} mode is not allowed by this host's policy "
-                              "(plain mode is not allowed unless it allows insecure modes)")
+            raise PolicyError(f"{INSECURE} mode is not allowed by this host's policy (plain mode is not "
+                              f"allowed unless it allows insecure modes): {plan.insecure_banner}")
         if plan.n_rows != n_rows:
             raise DataError(f"plan has {plan.n_rows} rows, host has {n_rows} aligned rows")
         if plan.n_val_rows != n_val_rows:
