@@ -536,7 +536,6 @@ def _watch_metric(ctx: Context, history: list[dict[str, Any]], record: dict[str,
                         f"{previous:.4f} to {record[key]:.4f}; training may be unstable: {REMEDY}")
 
 
-# --- host -----------------------------------------------------------------------------------
 def _guest_handshake(ctx: Context, plan: TrainingPlan, replies: dict[str, Any]) -> Keys | None:
     """Refuse batches a host could solve, then exchange the Paillier keys (he mode only)."""
     if plan.mode != HE:
@@ -545,6 +544,7 @@ def _guest_handshake(ctx: Context, plan: TrainingPlan, replies: dict[str, Any]) 
     return guest_keys(ctx, plan.key_bits)
 
 
+# --- host -----------------------------------------------------------------------------------
 def host_fit(
     ctx: Context, X: Any, *, X_val: Any = None, checkpoint_dir: str | Path | None = None,
     policy_allows_insecure: bool = False, init: LRHostPart | None = None,
