@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.algorithms import fed_linear
-from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit
+from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit
 from vfl.algorithms.registry import HostSettings
 from vfl.algorithms.session import EpochOutcome, SessionCheckpoints, run_epochs
 from vfl.config import load_job_config

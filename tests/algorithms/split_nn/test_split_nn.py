@@ -18,13 +18,13 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from tests.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
-from vfl.algorithms import interactive_layer as il
-from vfl.algorithms.nn_spec import mlp
+from tests.algorithms.split_nn.split_nn_reference import CentralizedSplitNN, fit_centralized
 from vfl.algorithms.slot_packing import SlotLayout, to_fixed
-from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights
-from vfl.algorithms.split_nn_parts import SplitNNGuestPart, SplitNNHostPart
-from vfl.algorithms.split_nn_plan import batches
+from vfl.algorithms.split_nn import interactive_layer as il
+from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost, plain_initial_weights
+from vfl.algorithms.split_nn.nn_spec import mlp
+from vfl.algorithms.split_nn.parts import SplitNNGuestPart, SplitNNHostPart
+from vfl.algorithms.split_nn.plan import batches
 from vfl.crypto import generate_keypair
 from vfl.errors import ConfigError, PolicyError, ProtocolError
 from vfl.net.codec import IntBlock, decode

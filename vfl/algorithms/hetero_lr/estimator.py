@@ -3,7 +3,7 @@
 The guest drives: `HeteroLogisticRegression(...).fit(ctx, X, y)` sends the training plan,
 every host's service runs `host_fit(ctx, X_h)` with its own data and policy. Both walk the
 same epochs and mini-batches (a shared seed), exchange only encrypted or masked values
-(`hetero_lr_protocol`), apply their own optimizer to their own gradient, checkpoint every
+(`protocol`), apply their own optimizer to their own gradient, checkpoint every
 epoch in their own directory and end with only their own weights.
 
 Per epoch, the only plaintext exchanged is: the hosts' partial scores of the validation rows
@@ -22,7 +22,8 @@ from pydantic import Field, PlainSerializer, PlainValidator
 from sklearn.base import BaseEstimator
 
 from vfl.algorithms import contributions, session_start
-from vfl.algorithms.hetero_lr_protocol import (
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart, sigmoid
+from vfl.algorithms.hetero_lr.protocol import (
     Keys,
     guest_batch,
     guest_batch_plaintext,
@@ -31,7 +32,6 @@ from vfl.algorithms.hetero_lr_protocol import (
     host_batch_plaintext,
     host_keys,
 )
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart, sigmoid
 from vfl.algorithms.optim import (
     FEW_BATCHES,
     Optimizer,

@@ -24,8 +24,6 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from vfl.algorithms import contributions
-from vfl.algorithms import interactive_layer as il
-from vfl.algorithms.nn_spec import config_module, optimizer_class
 from vfl.algorithms.session import (
     HE,
     EpochOutcome,
@@ -33,13 +31,15 @@ from vfl.algorithms.session import (
     training_mode,
 )
 from vfl.algorithms.session_start import HostPolicy, guest_start, host_start, refuse
-from vfl.algorithms.split_nn_parts import (
+from vfl.algorithms.split_nn import interactive_layer as il
+from vfl.algorithms.split_nn.nn_spec import config_module, optimizer_class
+from vfl.algorithms.split_nn.parts import (
     SplitNNGuestPart,
     SplitNNHostPart,
     as_float_matrix,
     run_module,
 )
-from vfl.algorithms.split_nn_plan import SplitNNReply, TrainingPlan, batches
+from vfl.algorithms.split_nn.plan import SplitNNReply, TrainingPlan, batches
 from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import PaillierPrivateKey, PaillierPublicKey, generate_keypair
 from vfl.errors import ConfigError, DataError, ProtocolError
