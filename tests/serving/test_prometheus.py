@@ -1,0 +1,160 @@
+"""The serving metrics, scraped: a real Prometheus server (Debian's package) scrapes the bank's
+and the partner's `vfl serve` metrics ports over mutual TLS with its own certificate of the
+federation's CA; a bounded load of online scores (gRPC and HTTP, single ids, some the partner
+lacks) shows in its HTTP API as exact counts and as latency histograms. The services' own
+metrics ports show every serving metric move (errors, missing ids, versions, readiness)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.serving.conftest import MODEL, Trained
+from tests.support.prometheus import PrometheusServer, PrometheusUnavailable, Target
+from vfl.errors import UnknownModelError
+
+CLIENTS, PER_CLIENT, HTTP_REQUESTS = 4, 40, 30
+
+
+@pytest.fixture(scope="module")
+def prometheus(trained: Trained):
+    """Prometheus scraping both parties every second (fails in CI, skips locally, if missing)."""
+    certs = trained.fed.certs
+    server = PrometheusServer([Target(party, f"127.0.0.1:{port}") for party, port in trained.metrics_ports.items()],
+                              certs / "ca.pem", certs / "prometheus.pem", certs / "prometheus.key")
+    try:
+        server.start()
+    except PrometheusUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: CI must provide a real Prometheus server")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+def scrape(trained: Trained, party: str, path: str = "/metrics", identity: str = "prometheus") -> tuple[int, str]:
+    certs = trained.fed.certs
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    context.load_cert_chain(str(certs / f"{identity}.pem"), str(certs / f"{identity}.key"))
+    port = trained.metrics_ports[party]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), 10), server_hostname=party)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+    return response.status, body
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+def selector(name: str, **labels: str) -> str:
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def test_prometheus_finds_the_counts_and_latencies_of_a_scoring_load(trained, prometheus):
+    version = trained.job_id
+    bank = {"job": "vfl-bank", "model": MODEL, "version": version}
+    partner = {"job": "vfl-partner", "model": MODEL, "version": version, "kind": "partials"}
+    watched = {
+        "grpc": selector("vfl_requests_total", **bank, kind="grpc"),
+        "http": selector("vfl_requests_total", **bank, kind="http"),
+        "grpc_count": selector("vfl_request_seconds_count", **bank, kind="grpc"),
+        "grpc_inf": selector("vfl_request_seconds_bucket", **bank, kind="grpc", le="+Inf"),
+        "grpc_sum": selector("vfl_request_seconds_sum", **bank, kind="grpc"),
+        "grpc_ids": selector("vfl_ids_scored_total", **bank, kind="grpc"),
+        "missing": selector("vfl_ids_missing_total", **bank, party="partner"),
+        "partials": selector("vfl_requests_total", **partner),
+        "partials_count": selector("vfl_request_seconds_count", **partner),
+    }
+
+    def values() -> dict[str, float]:
+        return {key: prometheus.value(expr) or 0.0 for key, expr in watched.items()}
+
+    prometheus.wait_scraped_after(time.time())
+    before = values()
+
+    rng = np.random.default_rng(7)
+    ids = rng.choice(trained.guest["id"].to_numpy(), CLIENTS * PER_CLIENT + HTTP_REQUESTS)
+    absent = int(np.isin(ids, trained.host_absent).sum())
+    assert 0 < absent < len(ids)  # the load includes ids the partner lacks
+
+    def grpc_client(chunk: np.ndarray) -> list[float]:
+        latencies = []
+        with trained.scoring_client() as client:
+            for one in chunk:
+                start = time.perf_counter()
+                scored = client.score(MODEL, [int(one)])
+                latencies.append(time.perf_counter() - start)
+                assert scored.attrs["version"] == version
+        return latencies
+
+    grpc_ids = ids[: CLIENTS * PER_CLIENT]
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        latencies = [t for part in pool.map(grpc_client, np.array_split(grpc_ids, CLIENTS)) for t in part]
+    for one in ids[CLIENTS * PER_CLIENT:]:
+        connection = http.client.HTTPConnection("127.0.0.1", trained.http_port, timeout=30)
+        connection.request("POST", f"/v1/models/{MODEL}/score", json.dumps({"ids": [int(one)]}),
+                           {"Content-Type": "application/json"})
+        assert connection.getresponse().status == 200
+        connection.close()
+
+    prometheus.wait_scraped_after(time.time())
+    after = values()
+    delta = {key: after[key] - before[key] for key in watched}
+    n_grpc = CLIENTS * PER_CLIENT
+    assert delta["grpc"] == n_grpc
+    assert delta["http"] == HTTP_REQUESTS
+    assert delta["grpc_count"] == delta["grpc_inf"] == n_grpc
+    assert delta["grpc_ids"] == n_grpc
+    assert 0 < delta["grpc_sum"] <= sum(latencies)  # the bank's own share of what the clients waited
+    assert delta["missing"] == absent
+    assert delta["partials"] == delta["partials_count"] == n_grpc + HTTP_REQUESTS  # one call per score
+
+    buckets = selector("vfl_request_seconds_bucket", **bank, kind="grpc")
+    median = prometheus.value(f"histogram_quantile(0.5, {buckets})")
+    assert median is not None and 0 < median <= 10
+    fast = prometheus.value(selector("vfl_request_seconds_bucket", **bank, kind="grpc", le="10.0"))
+    assert fast is not None and fast - before["grpc_inf"] == n_grpc  # no request took 10 s
+    assert prometheus.value(selector("vfl_model_version", job="vfl-bank", model=MODEL, version=version,
+                                     role="guest")) == 1
+    assert prometheus.value(selector("vfl_model_version", job="vfl-partner", model=MODEL, version=version,
+                                     role="host")) == 1
+    assert prometheus.value('vfl_ready{job="vfl-bank"}') == 1
+    assert prometheus.value('vfl_ready{job="vfl-partner"}') == 1
+
+
+def test_errors_are_counted_by_kind_and_unknown_models_add_no_label(trained):
+    _, text = scrape(trained, "bank")
+    before = sample(text, "vfl_request_errors_total", kind="grpc", error="UnknownModelError")
+    before_requests = sample(text, "vfl_requests_total", model="", version="", kind="grpc")
+    with trained.scoring_client() as client:
+        for name in ("nope-1", "nope-2"):
+            with pytest.raises(UnknownModelError):
+                client.score(name, [10001])
+    _, text = scrape(trained, "bank")
+    assert sample(text, "vfl_request_errors_total", kind="grpc", error="UnknownModelError") == before + 2
+    assert sample(text, "vfl_requests_total", model="", version="", kind="grpc") == before_requests + 2
+    assert "nope-1" not in text and "nope-2" not in text
+
+
+def test_both_services_are_ready_and_say_so_only_to_listed_scrapers(trained):
+    for party in ("bank", "partner"):
+        assert scrape(trained, party, "/v1/ready") == (200, '{"status": "ready"}')
+        status, body = scrape(trained, party, "/metrics", identity="app")  # a CA certificate, not listed
+        assert status == 403 and "vfl_" not in body
