@@ -2,7 +2,8 @@
 and the partner's `vfl serve` metrics ports over mutual TLS with its own certificate of the
 federation's CA; a bounded load of online scores (gRPC and HTTP, single ids, some the partner
 lacks) shows in its HTTP API as exact counts and as latency histograms. The services' own
-metrics ports show every serving metric move (errors, missing ids, versions, readiness)."""
+metrics ports show every serving metric move (errors, missing ids, versions, readiness); a job
+run by the two services shows its steps' and epochs' durations."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.conftest import MODEL, Trained
 from tests.support.prometheus import PrometheusServer, PrometheusUnavailable, Target
+from vfl.config import JobConfig
 from vfl.errors import UnknownModelError
+from vfl.parties.config import load_party_config
+from vfl.runner import run_federated
 
 CLIENTS, PER_CLIENT, HTTP_REQUESTS = 4, 40, 30
 
@@ -158,3 +162,40 @@ def test_both_services_are_ready_and_say_so_only_to_listed_scrapers(trained):
         assert scrape(trained, party, "/v1/ready") == (200, '{"status": "ready"}')
         status, body = scrape(trained, party, "/metrics", identity="app")  # a CA certificate, not listed
         assert status == 403 and "vfl_" not in body
+
+
+def test_a_served_jobs_steps_epochs_and_end_show_in_prometheus(trained, prometheus, tmp_path):
+    """PSI, two epochs and a batch score step, run by the served bank and partner: their
+    durations and the job's end, as Prometheus scraped them."""
+    job = JobConfig.model_validate({
+        "guest": "bank", "hosts": ["partner"], "datasets": {"bank": "credit", "partner": "credit"},
+        "steps": {
+            "psi": {}, "split": {"test_size": 0.25, "seed": 3}, "preprocess": {},
+            "train": {"algorithm": "hetero_lr",
+                      "params": {"epochs": 2, "batch_size": 128, "learning_rate": 0.1, "key_bits": 1024}},
+            "score": {"source": str(trained.root / "bank.csv"), "sink": str(tmp_path / "scores.parquet"),
+                      "chunk_rows": 100},
+        },
+    })
+    watched = {
+        (party, name, tuple(labels.items())): selector(name, job=f"vfl-{party}", **labels)
+        for party in ("bank", "partner")
+        for name, labels in (("vfl_step_seconds_count", {"step": "psi", "unit": "points"}),
+                             ("vfl_step_seconds_sum", {"step": "psi", "unit": "points"}),
+                             ("vfl_jobs_ended_total", {"state": "succeeded"}))
+    }
+    watched[("bank", "epochs", ())] = selector("vfl_epoch_seconds_count", job="vfl-bank", step="train")
+    watched[("bank", "score", ())] = selector("vfl_step_seconds_count", job="vfl-bank", step="score", unit="rows")
+    watched[("bank", "score_sum", ())] = selector("vfl_step_seconds_sum", job="vfl-bank", step="score", unit="rows")
+    prometheus.wait_scraped_after(time.time())
+    before = {key: prometheus.value(expr) or 0.0 for key, expr in watched.items()}
+    outcome = run_federated(job, load_party_config(trained.config_path("bank")), submit=True, poll=0.2)
+    assert outcome.scored is not None and outcome.scored["rows"] == len(trained.guest)
+    prometheus.wait_scraped_after(time.time())
+    delta = {key: (prometheus.value(expr) or 0.0) - before[key] for key, expr in watched.items()}
+    for party in ("bank", "partner"):
+        assert delta[(party, "vfl_jobs_ended_total", (("state", "succeeded"),))] == 1
+        assert delta[(party, "vfl_step_seconds_count", (("step", "psi"), ("unit", "points")))] == 1
+        assert delta[(party, "vfl_step_seconds_sum", (("step", "psi"), ("unit", "points")))] > 0
+    assert delta[("bank", "epochs", ())] == 2
+    assert delta[("bank", "score", ())] == 1 and delta[("bank", "score_sum", ())] > 0
