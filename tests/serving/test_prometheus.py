@@ -25,6 +25,7 @@ from vfl.config import JobConfig
 from vfl.errors import UnknownModelError
 from vfl.parties.config import load_party_config
 from vfl.runner import run_federated
+from vfl.serving.cache import Serving
 
 CLIENTS, PER_CLIENT, HTTP_REQUESTS = 4, 40, 30
 
@@ -85,6 +86,8 @@ def test_prometheus_finds_the_counts_and_latencies_of_a_scoring_load(trained, pr
         "missing": selector("vfl_ids_missing_total", **bank, party="partner"),
         "partials": selector("vfl_requests_total", **partner),
         "partials_count": selector("vfl_request_seconds_count", **partner),
+        "partner_lacks": selector("vfl_ids_missing_total", job="vfl-partner", model=MODEL, version=version,
+                                  party="partner"),
     }
 
     def values() -> dict[str, float]:
@@ -127,7 +130,7 @@ def test_prometheus_finds_the_counts_and_latencies_of_a_scoring_load(trained, pr
     assert delta["grpc_count"] == delta["grpc_inf"] == n_grpc
     assert delta["grpc_ids"] == n_grpc
     assert 0 < delta["grpc_sum"] <= sum(latencies)  # the bank's own share of what the clients waited
-    assert delta["missing"] == absent
+    assert delta["missing"] == delta["partner_lacks"] == absent  # as the bank saw it, and the partner
     assert delta["partials"] == delta["partials_count"] == n_grpc + HTTP_REQUESTS  # one call per score
 
     buckets = selector("vfl_request_seconds_bucket", **bank, kind="grpc")
@@ -199,3 +202,26 @@ def test_a_served_jobs_steps_epochs_and_end_show_in_prometheus(trained, promethe
         assert delta[(party, "vfl_step_seconds_sum", (("step", "psi"), ("unit", "points")))] > 0
     assert delta[("bank", "epochs", ())] == 2
     assert delta[("bank", "score", ())] == 1 and delta[("bank", "score_sum", ())] > 0
+
+
+@pytest.mark.parametrize("party", ["partner", "bank"])
+def test_a_service_is_ready_only_once_its_production_model_is_loaded(trained, party):
+    """A fresh serving state (as a replica starting) is not ready until readiness, asked, has
+    loaded the production part: the host's with its feature source, the guest's checked with
+    the running partner."""
+    config = load_party_config(trained.config_path(party))
+    config.serving.audit = False
+    serving = Serving(config)
+    try:
+        assert serving.unloaded() == f"model '{MODEL}' version '{trained.job_id}' not loaded yet"
+        deadline = time.monotonic() + 60
+        while serving.unloaded() is not None:
+            assert time.monotonic() < deadline, serving.unloaded()
+            time.sleep(0.1)
+        serving.prometheus.watch(serving.served_versions)
+        role = "host" if party == "partner" else "guest"
+        assert serving.prometheus.registry.get_sample_value(
+            "vfl_model_version", {"model": MODEL, "version": trained.job_id, "role": role}) == 1
+    finally:
+        serving.close()
+

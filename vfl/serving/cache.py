@@ -325,5 +325,8 @@ def _error_kind(exc: Exception) -> str:
 
 def _missing(result: pd.DataFrame) -> list[tuple[str, int]]:
     """(party, ids it lacked) from a scored frame's ``missing`` column ("", "partner", "guest,partner")."""
-    parties = result["missing"][result["missing"] != ""].str.split(",").explode()
-    return [(str(party), int(n)) for party, n in parties.value_counts().items()]
+    counts: dict[str, int] = {}
+    for missing in result["missing"].tolist():
+        for party in missing.split(",") if missing else ():
+            counts[party] = counts.get(party, 0) + 1
+    return list(counts.items())
