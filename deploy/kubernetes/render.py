@@ -8,9 +8,11 @@ One document each: a ConfigMap with the party YAML (mounted at /etc/vfl), a Secr
 party's certificate, key and CA certificate (mounted at /etc/vfl-tls, into this party's pods
 only), a Secret with the environment values named by --env-secret (read from this command's
 environment: database URLs with passwords), a PersistentVolumeClaim for the store (mounted at
-/var/lib/vfl), a Deployment, a Service, and a NetworkPolicy that opens only the party port and
-the HTTP port (scoring and /v1/metrics) to other pods and peers. The party YAML is the one the
-pod runs: it listens on all interfaces, and its paths are the image's (docs/deployment.md).
+/var/lib/vfl), a Deployment, a Service, and a NetworkPolicy that opens only the party port, the
+HTTP port (scoring and /v1/metrics) and the metrics port (Prometheus, /v1/ready) to other pods
+and peers. The party YAML is the one the pod runs: it listens on all interfaces, and its paths
+are the image's (docs/deployment.md). Liveness probes ask the service's Health (`vfl health`);
+with a metrics port the readiness probe asks its readiness (`vfl health --ready`: models loaded).
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ def render(config_path: Path, tls_dir: Path, image: str, *, namespace: str | Non
     http_listen = (config.get("serving") or {}).get("http_listen")
     if http_listen:
         ports["http"] = _port(str(http_listen), f"{config_path}: serving.http_listen")
+    metrics_listen = (config.get("metrics") or {}).get("listen")
+    if metrics_listen:
+        ports["metrics"] = _port(str(metrics_listen), f"{config_path}: metrics.listen", all_interfaces=True)
+    ready = [*HEALTH, "--ready"] if metrics_listen else HEALTH
     files = {"ca": "ca.pem", "cert": f"{party}.pem", "key": f"{party}.key"}
     if config.get("tls") != {field: f"{TLS_DIR}/{file}" for field, file in files.items()}:
         raise RenderError(f"{config_path}: tls must be {{ca: {TLS_DIR}/ca.pem, cert: "
@@ -110,10 +116,11 @@ def render(config_path: Path, tls_dir: Path, image: str, *, namespace: str | Non
             {"name": "tmp", "mountPath": "/tmp"},
         ],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}},
-        # the party's own certificate calls its own service's Health (`vfl health`)
+        # the party's own certificate calls its own service's Health (`vfl health`), and for
+        # readiness its metrics port's /v1/ready (`vfl health --ready`) when it has one
         "startupProbe": {"exec": {"command": HEALTH}, "periodSeconds": 5, "timeoutSeconds": 20,
                          "failureThreshold": 24},
-        "readinessProbe": {"exec": {"command": HEALTH}, "periodSeconds": 15, "timeoutSeconds": 20},
+        "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 15, "timeoutSeconds": 20},
         "livenessProbe": {"exec": {"command": HEALTH}, "periodSeconds": 30, "timeoutSeconds": 20,
                           "failureThreshold": 3},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.deploy
 REPO = Path(__file__).resolve().parents[2]
 KUBE = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.30.0"
-PORTS = {"bank": {7101, 7180}, "partner": {7102}}
+PORTS = {"bank": {7101, 7180, 9464}, "partner": {7102, 9464}}
 ENV = {"bank": "BANK_DB_URL", "partner": "PARTNER_DB_URL"}
 
 
@@ -137,8 +137,11 @@ def test_the_pods_run_the_party_yaml_as_non_root_with_probes_resources_and_a_nar
         assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
         (container,) = pod["containers"]
         assert container["args"] == ["serve", "--config", "/etc/vfl/party.yaml"]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        for probe in ("startupProbe", "livenessProbe"):
             assert container[probe]["exec"]["command"][1:] == ["health", "--config", "/etc/vfl/party.yaml"]
+        # readiness: the models loaded, asked on the metrics port (liveness stays the Health RPC)
+        assert container["readinessProbe"]["exec"]["command"][1:] == [
+            "health", "--config", "/etc/vfl/party.yaml", "--ready"]
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
         assert container["securityContext"]["readOnlyRootFilesystem"]
         assert {p["containerPort"] for p in container["ports"]} == PORTS[party]
@@ -168,3 +171,21 @@ def test_bad_input_is_refused_naming_the_field(certs, tmp_path):
     done = render("--config", str(KUBE / "partner.yaml"), "--tls", str(certs / "partner"),
                   "--image", "vfl:1", "--env-secret", "VFL_TEST_UNSET_VARIABLE")
     assert done.returncode == 2 and "VFL_TEST_UNSET_VARIABLE" in done.stderr
+
+
+def test_without_a_metrics_port_readiness_is_the_health_check_and_the_port_must_be_reachable(certs, tmp_path):
+    config = yaml.safe_load((KUBE / "partner.yaml").read_text())
+    del config["metrics"]
+    (tmp_path / "partner.yaml").write_text(yaml.safe_dump(config))
+    done = render("--config", str(tmp_path / "partner.yaml"), "--tls", str(certs / "partner"), "--image", "vfl:1")
+    assert done.returncode == 0, done.stderr
+    pod = next(d for d in yaml.safe_load_all(done.stdout) if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["exec"]["command"][1:] == ["health", "--config", "/etc/vfl/party.yaml"]
+    assert {p["containerPort"] for p in container["ports"]} == {7102}
+
+    config["metrics"] = {"listen": "127.0.0.1:9464"}
+    (tmp_path / "partner.yaml").write_text(yaml.safe_dump(config))
+    done = render("--config", str(tmp_path / "partner.yaml"), "--tls", str(certs / "partner"), "--image", "vfl:1")
+    assert done.returncode != 0
+    assert "metrics.listen: '127.0.0.1:9464' must listen on all interfaces" in done.stderr

@@ -45,6 +45,7 @@ class Trained:
     partner: kit.Served
     http_port: int
     app_tls: TlsFiles  # a bank application's certificate (issued by the federation's CA)
+    metrics_ports: dict[str, int]  # each party's metrics port (scraped by the certificate "prometheus")
 
     def config_path(self, name: str) -> Path:
         return self.root / name / "party.yaml"
@@ -102,6 +103,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     write_table(guest, str(root / "bank.csv"))
     write_table(host, f"sqlite:///{root / 'partner.db'}?table=features")
     http_port = kit.free_port()
+    metrics_ports = {name: kit.free_port() for name in ("bank", "partner")}
     fed.write_config(
         "bank",
         datasets={"credit": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y",
@@ -109,6 +111,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         preprocessing={"credit": _preprocessing(GUEST_FEATURES[:3], ["segment"])},
         serving={"models": {MODEL: {"dataset": "credit"}}, "http_listen": f"127.0.0.1:{http_port}",
                  "timeout": HOST_TIMEOUT, "clients": ["*"]},  # plain HTTP has no identity: explicitly open
+        metrics={"listen": f"127.0.0.1:{metrics_ports['bank']}", "clients": ["prometheus"]},
     )
     fed.write_config(
         "partner",
@@ -119,6 +122,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         serving={"models": {MODEL: {"dataset": "credit"}}},
         policy={"allow": [{"peers": ["bank"], "protocols": ["job", "inference", "promote"],
                            "datasets": ["credit"]}]},
+        metrics={"listen": f"127.0.0.1:{metrics_ports['partner']}", "clients": ["prometheus"]},
     )
     job = JobConfig.model_validate({
         "guest": "bank", "hosts": ["partner"], "datasets": {"bank": "credit", "partner": "credit"},
@@ -138,13 +142,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     host_absent = np.setdiff1d(guest["id"], host["id"])
 
     app_tls = issue_party_cert(fed.certs, "app")
+    issue_party_cert(fed.certs, "prometheus")
     partner = kit.Served(root / "partner" / "party.yaml", fed.ports["partner"], root / "partner" / "serve.log")
     try:
         bank = kit.Served(root / "bank" / "party.yaml", fed.ports["bank"], root / "bank" / "serve.log")
     except BaseException:
         partner.stop()
         raise
-    state = Trained(fed, root, outcome.job_id, guest, host_absent, expected, bank, partner, http_port, app_tls)
+    state = Trained(fed, root, outcome.job_id, guest, host_absent, expected, bank, partner, http_port, app_tls,
+                    metrics_ports)
     yield state
     state.bank.stop()
     state.partner.stop()

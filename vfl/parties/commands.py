@@ -1,5 +1,5 @@
-"""`vfl health` (ask this party's running service whether it answers) and `vfl certs` (make a CA
-and party certificates)."""
+"""`vfl health` (ask this party's running service whether it answers, or with ``--ready``
+whether it is ready for traffic) and `vfl certs` (make a CA and party certificates)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def add_commands(subparsers: Any) -> None:
         description="Calls the Health RPC of the service at the config's `listen` address with the "
                     "party's own certificate: the container and Kubernetes health check.")
     health.add_argument("--config", type=Path, required=True, help="the party's YAML")
+    health.add_argument("--ready", action="store_true",
+                        help="readiness instead (models loaded, ...): GET /v1/ready on the metrics port "
+                             "(metrics.listen) with the party's own certificate; exit 1 when not ready")
     health.set_defaults(func=cmd_health)
 
     certs = subparsers.add_parser("certs", help="create a CA and per-party TLS certificates")
@@ -40,6 +43,12 @@ def cmd_health(args: argparse.Namespace) -> int:
     from vfl.parties.config import load_party_config
     from vfl.parties.federation import Federation
 
+    if args.ready:
+        from vfl.parties.metrics_http import ask_ready
+
+        ready, answer = ask_ready(load_party_config(args.config, datasets=False))
+        print(json.dumps(answer))
+        return 0 if ready else 1
     fed = Federation(load_party_config(args.config))
     try:
         print(json.dumps(fed.health(fed.name)))

@@ -118,6 +118,26 @@ class ServingConfig(Strict):
     max_ids: int = Field(100_000, ge=1, description="largest number of ids in one request")
 
 
+class MetricsConfig(Strict):
+    """The Prometheus metrics port of this party's ``vfl serve`` (off unless `listen` is set)."""
+
+    listen: str | None = Field(None, description="host:port of the metrics endpoint (/metrics, /v1/health, "
+                                                 "/v1/ready); off when absent")
+    tls: bool = Field(True, description="mutual TLS with the party's certificate; scrapers present a "
+                                        "certificate of the federation's CA")
+    clients: list[str] = Field(
+        [], description="certificate identities allowed to read /metrics and /v1/ready besides the "
+                        "party itself; '*' (explicitly) admits any certificate of the CA, or anyone "
+                        "on plain HTTP")
+
+    @model_validator(mode="after")
+    def _plain_http_is_explicit(self) -> MetricsConfig:
+        if self.listen is not None and not self.tls and "*" not in self.clients:
+            raise ValueError("tls: false has no certificate identities to check: set clients: ['*'] "
+                             "explicitly (and keep the port on loopback or behind a TLS proxy)")
+        return self
+
+
 class PartyConfig(Strict):
     """One organization's config (``bank.yaml``, ``partner.yaml``); see the README's
     configuration reference for every field. Load it with `load_party_config`.
@@ -128,9 +148,9 @@ class PartyConfig(Strict):
         The party's name, the CN of its certificate.
     listen : str
         The address its service listens on.
-    tls, peers, datasets, preprocessing, store, policy, timeouts, serving
+    tls, peers, datasets, preprocessing, store, policy, timeouts, serving, metrics
         Its certificates, peers' addresses, datasets, preprocessing per dataset, store,
-        policy, timeouts and served models.
+        policy, timeouts, served models and metrics port.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -154,6 +174,7 @@ class PartyConfig(Strict):
     )
     mailbox: MailboxConfig = MailboxConfig()
     serving: ServingConfig = ServingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def tls_files(self) -> TlsFiles | None:
         """This party's TLS files, or None for plaintext transport."""
@@ -163,6 +184,8 @@ class PartyConfig(Strict):
     def _transport_is_explicit(self) -> PartyConfig:
         if self.tls is None and not self.insecure and self.peers:
             raise ValueError("set `tls` (ca, cert, key) or, for local experiments, `insecure: true`")
+        if self.metrics.listen is not None and self.metrics.tls and self.tls is None:
+            raise ValueError("metrics.tls needs the party's `tls` section (or metrics.tls: false)")
         return self
 
 

@@ -65,6 +65,11 @@ class Mailbox:
             if sender in self._pending:
                 self._pending[sender] = max(0, self._pending[sender] - nbytes)
 
+    def pending_bytes(self) -> int:
+        """Bytes admitted (arriving or delivered) and not yet read, of every sender."""
+        with self._cond:
+            return sum(self._pending.values())
+
     def check(self) -> None:
         """Raise MailboxFullError once a peer has overflowed this mailbox."""
         if self._overflow is not None:

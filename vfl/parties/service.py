@@ -44,6 +44,7 @@ from vfl.parties.config import PartyConfig
 from vfl.parties.context import GUEST, Context, ProgressEvent
 from vfl.parties.grpc_channel import GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
 from vfl.parties.mailbox import Mailbox
+from vfl.parties.metrics import Readiness, ServiceMetrics
 from vfl.parties.progress import ProgressStatus
 from vfl.parties.proto import vfl_pb2 as pb
 from vfl.parties.proto import vfl_pb2_grpc as pb_grpc
@@ -78,6 +79,7 @@ class ActiveJob:
     mailbox: Mailbox
     cancelled: threading.Event = field(default_factory=threading.Event)
     progress: str = ""
+    state: str = QUEUED
 
 
 class JobRuntime(PartyRuntime):
@@ -135,6 +137,10 @@ class PartyService:
         self._lock = threading.RLock()
         self.parts = list(parts)
         self._attached: list[Closeable] = []
+        self.metrics = ServiceMetrics(self.name)
+        self.metrics.watch(self._gauges)
+        self.readiness = Readiness()  # parts add theirs (serving: its models loaded)
+        self.readiness.add("service", lambda: None if self._server is not None else "not serving yet")
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
@@ -254,6 +260,7 @@ class PartyService:
 
         def progress(event: ProgressEvent) -> None:
             job.progress = status.update(event)
+            self.metrics.progress(event)
             if on_progress is not None:
                 on_progress(event)
 
@@ -351,6 +358,7 @@ class PartyService:
 
     def _set_state(self, job: ActiveJob, state: str) -> None:
         self.jobs.set_state(job.job_id, state)
+        job.state = state
 
     def _finish(self, job: ActiveJob, state: str, error: str | None) -> None:
         with self._lock:
@@ -358,7 +366,22 @@ class PartyService:
                 return  # already finished (e.g. by stop())
             del self._active[job.job_id]
             self.jobs.set_state(job.job_id, state, error)
+        self.metrics.job_ended(job.job_id, state)
         log.info("%s: job '%s' %s%s", self.name, job.job_id, state, f": {error}" if error else "")
+
+    def _gauges(self) -> Iterator[Any]:
+        """What Prometheus reads at each scrape: who this service is, jobs now queued or
+        running, their mailboxes' pending bytes, and whether this service is ready."""
+        with self._lock:
+            active = list(self._active.values())
+        yield self.metrics.gauge("vfl_service_info", "This service: its party and vfl version", ["party", "vfl_version"],
+                                 [([self.name, vfl_version], 1.0)])
+        yield self.metrics.gauge("vfl_jobs", "Jobs of this service now queued or running", ["state"],
+                                 [([s], sum(j.state == s for j in active)) for s in (QUEUED, RUNNING)])
+        yield self.metrics.gauge("vfl_mailbox_bytes_pending", "Bytes peers sent this service's jobs, not yet read",
+                                 [], [([], sum(j.mailbox.pending_bytes() for j in active))])
+        yield self.metrics.gauge("vfl_ready", "1 when every readiness condition is met", [],
+                                 [([], 0.0 if self.readiness.unmet() else 1.0)])
 
     def status(self, job_id: str, caller: str | None = None) -> pb.JobStatus:
         """A job's record as `caller` may see it (None: this party itself).

@@ -23,6 +23,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from vfl.errors import (
 )
 from vfl.parties import policy
 from vfl.parties.config import PartyConfig
+from vfl.parties.metrics import ServiceMetrics
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.online import ServedGuestModel, feature_source, load_guest_model
 from vfl.serving.proto import serving_pb2 as spb
@@ -73,13 +75,16 @@ class ScoreOutcome:
 
 
 class Serving:
-    """One party's serving state: the parts it has loaded, its audit log and metrics."""
+    """One party's serving state: the parts it has loaded, its audit log and metrics (the JSON
+    ``/v1/metrics`` window, and the service's Prometheus metrics: `prometheus`)."""
 
-    def __init__(self, config: PartyConfig, store: ModelStore | None = None) -> None:
+    def __init__(self, config: PartyConfig, store: ModelStore | None = None,
+                 prometheus: ServiceMetrics | None = None) -> None:
         self.config = config
         self.name = config.name
         self.store = store or ModelStore.of(config)
         self.metrics = Metrics()
+        self.prometheus = prometheus or ServiceMetrics(config.name)
         self.audit: AuditLog | None = None
         if config.serving.audit:
             self.audit = AuditLog(config.serving.audit_log
@@ -92,6 +97,7 @@ class Serving:
         self._sources: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._guests: dict[str, ServedGuestModel] = {}
         self._loading: dict[str, threading.Lock] = {}
+        self._warming: set[str] = set()  # models being loaded for readiness
 
     # --- the served version -------------------------------------------------------------
     def production(self, model_id: str) -> ModelRecord:
@@ -135,12 +141,20 @@ class Serving:
                              kind=record.kind, role=record.role, width=width)
 
     def partials(self, peer: str, model_id: str, version: str, ids: pd.Series) -> tuple[str, Partials]:
-        record = self.host_record(peer, model_id)
-        if version != record.version:
-            raise DataError(f"model '{model_id}': '{peer}' asks for version '{version}' but "
-                            f"'{self.name}' serves version '{record.version}'; promote the same "
-                            "version on both")
-        return record.version, self._host_part(record).partials(ids)
+        start = time.perf_counter()
+        try:
+            record = self.host_record(peer, model_id)
+            if version != record.version:
+                raise DataError(f"model '{model_id}': '{peer}' asks for version '{version}' but "
+                                f"'{self.name}' serves version '{record.version}'; promote the same "
+                                "version on both")
+            answer = self._host_part(record).partials(ids)
+        except Exception as exc:
+            self.prometheus.failure(PARTIALS, self._model_label(model_id), _error_kind(exc))
+            raise
+        self.prometheus.request(PARTIALS, model_id, record.version, time.perf_counter() - start, len(ids),
+                                [(self.name, int(len(ids) - answer.found.sum()))])
+        return record.version, answer
 
     def _bundle(self, record: ModelRecord) -> ModelBundle:
         key = (record.model_id, record.version)
@@ -198,8 +212,9 @@ class Serving:
         return loaded
 
     def score(self, model_id: str, ids: pd.Series, features: pd.DataFrame | None, request_id: str = "",
-              client: str = "") -> ScoreOutcome:
-        """Score ids online: metrics always, the audit log when configured."""
+              client: str = "", kind: str = "grpc") -> ScoreOutcome:
+        """Score ids online: metrics always, the audit log when configured. `kind`: the
+        adapter that asks (``grpc`` or ``http``), a label of the Prometheus metrics."""
         if request_id and not REQUEST_ID.match(request_id):
             raise ProtocolError("request_id must be 1-64 characters of letters, digits, '_.:-'")
         request_id = request_id or uuid.uuid4().hex
@@ -212,20 +227,77 @@ class Serving:
             raise
         latency_ms = (time.perf_counter() - start) * 1e3
         self.metrics.observe(model_id, latency_ms, len(ids))
+        self.prometheus.request(kind, model_id, model.version, latency_ms / 1e3, len(ids), _missing(result))
         if self.audit is not None:
             self.audit.record(request_id, client, model_id, model.version, result, latency_ms)
         return ScoreOutcome(request_id, model_id, model.version, result)
 
     def failed(self, client: str, model_id: str, request_id: str, status: str, exc: Exception,
-               n_ids: int = 0) -> None:
-        """A failed or refused request: one log line (no payload, no message that could quote
-        data; the caller's strings quoted, so they cannot forge log lines) and one audit row."""
-        kind = type(exc).__name__ if isinstance(exc, VflError | TimeoutError) else "internal"
+               n_ids: int = 0, adapter: str = "grpc") -> None:
+        """A failed or refused request through `adapter` (``grpc``, ``http``): one log line (no
+        payload, no message that could quote data; the caller's strings quoted, so they cannot
+        forge log lines), one audit row, and the Prometheus error count."""
+        kind = _error_kind(exc)
+        self.prometheus.failure(adapter, self._model_label(model_id), kind)
         log.warning("%s: request %r from %r for model %r failed: %s %s (%d ids)", self.name,
                     request_id, client, model_id, status, kind, n_ids)
         if self.audit is not None:
             message = str(exc) if kind != "internal" else "internal error"
             self.audit.record_failure(request_id, client, model_id, status, kind, message, n_ids)
+
+    def _model_label(self, model_id: str) -> str:
+        """`model_id` as a metric label: a served model's id, or "" (a caller's unknown names
+        must not grow the metrics without bound)."""
+        return model_id if model_id in self.config.serving.models else ""
+
+    def served_versions(self) -> Iterator[Any]:
+        """The Prometheus gauge of the production version of each served model (read at scrape)."""
+        served = []
+        for model_id in self.config.serving.models:
+            try:
+                record = self.production(model_id)
+            except VflError:
+                continue  # none in production yet
+            served.append(([model_id, record.version, record.role], 1.0))
+        yield self.prometheus.gauge("vfl_model_version", "The model version this service serves (1)",
+                                    ["model", "version", "role"], served)
+
+    def unloaded(self) -> str | None:
+        """Readiness: None when every served model with a production version is loaded; else
+        which are not, and their loading starts in the background."""
+        waiting = []
+        for model_id in self.config.serving.models:
+            try:
+                record = self.production(model_id)
+            except UnknownModelError:
+                continue  # nothing to serve yet: a party without a trained model is ready for jobs
+            key = (model_id, record.version)
+            guest = self._guests.get(model_id)
+            if key in self._host_parts or (guest is not None and guest.version == record.version):
+                continue
+            waiting.append(f"model '{model_id}' version '{record.version}' not loaded yet")
+            self._load_in_background(record)
+        return "; ".join(waiting) or None
+
+    def _load_in_background(self, record: ModelRecord) -> None:
+        with self._lock:
+            if record.model_id in self._warming:
+                return
+            self._warming.add(record.model_id)
+
+        def load() -> None:
+            try:
+                if record.role == "host":
+                    self._host_part(record)
+                else:
+                    self.guest_model(record.model_id)
+            except VflError as exc:
+                log.warning("%s: model '%s' not loaded: %s", self.name, record.model_id, exc)
+            finally:
+                with self._lock:
+                    self._warming.discard(record.model_id)
+
+        threading.Thread(target=load, name=f"vfl-{self.name}-load", daemon=True).start()
 
     def allows(self, client: str) -> bool:
         """Whether `client` (a certificate identity) may score and read the metrics."""
@@ -241,3 +313,20 @@ class Serving:
         self._guests.clear()
         if self.audit is not None:
             self.audit.close()
+
+
+PARTIALS = "partials"  # the kind of request a host answers (a guest's online or batch scores)
+
+
+def _error_kind(exc: Exception) -> str:
+    """The error class a failure is counted and audited under ("internal" for a bug)."""
+    return type(exc).__name__ if isinstance(exc, VflError | TimeoutError) else "internal"
+
+
+def _missing(result: pd.DataFrame) -> list[tuple[str, int]]:
+    """(party, ids it lacked) from a scored frame's ``missing`` column ("", "partner", "guest,partner")."""
+    counts: dict[str, int] = {}
+    for missing in result["missing"].tolist():
+        for party in missing.split(",") if missing else ():
+            counts[party] = counts.get(party, 0) + 1
+    return list(counts.items())

@@ -13,13 +13,15 @@ from typing import NoReturn
 import grpc
 
 from vfl.errors import PolicyError, VflError
+from vfl.net.http_server import HttpEndpoint
 from vfl.net.identity import IdentityRefused, caller_identity
 from vfl.net.status import ERROR_KIND, status_of
 from vfl.parties.config import PartyConfig
+from vfl.parties.metrics_http import serve_metrics
 from vfl.parties.service import PartyService
 from vfl.serving import stages
 from vfl.serving.cache import Serving
-from vfl.serving.http_api import HttpEndpoint, serve_http
+from vfl.serving.http_api import serve_http
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
 from vfl.serving.wire import features_from_json, ids_from_pb, parse_json, partials_to_pb
@@ -126,10 +128,10 @@ class ScoringServicer(spb_grpc.ScoringServicer):
             features = None
             if request.features_json:
                 features = features_from_json(parse_json(request.features_json), len(ids))
-            out = self.serving.score(request.model_id, ids, features, request.request_id, client)
+            out = self.serving.score(request.model_id, ids, features, request.request_id, client, kind="grpc")
         except Exception as exc:  # noqa: BLE001 - every failure is logged, audited and mapped
             self.serving.failed(client, request.model_id[:128], request.request_id[:64],
-                                status_of(exc)[0].name, exc, n_ids)
+                                status_of(exc)[0].name, exc, n_ids, adapter="grpc")
             _abort(context, exc)
         return spb.ScoreReply(
             request_id=out.request_id, model_id=out.model_id, version=out.version,
@@ -153,7 +155,9 @@ class _Attached:
 def attach(service: PartyService, server: grpc.Server) -> _Attached:
     """A `ServicePart` of the party service: host the inference, scoring and model RPCs (and
     the guest's HTTP endpoint, if configured) on the service's gRPC server."""
-    serving = Serving(service.config)
+    serving = Serving(service.config, prometheus=service.metrics)
+    service.metrics.watch(serving.served_versions)
+    service.readiness.add("models", serving.unloaded)
     spb_grpc.add_InferenceServicer_to_server(InferenceServicer(serving, service.insecure), server)
     spb_grpc.add_ScoringServicer_to_server(ScoringServicer(serving, service.insecure), server)
     spb_grpc.add_ModelsServicer_to_server(ModelsServicer(serving, service.insecure), server)
@@ -163,5 +167,6 @@ def attach(service: PartyService, server: grpc.Server) -> _Attached:
 
 
 def party_service(config: PartyConfig) -> PartyService:
-    """The party service as ``vfl serve`` runs it: the job RPCs plus serving's."""
-    return PartyService(config, parts=[attach])
+    """The party service as ``vfl serve`` runs it: the job RPCs plus serving's, and the
+    metrics port (``metrics.listen``)."""
+    return PartyService(config, parts=[serve_metrics, attach])

@@ -8,15 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-import ssl
-import sys
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from vfl.errors import ConfigError, PolicyError, ProtocolError
 from vfl.names import check_name
+from vfl.net.http_server import HTTP_IDLE_TIMEOUT, HttpEndpoint, TlsAwareHandler, start_http
 from vfl.net.status import http_status_of
 from vfl.serving.cache import Serving
 from vfl.serving.wire import features_from_json, ids_from_json, parse_json
@@ -24,19 +20,6 @@ from vfl.serving.wire import features_from_json, ids_from_json, parse_json
 log = logging.getLogger("vfl.serving")
 
 MAX_BODY = 64 << 20
-HTTP_IDLE_TIMEOUT = 30.0  # seconds an HTTP connection may stay silent
-
-
-class HttpEndpoint:
-    """A running HTTP endpoint: its port, and `close` to stop it."""
-
-    def __init__(self, server: ThreadingHTTPServer) -> None:
-        self._server = server
-        self.port = int(server.server_address[1])
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def serve_http(serving: Serving) -> HttpEndpoint | None:
@@ -50,52 +33,23 @@ def serve_http(serving: Serving) -> HttpEndpoint | None:
     listen = serving.config.serving.http_listen
     if listen is None:
         return None
-    host, _, port = listen.rpartition(":")
-    try:
-        server = _HttpServer((host or "127.0.0.1", int(port)), _http_handler(serving))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"serving.http_listen: cannot listen on {listen}: {exc}") from None
+    tls = None
     if serving.config.serving.http_tls:
-        if serving.config.tls is None:
+        tls = serving.config.tls_files()
+        if tls is None:
             raise ConfigError("serving.http_tls needs the party's `tls` section")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(serving.config.tls.ca))
-        context.load_cert_chain(str(serving.config.tls.cert), str(serving.config.tls.key))
-        context.verify_mode = ssl.CERT_REQUIRED
-        # the handshake runs in each connection's own thread (Handler.setup), never in the
-        # accept loop, where one silent client would block every other
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-    threading.Thread(target=server.serve_forever, name=f"vfl-{serving.name}-http", daemon=True).start()
+    endpoint = start_http(listen, _http_handler(serving), tls, "serving.http_listen", f"vfl-{serving.name}-http")
     log.info("%s: HTTP scoring endpoint on %s (%s)", serving.name, listen,
-             "mutual TLS" if serving.config.serving.http_tls else "plain HTTP")
-    return HttpEndpoint(server)
+             "mutual TLS" if tls is not None else "plain HTTP")
+    return endpoint
 
 
 _SCORE_PATH = re.compile(r"^/v1/models/([^/]*)/score$")
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that failed (TLS handshake refused, client gone): one log line."""
-        log.warning("http %s: connection ended: %s", client_address[0], sys.exc_info()[1])
-
-
-def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _http_handler(serving: Serving) -> type[TlsAwareHandler]:
+    class Handler(TlsAwareHandler):
         server_version = "vfl-serving"
-        protocol_version = "HTTP/1.1"
-        default_request_version = "HTTP/1.0"  # so an unparsable request line still gets a status line
-        timeout = HTTP_IDLE_TIMEOUT  # a silent or stalled client loses its connection
-
-        def setup(self) -> None:
-            if isinstance(self.request, ssl.SSLSocket):
-                self.request.settimeout(self.timeout)
-                self.request.do_handshake()  # a failure ends this connection (_HttpServer.handle_error)
-            super().setup()
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            log.debug("http %s: " + format, self.client_address[0], *args)
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """The stdlib's answers to requests it cannot parse: a client's mistake is a 4xx
@@ -119,7 +73,7 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
 
         def _fail(self, client: str, model_id: str, request_id: str, exc: Exception, n_ids: int = 0) -> None:
             status = http_status_of(exc)
-            serving.failed(client, model_id, request_id, str(status), exc, n_ids)
+            serving.failed(client, model_id, request_id, str(status), exc, n_ids, adapter="http")
             if status == 500:
                 log.error("serving: unexpected error", exc_info=exc)
                 self._send(500, {"error": "internal error (details in the serving party's log)",
@@ -142,15 +96,6 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
                 raise ProtocolError(f"the body has {len(data)} of the {length} bytes of its Content-Length")
             return data
 
-        def _client(self) -> str:
-            getpeercert = getattr(self.connection, "getpeercert", None)
-            cert = getpeercert() if getpeercert else None
-            for rdn in (cert or {}).get("subject", ()):
-                for key, value in rdn:
-                    if key == "commonName":
-                        return str(value)
-            return f"http:{self.client_address[0]}"
-
         def _not_found(self) -> None:
             self._send(404, {"error": "no such path (POST /v1/models/<model>/score, GET /v1/metrics, "
                                       "GET /v1/health)"})
@@ -165,7 +110,7 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
             if self.path == "/v1/health":
                 self._send(200, serving.health())
             elif self.path == "/v1/metrics":
-                if not self._refuse_stranger(self._client()):
+                if not self._refuse_stranger(self.client_name()):
                     self._send(200, serving.metrics.snapshot())
             else:
                 self._not_found()
@@ -175,7 +120,7 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
             if match is None:
                 self._not_found()
                 return
-            client = self._client()
+            client = self.client_name()
             if self._refuse_stranger(client):
                 return
             model_id, request_id, n_ids = match.group(1)[:128], "", 0
@@ -194,7 +139,7 @@ def _http_handler(serving: Serving) -> Callable[..., BaseHTTPRequestHandler]:
                 ids = ids_from_json(body.get("ids"), serving.config.serving.max_ids)
                 n_ids = len(ids)
                 features = features_from_json(body.get("features"), len(ids))
-                out = serving.score(model_id, ids, features, given_id, client)
+                out = serving.score(model_id, ids, features, given_id, client, kind="http")
             except Exception as exc:  # noqa: BLE001 - logged and audited; no exception text leaves
                 self._fail(client, model_id, request_id, exc, n_ids)
                 return
