@@ -42,6 +42,7 @@ from vfl.net.status import ENDED, ERROR_KIND
 from vfl.parties import executor, policy, registry
 from vfl.parties.config import PartyConfig
 from vfl.parties.context import GUEST, Context, ProgressEvent
+from vfl.parties.discovery import registry_for
 from vfl.parties.grpc_channel import GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
 from vfl.parties.mailbox import Mailbox
 from vfl.parties.progress import ProgressStatus
@@ -126,7 +127,8 @@ class PartyService:
         self.insecure = config.tls is None
         if self.insecure and not config.insecure:
             raise ConfigError(f"party '{self.name}': set `tls` (ca, cert, key) or `insecure: true`")
-        self.jobs = JobStore.for_store(config.store.path, config.store.url)
+        self.jobs = JobStore.for_store(config.store.path, config.store.url,
+                                       replica=config.registry.advertise or config.listen)
         self.port: int | None = None
         self._server: grpc.Server | None = None
         self._active: dict[str, ActiveJob] = {}
@@ -203,7 +205,7 @@ class PartyService:
             if name not in self._peers:
                 if name not in self.config.peers:
                     raise ProtocolError(f"'{name}' is not a configured peer of '{self.name}'")
-                self._peers[name] = PeerClient(self.config, name, self.config.peers[name].address)
+                self._peers[name] = PeerClient(self.config, name, registry_for(self.config).primary(name))
             return self._peers[name]
 
     # --- jobs ---------------------------------------------------------------------------
