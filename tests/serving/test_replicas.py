@@ -9,9 +9,12 @@ each party is served by every replica within 5 s, and no response mixes two vers
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,15 +26,17 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.parties import service_kit as kit
 from tests.serving.conftest import GUEST_FEATURES, HOST_FEATURES, MODEL, _preprocessing, _tables
 from vfl.config import JobConfig
 from vfl.connectors import write_table
 from vfl.crypto.tls import TlsFiles, issue_party_cert
-from vfl.errors import VflError
-from vfl.parties.config import load_party_config
-from vfl.parties.discovery import close_registries, registry_for
+from vfl.errors import ProtocolError, VflError
+from vfl.parties.config import PartyConfig, load_party_config
+from vfl.parties.discovery import POLL, ZooKeeperRegistry, close_registries, registry_for
+from vfl.parties.grpc_channel import PeerClient
 from vfl.runner import run_simulated
 from vfl.serving.client import ScoringClient
 from vfl.serving.proto import serving_pb2 as spb
@@ -130,7 +135,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, zookeeper: Any, mariadb_s
                                     "id_column": "id", "features": HOST_FEATURES, "categorical": ["region"]}},
             "preprocessing": {"credit": _preprocessing(HOST_FEATURES[:3], ["region"])},
             "serving": {"models": {MODEL: {"dataset": "credit"}}},
-            "policy": {"allow": [{"peers": ["bank"], "protocols": ["job", "inference", "promote"],
+            "policy": {"allow": [{"peers": ["bank"], "protocols": ["job", "inference", "promote", "test-rounds"],
                                   "datasets": ["credit"]}]},
         },
     }
@@ -175,13 +180,14 @@ class Load:
     replicas: Replicas
     clients: int
     requests: int
+    client: Any = None  # makes a ScoringClient; default: the bank's replicas from the registry
     results: list[tuple[float, float, Any]] = field(default_factory=list)  # (start, seconds, reply or error)
     done: int = 0
 
     def run(self) -> threading.Thread:
         def client_loop(seed: int) -> None:
             rng = np.random.default_rng(seed)
-            with self.replicas.client() as client:
+            with (self.client or self.replicas.client)() as client:
                 for _ in range(self.requests):
                     start = time.monotonic()
                     try:
@@ -306,3 +312,108 @@ def test_promotion_reaches_every_replica_and_no_response_mixes_versions(replicas
         assert old in str(error) and V2 in str(error), error
     print(f"{len(scores)} responses, none mixing versions; {len(load.failures())} refused as a "
           "version mismatch while the parties moved")
+
+
+def test_a_job_is_run_by_the_one_replica_that_claimed_it(replicas: Replicas) -> None:
+    """The partner's replicas share one job store: the same job asked of both runs on the first
+    only; the second refuses, naming the replica that holds it."""
+    bank = load_party_config(replicas.config_path("bank", 1), datasets=False)
+    first, second = (PeerClient(bank, "partner", replicas.address("partner", i)) for i in (1, 2))
+    job = dict(job_id="claimed-job", protocol="test-rounds", params={"rounds": 1, "pause": 0.0},
+               roles={"bank": "guest", "partner": "host"}, datasets={"bank": [], "partner": []})
+    try:
+        assert first.start_job(**job).state in ("queued", "running")
+        with pytest.raises(ProtocolError, match=f"already claimed by {replicas.address('partner', 1)}"):
+            second.start_job(**job)
+        assert second.get_job("claimed-job").state in ("queued", "running")  # the shared record
+        first.cancel_job("claimed-job")
+        deadline = time.monotonic() + 20
+        while first.get_job("claimed-job").state != "cancelled":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_static_addresses_fail_over_too(replicas: Replicas) -> None:
+    """Across organizations without a shared registry: the bank lists the partner's two
+    addresses; one is killed under load and no request fails."""
+    path = replicas.fed.write_config(
+        "bank", listen="127.0.0.1:0", peers={"partner": {"addresses": [replicas.address("partner", i)
+                                                                      for i in (1, 2)]}},
+        store={"path": str(replicas.root / "bank" / "store-static"),
+               "url": load_party_config(replicas.config_path("bank", 1), datasets=False).store.url,
+               "artifacts": str(replicas.root / "bank" / "shared-artifacts")},
+        **{k: v for k, v in yaml.safe_load(replicas.config_path("bank", 1).read_text()).items()
+           if k in ("datasets", "preprocessing", "serving")})
+    replicas.ports["bank", 3] = kit.free_port()
+    text = path.read_text().replace("127.0.0.1:0", replicas.address("bank", 3))
+    path.rename(replicas.config_path("bank", 3)).write_text(text)
+    replicas.start("bank", 3)
+    try:
+        load = Load(replicas, clients=2, requests=300, client=lambda: ScoringClient(
+            replicas.address("bank", 3), "bank", replicas.app_tls, timeout=10.0))
+        waiter = load.run()
+        while load.done < 200:
+            time.sleep(0.05)
+        replicas.served["partner", 1].kill()
+        waiter.join(timeout=120)
+        assert len(load.results) == 600 and load.failures() == []
+        assert all(s["missing"].tolist() == [""] for s in load.scores())
+        print(f"\nstatic addresses: p99 {_p99([d for _, d, _ in load.results]):.1f} ms over 600 "
+              "requests with a partner replica killed")
+    finally:
+        replicas.served.pop(("bank", 3)).stop()
+        replicas.start("partner", 1)
+
+
+def test_unreachable_registry_at_start_is_an_error_naming_it(replicas: Replicas) -> None:
+    dead = f"127.0.0.1:{kit.free_port()}"
+    path = replicas.config_path("partner", 2)
+    broken = path.with_name("unreachable.yaml")
+    broken.write_text(path.read_text().replace(f"hosts: {load_party_config(path).registry.hosts}",
+                                               f"hosts: {dead}").replace("session_timeout: 2.0",
+                                                                         "session_timeout: 1.0"))
+    run = subprocess.run([sys.executable, "-m", "vfl.cli", "serve", "--config", str(broken)],
+                         capture_output=True, text=True, timeout=60, cwd=str(kit.REPO))
+    assert run.returncode != 0
+    assert f"cannot reach ZooKeeper at {dead}" in run.stderr, run.stderr
+
+
+def test_a_lost_registry_session_keeps_the_last_known_replicas(caplog: pytest.LogCaptureFixture) -> None:
+    """A ZooKeeper of its own (the module's stays up): the bank keeps resolving the partner's
+    replica it knew, logs the loss, and reports the session unhealthy."""
+    from tests.support.zookeeper import ZooKeeperServer
+
+    with ZooKeeperServer() as zk:
+        def config(party: str) -> PartyConfig:
+            other = "partner" if party == "bank" else "bank"
+            return PartyConfig.model_validate({
+                "name": party, "insecure": True, "peers": {other: {}},
+                "registry": {"backend": "zookeeper", "hosts": zk.address, "session_timeout": SESSION_TIMEOUT}})
+
+        partner = ZooKeeperRegistry(config("partner"), config("partner").registry)
+        bank = ZooKeeperRegistry(config("bank"), config("bank").registry)
+        try:
+            partner.register("127.0.0.1:7777", lambda: {"models": {}, "health": "ok"})
+            deadline = time.monotonic() + 10
+            while bank.replicas("partner") != ["127.0.0.1:7777"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert bank.healthy() and partner.healthy()
+            address = zk.address
+            with caplog.at_level(logging.WARNING, logger="vfl.registry"):
+                zk.stop()
+                deadline = time.monotonic() + 10
+                while not any(f"ZooKeeper {address} unreachable" in r.getMessage()
+                              and "serving from the last known replicas" in r.getMessage()
+                              for r in caplog.records):
+                    assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+                    assert bank.replicas("partner") == ["127.0.0.1:7777"]
+                    time.sleep(POLL)
+                assert bank.replicas("partner") == ["127.0.0.1:7777"]
+                assert not bank.healthy()
+        finally:
+            bank.close()
+            partner.close()

@@ -14,7 +14,7 @@ Two backends:
 The ZooKeeper view is refreshed every `POLL` seconds by one thread per process; if the
 session is lost, clients keep the last replicas they knew (logged once) and the own node is
 registered again when the session comes back. An unreachable ZooKeeper at start is a
-`RegistryError` naming its address. ``kazoo`` is imported only when the backend is used.
+`RegistryError` naming its address (after ``session_timeout`` seconds). ``kazoo`` is imported only when the backend is used.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from vfl.parties.config import PartyConfig, RegistryConfig
 log = logging.getLogger("vfl.registry")
 
 POLL = 0.5  # seconds between two refreshes of the ZooKeeper view and of this replica's node
-CONNECT_TIMEOUT = 10.0  # seconds to reach ZooKeeper at start
 
 
 class RegistryError(PeerError):
@@ -87,11 +86,11 @@ class ZooKeeperRegistry(Registry):
         self.hosts = str(settings.hosts)
         self._zk = KazooClient(hosts=self.hosts, timeout=settings.session_timeout)
         try:
-            self._zk.start(timeout=CONNECT_TIMEOUT)
+            self._zk.start(timeout=settings.session_timeout)
         except KazooTimeoutError:
             self._zk.close()
             raise RegistryError(f"registry: cannot reach ZooKeeper at {self.hosts} within "
-                                f"{CONNECT_TIMEOUT:g}s (registry.hosts of '{config.name}')") from None
+                                f"{settings.session_timeout:g}s (registry.hosts of '{config.name}')") from None
         self._zk.add_listener(self._state_changed)
         self._lock = threading.Lock()
         self._known: dict[str, list[str]] = {}
@@ -182,18 +181,23 @@ class ZooKeeperRegistry(Registry):
                                 self.hosts, fresh)
                 lost = False
             except Exception as exc:  # noqa: BLE001 - keep serving from the last known replicas
-                self._registered = False
                 if not lost:
-                    with self._lock:
-                        known = dict(self._known)
-                    log.warning("%s: ZooKeeper %s unreachable (%s); serving from the last known "
-                                "replicas %s", self.config.name, self.hosts, type(exc).__name__, known)
+                    log.warning("%s: ZooKeeper %s: %s; the replicas stay as last known",
+                                self.config.name, self.hosts, type(exc).__name__)
                 lost = True
 
     def _state_changed(self, state: str) -> None:
-        if state != "CONNECTED":
-            self._registered = False if state == "LOST" else self._registered
-            log.warning("%s: ZooKeeper session %s (%s)", self.config.name, state.lower(), self.hosts)
+        """kazoo's session events (SUSPENDED: the connection dropped; LOST: the session
+        expired, so this replica's node is gone until the loop registers it again)."""
+        if state == "CONNECTED":
+            log.info("%s: ZooKeeper %s connected", self.config.name, self.hosts)
+            return
+        if state == "LOST":
+            self._registered = False
+        with self._lock:
+            known = dict(self._known)
+        log.warning("%s: ZooKeeper %s unreachable (session %s); serving from the last known "
+                    "replicas %s", self.config.name, self.hosts, state.lower(), known)
 
     def close(self) -> None:
         self._stop.set()

@@ -536,6 +536,11 @@ class _Servicer(pb_grpc.PartyServicer):
         record = self.service.jobs.get(request.job_id)
         if record is not None and record.peer == sender and record.protocol == request.protocol \
                 and record.state not in (FAILED, CANCELLED):
+            claimed = self.service.jobs.claimed_by(request.job_id)
+            if record.state in (QUEUED, RUNNING) and claimed not in (None, self.service.jobs.replica) \
+                    and self.service.active_job(request.job_id) is None:  # a replica sharing the store
+                self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                            f"job id '{request.job_id}' is already claimed by {claimed}", "protocol")
             return self.service.status(request.job_id, sender)  # a retried request: already accepted
         try:
             params = codec.decode(request.params, MAX_PARAMS_BYTES)
@@ -545,7 +550,7 @@ class _Servicer(pb_grpc.PartyServicer):
         except PolicyError as exc:
             log.warning("%s: policy refused job '%s' from '%s': %s", self.name, request.job_id, sender, exc)
             self._abort(context, grpc.StatusCode.PERMISSION_DENIED, str(exc), "policy")
-        except (ProtocolError, CodecError) as exc:
+        except (ProtocolError, CodecError) as exc:  # JobClaimedError: another replica runs it
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "protocol")
         self.service.run_in_thread(job, params)
         return self.service.status(request.job_id, sender)
