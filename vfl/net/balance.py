@@ -29,6 +29,7 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 GONE = (grpc.StatusCode.UNAVAILABLE,)  # the replica is down or its connection broke
+FORGET = 60.0  # seconds after a replica left the resolver's list before its channel is closed
 
 
 class NoReplicaError(Exception):
@@ -69,16 +70,12 @@ class Balancer(Generic[S]):
         self._lock = threading.Lock()
         self._channels: dict[str, tuple[grpc.Channel, S]] = {}
         self._failed_at: dict[str, float] = {}
+        self._vanished_at: dict[str, float] = {}
         self._turn = itertools.count()
 
-    @property
-    def addresses(self) -> list[str]:
-        """The replicas known now."""
-        return list(self.resolve())
-
     def call(self, invoke: Callable[[S, float], T], timeout: float, idempotent: bool = True) -> T:
-        """``invoke(stub, seconds_left)`` on one replica; on another while the replica tried
-        is gone, the call is idempotent and `timeout` seconds are not over.
+        """``invoke(stub, seconds_left)`` on one replica; on another (each one once) while the
+        replica tried is gone, the call is idempotent and `timeout` seconds are not over.
 
         Raises
         ------
@@ -99,8 +96,8 @@ class Balancer(Generic[S]):
                 if exc.code() not in GONE:
                     raise ReplicaCallError(exc, address, len(tried)) from None
                 self._failed(address)
-                others = set(self.resolve()) - {address}
-                if not idempotent or not others or deadline - time.monotonic() <= 0:
+                untried = set(self.resolve()) - set(tried)  # each replica once per call
+                if not idempotent or not untried or deadline - time.monotonic() <= 0:
                     raise ReplicaCallError(exc, address, len(tried)) from None
                 log.info("%s replica %s is gone (%s); retrying on another", self.party, address,
                          exc.details())
@@ -118,9 +115,19 @@ class Balancer(Generic[S]):
             if address not in self._channels:
                 channel = open_channel(address, self.party, self._tls, self._max_message)
                 self._channels[address] = (channel, self._make_stub(channel))
-            for gone in set(self._channels) - set(addresses):
-                self._channels.pop(gone)[0].close()
+            self._forget(set(addresses), now)
             return address, self._channels[address][1]
+
+    def _forget(self, known: set[str], now: float) -> None:
+        """Close the channels of replicas gone from the resolver for `FORGET` seconds (not at
+        once: a call may still be finishing on one)."""
+        for address in set(self._channels) - known:
+            since = self._vanished_at.setdefault(address, now)
+            if now - since > FORGET:
+                self._channels.pop(address)[0].close()
+                del self._vanished_at[address]
+        for address in known & set(self._vanished_at):
+            del self._vanished_at[address]
 
     def _failed(self, address: str) -> None:
         with self._lock:

@@ -70,10 +70,6 @@ class GrpcHost:
         self._replicas = Balancer(name, lambda: registry.replicas(name), spb_grpc.InferenceStub,
                                   config.tls_files(), MAX_MESSAGE)
 
-    @property
-    def where(self) -> str:
-        return f"host '{self.name}' ({', '.join(self._replicas.addresses) or 'no live replica'})"
-
     def _ask(self, what: str, invoke: Any) -> Any:
         """`invoke(stub, seconds)` on a live replica (another if it is gone), as a vfl error."""
         try:
