@@ -87,6 +87,18 @@ class Replicas:
             self.config_path(party, replica), self.ports[party, replica],
             self.root / party / f"replica-{replica}.log")
 
+    def ensure_all(self) -> None:
+        """Every replica up, registered and warm (each bank replica has loaded its part and
+        scored once): a test starts from a full, ready set even if an earlier one failed."""
+        for key in [k for k in self.ports if k[1] in (1, 2)]:
+            if key not in self.served or self.served[key].proc.poll() is not None:
+                self.start(*key)
+        for party in PARTIES:
+            self.wait_registered(party, {self.address(party, i) for i in (1, 2)})
+        for i in (1, 2):
+            with ScoringClient(self.address("bank", i), "bank", self.app_tls, timeout=60) as client:
+                client.score(MODEL, [int(self.partner_ids[0])])
+
     def registry(self) -> Any:
         return registry_for(load_party_config(self.config_path("bank", 1), datasets=False))
 
@@ -164,8 +176,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, zookeeper: Any, mariadb_s
     state = Replicas(root, fed, outcome.job_id, issue_party_cert(fed.certs, "app"), ports,
                      np.intersect1d(guest["id"], host["id"]))
     try:
-        for key in ports:
-            state.start(*key)
+        state.ensure_all()
         yield state
     finally:
         close_registries()
@@ -216,9 +227,8 @@ def _p99(latencies: list[float]) -> float:
 
 
 def test_partner_replica_killed_under_load_loses_no_request(replicas: Replicas) -> None:
+    replicas.ensure_all()
     partners = {replicas.address("partner", i) for i in (1, 2)}
-    replicas.wait_registered("partner", partners)
-    replicas.wait_registered("bank", {replicas.address("bank", i) for i in (1, 2)})
     node = replicas.registry().nodes("partner")[replicas.address("partner", 2)]
     assert node == {"address": replicas.address("partner", 2), "party": "partner",
                     "models": {MODEL: replicas.version}, "health": "ok"}
@@ -286,6 +296,7 @@ def _served_versions(replicas: Replicas) -> dict[str, str]:
 
 
 def test_promotion_reaches_every_replica_and_no_response_mixes_versions(replicas: Replicas) -> None:
+    replicas.ensure_all()
     old = replicas.version
     assert set(_served_versions(replicas).values()) == {old}
     load = Load(replicas, clients=2, requests=400)
@@ -317,6 +328,7 @@ def test_promotion_reaches_every_replica_and_no_response_mixes_versions(replicas
 def test_a_job_is_run_by_the_one_replica_that_claimed_it(replicas: Replicas) -> None:
     """The partner's replicas share one job store: the same job asked of both runs on the first
     only; the second refuses, naming the replica that holds it."""
+    replicas.ensure_all()
     bank = load_party_config(replicas.config_path("bank", 1), datasets=False)
     first, second = (PeerClient(bank, "partner", replicas.address("partner", i)) for i in (1, 2))
     job = dict(job_id="claimed-job", protocol="test-rounds", params={"rounds": 1, "pause": 0.0},
@@ -339,6 +351,7 @@ def test_a_job_is_run_by_the_one_replica_that_claimed_it(replicas: Replicas) -> 
 def test_static_addresses_fail_over_too(replicas: Replicas) -> None:
     """Across organizations without a shared registry: the bank lists the partner's two
     addresses; one is killed under load and no request fails."""
+    replicas.ensure_all()
     path = replicas.fed.write_config(
         "bank", listen="127.0.0.1:0", peers={"partner": {"addresses": [replicas.address("partner", i)
                                                                       for i in (1, 2)]}},
@@ -352,6 +365,8 @@ def test_static_addresses_fail_over_too(replicas: Replicas) -> None:
     path.rename(replicas.config_path("bank", 3)).write_text(text)
     replicas.start("bank", 3)
     try:
+        with ScoringClient(replicas.address("bank", 3), "bank", replicas.app_tls, timeout=60) as warm:
+            warm.score(MODEL, [int(replicas.partner_ids[0])])  # its part loaded before the load
         load = Load(replicas, clients=2, requests=300, client=lambda: ScoringClient(
             replicas.address("bank", 3), "bank", replicas.app_tls, timeout=10.0))
         waiter = load.run()
