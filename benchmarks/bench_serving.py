@@ -6,7 +6,12 @@ loopback with mutual TLS.
 - batch: `vfl score`'s path (`batch_score`: ids + the bank's features from Parquet in chunks,
   the partner's partial results over gRPC + TLS, scores to Parquet) over synthetic ids;
 - baseline, same run: the same guest and host scorers called in this process (no network,
-  no TLS, no service), for single ids and for the batch.
+  no TLS, no service), for single ids and for the batch;
+- ``--case replicas``: throughput and p50/p99 of single-id requests from concurrent clients
+  with 1 and with 2 replicas per party (each party's replicas share its model store; the bank
+  lists the partner's replicas' addresses and the application the bank's, so the client-side
+  balancer spreads the calls), then the latency while one partner replica is SIGKILLed under
+  that load (failed requests counted: there should be none).
 
 The model is trained first on the 30,000 default_credit rows (the bank's 13 and the partner's
 10 columns; `--mode he` for Paillier, else `insecure_plaintext`, which gives parts of the same
@@ -15,6 +20,8 @@ shape and serving cost in far less time). The partner's feature table for servin
 
     flock /tmp/vfl-bench.lock .venv/bin/python benchmarks/bench_serving.py \\
         [--requests 2000] [--clients 8] [--batch-rows 1000000] [--mode insecure_plaintext]
+    flock /tmp/vfl-bench.lock .venv/bin/python benchmarks/bench_serving.py --case replicas \
+        [--clients 8] [--per-client 250] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -102,7 +109,9 @@ def prepare(root: Path, batch_rows: int, mode: str) -> dict[str, Any]:
     def party(name: str, other: str, datasets: dict[str, Any], extra: dict[str, Any]) -> Path:
         body = {"name": name, "listen": f"127.0.0.1:{ports[name]}", "tls": tls(name),
                 "peers": {other: {"address": f"127.0.0.1:{ports[other]}"}},
-                "store": {"path": str(root / name / "store")}, "datasets": datasets, **extra}
+                "store": {"path": str(root / name / "store"), "url": f"sqlite:///{root / name / 'models.db'}",
+                          "artifacts": str(root / name / "artifacts")},  # shared by its replicas
+                "datasets": datasets, **extra}
         path = root / name / "party.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(body))
@@ -216,15 +225,131 @@ def local_scorer(setup: dict[str, Any]) -> GuestScorer:
     bank, partner = load_party_config(setup["bank"]), load_party_config(setup["partner"])
     parts = {}
     for config in (bank, partner):
-        store = ModelStore(config.name, config.store.path)
+        store = ModelStore.of(config)
         parts[config.name] = ModelBundle.load(store.open(store.get(MODEL)))
     host = HostScorer(parts["partner"], source_for(partner.datasets["serving"], name="serving"))
     return GuestScorer(parts["bank"], [LocalHost("partner", host)],
                        source_for(bank.datasets["credit"], name="credit"))
 
 
+def replica(config: Path, name: str, port: int, peers: list[str]) -> Path:
+    """A copy of a party's YAML for another replica: its own port and local store folder, the
+    same shared model store, the peer's replicas at `peers`."""
+    body = yaml.safe_load(config.read_text())
+    body["listen"] = f"127.0.0.1:{port}"
+    body["store"]["path"] = str(config.parent / f"store-{name}")
+    (other,) = body["peers"]
+    body["peers"] = {other: {"addresses": peers}}
+    path = config.with_name(f"{name}.yaml")
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def timed_load(client_factory: Any, ids: np.ndarray, clients: int, per_client: int,
+               during: Any = None) -> dict[str, Any]:
+    """`clients` threads x `per_client` single-id scores; `during(done)` is called while they
+    run (to kill a replica). Returns requests/s, p50/p99 and every (start, ms, ok) sample."""
+    samples: list[tuple[float, float, bool]] = []
+    done = [0]
+
+    def run(k: int) -> None:
+        with client_factory() as client:
+            for i in range(per_client):
+                t = time.perf_counter()
+                try:
+                    got = client.score(MODEL, [int(ids[(k * per_client + i) % len(ids)])])
+                    ok = got["missing"].iloc[0] == ""
+                except VflError:
+                    ok = False
+                samples.append((t, (time.perf_counter() - t) * 1e3, ok))
+                done[0] += 1
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    if during is not None:
+        during(done)
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    return {"rps": round(len(samples) / seconds, 1), **percentiles([ms for _, ms, _ in samples]),
+            "failed": sum(not ok for _, _, ok in samples), "samples": samples}
+
+
+def replicas_case(args: argparse.Namespace) -> dict[str, Any]:
+    """Throughput and latency with 1 vs 2 replicas per party, and during a replica's SIGKILL."""
+    rounds: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
+        root = Path(tmp)
+        setup = prepare(root, 1000, args.mode)
+        ids = setup["guest"]["id"].sample(frac=1.0, random_state=1).to_numpy()
+        certs = root / "certs"
+        tls = TlsFiles(certs / "ca.pem", certs / "app.pem", certs / "app.key")
+        ports = {name: free_port() for name in ("bank-1", "bank-2", "partner-1", "partner-2")}
+        address = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        partners = [address["partner-1"], address["partner-2"]]
+        configs = {
+            "partner-1": replica(setup["partner"], "partner-1", ports["partner-1"], [address["bank-1"]]),
+            "partner-2": replica(setup["partner"], "partner-2", ports["partner-2"], [address["bank-1"]]),
+            "bank-single": replica(setup["bank"], "bank-single", ports["bank-1"], partners[:1]),
+            "bank-1": replica(setup["bank"], "bank-1", ports["bank-1"], partners),
+            "bank-2": replica(setup["bank"], "bank-2", ports["bank-2"], partners),
+        }
+
+        def client(*names: str) -> Any:
+            return lambda: ScoringClient([address[n] for n in names], "bank", tls)
+
+        served = {"partner-1": Served(configs["partner-1"], ports["partner-1"])}
+        try:
+            for r in range(args.rounds):
+                log(f"round {r + 1}/{args.rounds}: 1 replica per party")
+                served["bank-1"] = Served(configs["bank-single"], ports["bank-1"])
+                wait_ready(client("bank-1"), int(ids[0]))
+                one = timed_load(client("bank-1"), ids, args.clients, args.per_client)
+                served.pop("bank-1").stop()
+                log(f"round {r + 1}: 2 replicas per party")
+                for name in ("partner-2", "bank-1", "bank-2"):
+                    served[name] = Served(configs[name], ports[name])
+                for name in ("bank-1", "bank-2"):
+                    wait_ready(client(name), int(ids[0]))
+                two = timed_load(client("bank-1", "bank-2"), ids, args.clients, args.per_client)
+                log(f"round {r + 1}: SIGKILL of a partner replica under load")
+                killed_at = [0.0]
+
+                def kill(done: list[int], killed_at: list[float] = killed_at) -> None:
+                    while done[0] < args.clients * args.per_client // 3:
+                        time.sleep(0.01)
+                    killed_at[0] = time.perf_counter()
+                    served["partner-2"].proc.kill()
+
+                failover = timed_load(client("bank-1", "bank-2"), ids, args.clients, args.per_client, kill)
+                window = [ms for t, ms, _ in failover["samples"] if killed_at[0] - 0.5 <= t <= killed_at[0] + 2]
+                served.pop("partner-2").stop()
+                for name in ("bank-1", "bank-2"):
+                    served.pop(name).stop()
+                rounds.append({"rps_1_replica": one["rps"], "p50_ms_1_replica": one["p50_ms"],
+                               "p99_ms_1_replica": one["p99_ms"], "rps_2_replicas": two["rps"],
+                               "p50_ms_2_replicas": two["p50_ms"], "p99_ms_2_replicas": two["p99_ms"],
+                               "failover_p99_ms": percentiles(window)["p99_ms"],
+                               "failover_max_ms": round(max(window), 1),
+                               "failover_requests": len(window), "failover_failed": failover["failed"],
+                               "failed_1_or_2_replicas": one["failed"] + two["failed"]})
+                log(json.dumps(rounds[-1]))
+        finally:
+            for proc in served.values():
+                proc.stop()
+    med = {k: float(np.median([r[k] for r in rounds])) for k in rounds[0]}
+    return {"bench": "serving-replicas", "model": "hetero_lr default_credit (13 bank + 10 partner columns)",
+            "train_mode": args.mode, "rounds": args.rounds, "clients": args.clients,
+            "per_client": args.per_client, "median": med, "per_round": rounds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", choices=["single", "replicas"], default="single",
+                        help="single: one service per party (online, concurrent, batch); replicas: 1 vs 2 "
+                             "replicas per party and a failover")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--per-client", type=int, default=250)
@@ -234,6 +359,11 @@ def main() -> None:
     parser.add_argument("--mode", choices=["he", "insecure_plaintext"], default="insecure_plaintext")
     args = parser.parse_args()
     load_start = os.getloadavg()[0]
+    if args.case == "replicas":
+        result = replicas_case(args)
+        result.update(load_1min=[round(load_start, 2), round(os.getloadavg()[0], 2)], cpus=os.cpu_count())
+        print(json.dumps(result))
+        return
     rounds: list[dict[str, Any]] = []
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:

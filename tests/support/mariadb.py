@@ -84,6 +84,20 @@ class MariaDBServer:
         return (f"mysql+pymysql://{self.user}:{quote(self.password, safe='')}"
                 f"@127.0.0.1:{self.port}/{self.database}")
 
+    def database_url(self, name: str) -> str:
+        """The URL of database `name` on this server (created if new), for the same user:
+        e.g. one store per party, each shared by that party's replicas."""
+        conn = self._root()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+                for host in ("127.0.0.1", "localhost"):
+                    cur.execute(f"GRANT ALL ON `{name}`.* TO %s@'{host}'", (self.user,))
+            conn.commit()
+        finally:
+            conn.close()
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
     @property
     def error_log(self) -> str:
         path = os.path.join(self.tmp, "error.log")

@@ -53,7 +53,21 @@ class TlsConfig(Strict):
 
 
 class PeerConfig(Strict):
-    address: str = Field(description="host:port of the peer's party service")
+    """Where a peer's service is: one address, several (its replicas), or none when the
+    peer's replicas are found in a shared registry (``registry.backend: zookeeper``)."""
+
+    address: str | None = Field(None, description="host:port of the peer's party service")
+    addresses: list[str] = Field([], description="host:port of each replica of the peer's service")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PeerConfig:
+        if self.address is not None and self.addresses:
+            raise ValueError("give `address` or `addresses`, not both")
+        return self
+
+    def all_addresses(self) -> list[str]:
+        """The configured addresses, in order (empty: resolved from the registry)."""
+        return [self.address] if self.address is not None else list(self.addresses)
 
 
 class PolicyRule(Strict):
@@ -77,7 +91,8 @@ class StoreConfig(Strict):
     path: Path = Path("vfl-store")
     url: str | None = Field(None, description="SQLAlchemy URL for job/model records; default SQLite in path")
     artifacts: str | None = Field(
-        None, description="where model parts' files go: a folder or hdfs:// URI; default <path>/models")
+        None, description="where model parts' files are mirrored: a folder shared by the party's "
+                          "replicas or an hdfs:// URI; default: only in <path>/cache")
 
 
 class TimeoutConfig(Strict):
@@ -138,6 +153,24 @@ class MetricsConfig(Strict):
         return self
 
 
+class RegistryConfig(Strict):
+    """Where the replicas of a party are found (see vfl.parties.discovery)."""
+
+    backend: Literal["static", "zookeeper"] = Field(
+        "static", description="static: the `peers:` addresses; zookeeper: live replicas in ZooKeeper")
+    hosts: str | None = Field(None, description="ZooKeeper ensemble, 'host:port[,host:port...]'")
+    root: str = Field("/vfl", pattern=r"^(/[A-Za-z0-9_.-]+)+$", description="ZooKeeper path of the federation")
+    session_timeout: float = Field(10.0, ge=1.0, le=60.0,
+                                   description="seconds after which a dead replica's node disappears")
+    advertise: str | None = Field(None, description="host:port peers reach this replica at; default `listen`")
+
+    @model_validator(mode="after")
+    def _hosts_for_zookeeper(self) -> RegistryConfig:
+        if self.backend == "zookeeper" and not self.hosts:
+            raise ValueError("backend zookeeper needs `hosts` (e.g. zk1:2181,zk2:2181)")
+        return self
+
+
 class PartyConfig(Strict):
     """One organization's config (``bank.yaml``, ``partner.yaml``); see the README's
     configuration reference for every field. Load it with `load_party_config`.
@@ -148,9 +181,9 @@ class PartyConfig(Strict):
         The party's name, the CN of its certificate.
     listen : str
         The address its service listens on.
-    tls, peers, datasets, preprocessing, store, policy, timeouts, serving, metrics
+    tls, peers, datasets, preprocessing, store, policy, timeouts, serving, metrics, registry
         Its certificates, peers' addresses, datasets, preprocessing per dataset, store,
-        policy, timeouts, served models and metrics port.
+        policy, timeouts, served models, metrics port and where replicas are found.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -175,6 +208,7 @@ class PartyConfig(Strict):
     mailbox: MailboxConfig = MailboxConfig()
     serving: ServingConfig = ServingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    registry: RegistryConfig = RegistryConfig()
 
     def tls_files(self) -> TlsFiles | None:
         """This party's TLS files, or None for plaintext transport."""
@@ -186,6 +220,11 @@ class PartyConfig(Strict):
             raise ValueError("set `tls` (ca, cert, key) or, for local experiments, `insecure: true`")
         if self.metrics.listen is not None and self.metrics.tls and self.tls is None:
             raise ValueError("metrics.tls needs the party's `tls` section (or metrics.tls: false)")
+        if self.registry.backend == "static":
+            for peer, entry in self.peers.items():
+                if not entry.all_addresses():
+                    raise ValueError(f"peers.{peer}: give `address` or `addresses` (only a zookeeper "
+                                     "registry finds peers without one)")
         return self
 
 
@@ -328,6 +367,8 @@ def load_party_config(path: str | Path, *, datasets: bool = True) -> PartyConfig
             key=resolve(base, config.tls.key),
         )
     config.store.path = resolve(base, config.store.path)
+    if config.store.artifacts:
+        config.store.artifacts = resolve_uri(base, config.store.artifacts)
     for spec in config.datasets.values():
         spec.uri = resolve_uri(base, spec.uri)
     return config

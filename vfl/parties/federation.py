@@ -34,6 +34,7 @@ from vfl.errors import PeerError
 from vfl.names import check_name
 from vfl.parties.config import PartyConfig
 from vfl.parties.context import Context
+from vfl.parties.discovery import registry_for
 from vfl.parties.grpc_channel import JobInfo, PeerClient
 from vfl.parties.service import PartyService, ServicePart
 
@@ -50,13 +51,7 @@ class Federation:
     def client(self, party: str) -> PeerClient:
         """The connection to `party`'s service (this party's own service for its own name)."""
         if party not in self._clients:
-            if party == self.name:
-                address = self.config.listen
-            elif party in self.config.peers:
-                address = self.config.peers[party].address
-            else:
-                raise PeerError(f"'{party}' is not a configured peer of '{self.name}' (peers: "
-                                f"{sorted(self.config.peers)})")
+            address = self.config.listen if party == self.name else registry_for(self.config).primary(party)
             self._clients[party] = PeerClient(self.config, party, address)
         return self._clients[party]
 

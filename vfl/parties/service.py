@@ -42,6 +42,7 @@ from vfl.net.status import ENDED, ERROR_KIND
 from vfl.parties import executor, policy, registry
 from vfl.parties.config import PartyConfig
 from vfl.parties.context import GUEST, Context, ProgressEvent
+from vfl.parties.discovery import registry_for
 from vfl.parties.grpc_channel import GRPC_MAX_MESSAGE, GrpcChannel, PeerClient
 from vfl.parties.mailbox import Mailbox
 from vfl.parties.metrics import Readiness, ServiceMetrics
@@ -128,7 +129,8 @@ class PartyService:
         self.insecure = config.tls is None
         if self.insecure and not config.insecure:
             raise ConfigError(f"party '{self.name}': set `tls` (ca, cert, key) or `insecure: true`")
-        self.jobs = JobStore.for_store(config.store.path, config.store.url)
+        self.jobs = JobStore.for_store(config.store.path, config.store.url,
+                                       replica=config.registry.advertise or config.listen)
         self.port: int | None = None
         self._server: grpc.Server | None = None
         self._active: dict[str, ActiveJob] = {}
@@ -209,7 +211,7 @@ class PartyService:
             if name not in self._peers:
                 if name not in self.config.peers:
                     raise ProtocolError(f"'{name}' is not a configured peer of '{self.name}'")
-                self._peers[name] = PeerClient(self.config, name, self.config.peers[name].address)
+                self._peers[name] = PeerClient(self.config, name, registry_for(self.config).primary(name))
             return self._peers[name]
 
     # --- jobs ---------------------------------------------------------------------------
@@ -557,6 +559,11 @@ class _Servicer(pb_grpc.PartyServicer):
         record = self.service.jobs.get(request.job_id)
         if record is not None and record.peer == sender and record.protocol == request.protocol \
                 and record.state not in (FAILED, CANCELLED):
+            claimed = self.service.jobs.claimed_by(request.job_id)
+            if record.state in (QUEUED, RUNNING) and claimed not in (None, self.service.jobs.replica) \
+                    and self.service.active_job(request.job_id) is None:  # a replica sharing the store
+                self._abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                            f"job id '{request.job_id}' is already claimed by {claimed}", "protocol")
             return self.service.status(request.job_id, sender)  # a retried request: already accepted
         try:
             params = codec.decode(request.params, MAX_PARAMS_BYTES)
@@ -566,7 +573,7 @@ class _Servicer(pb_grpc.PartyServicer):
         except PolicyError as exc:
             log.warning("%s: policy refused job '%s' from '%s': %s", self.name, request.job_id, sender, exc)
             self._abort(context, grpc.StatusCode.PERMISSION_DENIED, str(exc), "policy")
-        except (ProtocolError, CodecError) as exc:
+        except (ProtocolError, CodecError) as exc:  # JobClaimedError: another replica runs it
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), "protocol")
         self.service.run_in_thread(job, params)
         return self.service.status(request.job_id, sender)

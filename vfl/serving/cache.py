@@ -60,6 +60,7 @@ class ScoreOutcome:
     model_id: str
     version: str
     result: pd.DataFrame
+    versions: dict[str, str]  # party -> the version of its part used (the guest's and each host's)
 
     def to_json(self) -> dict[str, Any]:
         results = [
@@ -68,7 +69,7 @@ class ScoreOutcome:
                                self.result["missing"].tolist(), strict=True)
         ]
         body: dict[str, Any] = {"request_id": self.request_id, "model_id": self.model_id,
-                                "version": self.version, "results": results}
+                                "version": self.version, "versions": self.versions, "results": results}
         if self.result.attrs.get("host_errors"):
             body["host_errors"] = self.result.attrs["host_errors"]
         return body
@@ -100,11 +101,12 @@ class Serving:
         self._warming: set[str] = set()  # models being loaded for readiness
 
     # --- the served version -------------------------------------------------------------
-    def production(self, model_id: str) -> ModelRecord:
-        """The production record, re-read from the registry at most every PRODUCTION_TTL s."""
+    def production(self, model_id: str, fresh: bool = False) -> ModelRecord:
+        """The production record, re-read from the model store at most every PRODUCTION_TTL s
+        (now, with `fresh`); replicas sharing the store all follow a promotion within it."""
         now = time.monotonic()
         cached = self._production.get(model_id)
-        if cached is not None and now - cached[0] < PRODUCTION_TTL:
+        if cached is not None and now - cached[0] < PRODUCTION_TTL and not fresh:
             return cached[1]
         record = self.store.get(model_id)
         self._production[model_id] = (now, record)
@@ -123,9 +125,13 @@ class Serving:
                               f"'{protocol}' on dataset '{served.dataset}'")
         return served.dataset
 
-    def host_record(self, peer: str, model_id: str) -> ModelRecord:
+    def host_record(self, peer: str, model_id: str, version: str | None = None) -> ModelRecord:
+        """The host part's production record; re-read now when the guest asks for another
+        `version` (it may have just been promoted on another replica)."""
         self.check_peer(peer, model_id)
         record = self.production(model_id)
+        if version is not None and version != record.version:
+            record = self.production(model_id, fresh=True)
         if record.role != "host":
             raise DataError(f"'{self.name}' holds the {record.role} part of model '{model_id}', not a host part")
         if peer not in record.peers:
@@ -143,7 +149,7 @@ class Serving:
     def partials(self, peer: str, model_id: str, version: str, ids: pd.Series) -> tuple[str, Partials]:
         start = time.perf_counter()
         try:
-            record = self.host_record(peer, model_id)
+            record = self.host_record(peer, model_id, version)
             if version != record.version:
                 raise DataError(f"model '{model_id}': '{peer}' asks for version '{version}' but "
                                 f"'{self.name}' serves version '{record.version}'; promote the same "
@@ -230,7 +236,9 @@ class Serving:
         self.prometheus.request(kind, model_id, model.version, latency_ms / 1e3, len(ids), _missing(result))
         if self.audit is not None:
             self.audit.record(request_id, client, model_id, model.version, result, latency_ms)
-        return ScoreOutcome(request_id, model_id, model.version, result)
+        failed = result.attrs.get("host_errors", {})
+        versions = {self.name: model.version, **{h.name: h.version for h in model.hosts if h.name not in failed}}
+        return ScoreOutcome(request_id, model_id, model.version, result, versions)
 
     def failed(self, client: str, model_id: str, request_id: str, status: str, exc: Exception,
                n_ids: int = 0, adapter: str = "grpc") -> None:

@@ -180,7 +180,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from vfl.parties.config import load_party_config
+    from vfl.parties.discovery import close_registries, registry_for
     from vfl.serving.grpc_api import party_service
+    from vfl.store.models import ModelStore
 
     config = load_party_config(args.config)
     if config.tls is None and not args.insecure:
@@ -190,7 +192,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if config.tls is not None and args.insecure:
         raise ConfigError(f"{args.config}: --insecure given but the config has a `tls` section")
+    registry = registry_for(config)  # an unreachable registry stops here, naming its address
     service = party_service(config).start()
+    store = ModelStore.of(config)
+    registry.register(config.registry.advertise or config.listen, lambda: replica_status(config, store))
     stopping = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
@@ -201,5 +206,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     print(f"vfl serve: party '{config.name}' listening on {config.listen}", flush=True)
     stopping.wait()
+    close_registries()  # first: no new requests are routed here while it drains
     service.stop()
     return 0
+
+
+def replica_status(config: Any, store: Any) -> dict[str, Any]:
+    """What this replica announces in the registry: the version of each model it serves."""
+    from vfl.errors import VflError
+
+    models = {}
+    for model_id in config.serving.models:
+        try:
+            models[model_id] = store.get(model_id).version
+        except VflError:
+            continue  # no production version yet
+    return {"models": models, "health": "ok"}

@@ -136,7 +136,7 @@ class ScoringServicer(spb_grpc.ScoringServicer):
         return spb.ScoreReply(
             request_id=out.request_id, model_id=out.model_id, version=out.version,
             scores=out.result["score"].tolist(), missing=out.result["missing"].tolist(),
-            host_errors=out.result.attrs.get("host_errors", {}),
+            host_errors=out.result.attrs.get("host_errors", {}), versions=out.versions,
         )
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
-
 from vfl.errors import DataError, PolicyError
-from vfl.net.channel import open_channel
+from vfl.net.balance import Balancer, NoReplicaError, ReplicaCallError
+from vfl.net.status import PeerUnreachableError
 from vfl.parties.config import PartyConfig
+from vfl.parties.discovery import registry_for
 from vfl.serving.client import MAX_MESSAGE, rpc_error
 from vfl.serving.proto import serving_pb2 as spb
 from vfl.serving.proto import serving_pb2_grpc as spb_grpc
@@ -122,27 +122,31 @@ def move_all(config: PartyConfig, model_id: str, action: str, version: str | Non
 
 
 class _ModelsClient:
-    """One host's `Models` service, over mutual TLS."""
+    """One host's `Models` service, over mutual TLS, on any of its live replicas (they share
+    one model store, and moving to the version already served changes nothing)."""
 
     def __init__(self, config: PartyConfig, name: str) -> None:
         if name not in config.peers:
             raise DataError(f"'{name}' is not a configured peer of '{config.name}' "
                             f"(peers: {sorted(config.peers)})")
         self.owner, self.name = config.name, name
-        self.address = config.peers[name].address
         self.timeout = config.timeouts.connect
-        self._channel = open_channel(self.address, name, config.tls_files(), MAX_MESSAGE)
-        self._stub = spb_grpc.ModelsStub(self._channel)
+        registry = registry_for(config)
+        self._replicas = Balancer(name, lambda: registry.replicas(name), spb_grpc.ModelsStub,
+                                  config.tls_files(), MAX_MESSAGE)
 
     def stage(self, model_id: str, action: str, version: str, dry_run: bool) -> spb.StageReply:
         request = spb.StageRequest(sender=self.owner, model_id=model_id, action=action,
                                    version=version, dry_run=dry_run)
         what = f"{'checking ' if dry_run else ''}{action} of model '{model_id}' to version '{version}'"
         try:
-            reply: spb.StageReply = self._stub.Stage(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise rpc_error(exc, f"host '{self.name}' ({self.address})", what, self.timeout) from None
+            reply: spb.StageReply = self._replicas.call(
+                lambda stub, left: stub.Stage(request, timeout=left), self.timeout)
+        except ReplicaCallError as exc:
+            raise rpc_error(exc.rpc, f"host '{self.name}' ({exc.address})", what, self.timeout) from None
+        except NoReplicaError as exc:
+            raise PeerUnreachableError(f"{exc} ({what})") from None
         return reply
 
     def close(self) -> None:
-        self._channel.close()
+        self._replicas.close()

@@ -96,7 +96,7 @@ class ModelStore:
         self.party = party
         self.root = private_dir(Path(root))
         self.url = url or private_sqlite(f"sqlite:///{self.root / 'models.db'}")
-        self.artifacts = artifacts or str(self.root / "models")
+        self.artifacts = artifacts or ""  # "": the files stay in this store's own cache
         try:
             self._engine = create_engine(self.url)
             _metadata.create_all(self._engine)
@@ -231,7 +231,9 @@ class ModelStore:
         return inside(self.root, "cache", model_id, version)
 
     def _remote(self, model_id: str, version: str) -> tuple[Any, str] | None:
-        if "://" not in self.artifacts or self.artifacts.startswith("file://"):
+        """Where a part's files are mirrored: a shared folder (the replicas of a party on one
+        file system) or HDFS; None when the store keeps them in its own cache only."""
+        if not self.artifacts:
             return None
         base, _, query = self.artifacts.partition("?")  # options such as ?user= stay at the end
         loc = parse_uri(f"{base.rstrip('/')}/{model_id}/{version}" + (f"?{query}" if query else ""))

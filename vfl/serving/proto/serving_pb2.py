@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fvfl/serving/proto/serving.proto\x12\x0evfl.serving.v1\"$\n\x03Ids\x12\x0c\n\x04ints\x18\x01 \x03(\x12\x12\x0f\n\x07strings\x18\x02 \x03(\t\"3\n\x0f\x44\x65scribeRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\"h\n\tModelInfo\x12\r\n\x05party\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\r\n\x05width\x18\x06 \x01(\r\"f\n\x0fPartialsRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12 \n\x03ids\x18\x04 \x01(\x0b\x32\x13.vfl.serving.v1.Ids\"N\n\rPartialsReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x01(\x0c\x12\r\n\x05\x66ound\x18\x04 \x01(\x0c\"m\n\x0cScoreRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12 \n\x03ids\x18\x02 \x01(\x0b\x32\x13.vfl.serving.v1.Ids\x12\x15\n\rfeatures_json\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xd8\x01\n\nScoreReply\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06scores\x18\x04 \x03(\x01\x12\x0f\n\x07missing\x18\x05 \x03(\t\x12?\n\x0bhost_errors\x18\x06 \x03(\x0b\x32*.vfl.serving.v1.ScoreReply.HostErrorsEntry\x1a\x31\n\x0fHostErrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"b\n\x0cStageRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\">\n\nStageReply\x12\r\n\x05party\x18\x01 \x01(\t\x12\x10\n\x08previous\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t2\x9f\x01\n\tInference\x12\x46\n\x08\x44\x65scribe\x12\x1f.vfl.serving.v1.DescribeRequest\x1a\x19.vfl.serving.v1.ModelInfo\x12J\n\x08Partials\x12\x1f.vfl.serving.v1.PartialsRequest\x1a\x1d.vfl.serving.v1.PartialsReply2K\n\x06Models\x12\x41\n\x05Stage\x12\x1c.vfl.serving.v1.StageRequest\x1a\x1a.vfl.serving.v1.StageReply2L\n\x07Scoring\x12\x41\n\x05Score\x12\x1c.vfl.serving.v1.ScoreRequest\x1a\x1a.vfl.serving.v1.ScoreReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fvfl/serving/proto/serving.proto\x12\x0evfl.serving.v1\"$\n\x03Ids\x12\x0c\n\x04ints\x18\x01 \x03(\x12\x12\x0f\n\x07strings\x18\x02 \x03(\t\"3\n\x0f\x44\x65scribeRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\"h\n\tModelInfo\x12\r\n\x05party\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\r\n\x05width\x18\x06 \x01(\r\"f\n\x0fPartialsRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12 \n\x03ids\x18\x04 \x01(\x0b\x32\x13.vfl.serving.v1.Ids\"N\n\rPartialsReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x01(\x0c\x12\r\n\x05\x66ound\x18\x04 \x01(\x0c\"m\n\x0cScoreRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12 \n\x03ids\x18\x02 \x01(\x0b\x32\x13.vfl.serving.v1.Ids\x12\x15\n\rfeatures_json\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xc5\x02\n\nScoreReply\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06scores\x18\x04 \x03(\x01\x12\x0f\n\x07missing\x18\x05 \x03(\t\x12?\n\x0bhost_errors\x18\x06 \x03(\x0b\x32*.vfl.serving.v1.ScoreReply.HostErrorsEntry\x12:\n\x08versions\x18\x07 \x03(\x0b\x32(.vfl.serving.v1.ScoreReply.VersionsEntry\x1a\x31\n\x0fHostErrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"b\n\x0cStageRequest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\">\n\nStageReply\x12\r\n\x05party\x18\x01 \x01(\t\x12\x10\n\x08previous\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t2\x9f\x01\n\tInference\x12\x46\n\x08\x44\x65scribe\x12\x1f.vfl.serving.v1.DescribeRequest\x1a\x19.vfl.serving.v1.ModelInfo\x12J\n\x08Partials\x12\x1f.vfl.serving.v1.PartialsRequest\x1a\x1d.vfl.serving.v1.PartialsReply2K\n\x06Models\x12\x41\n\x05Stage\x12\x1c.vfl.serving.v1.StageRequest\x1a\x1a.vfl.serving.v1.StageReply2L\n\x07Scoring\x12\x41\n\x05Score\x12\x1c.vfl.serving.v1.ScoreRequest\x1a\x1a.vfl.serving.v1.ScoreReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SCOREREPLY_HOSTERRORSENTRY']._loaded_options = None
   _globals['_SCOREREPLY_HOSTERRORSENTRY']._serialized_options = b'8\001'
+  _globals['_SCOREREPLY_VERSIONSENTRY']._loaded_options = None
+  _globals['_SCOREREPLY_VERSIONSENTRY']._serialized_options = b'8\001'
   _globals['_IDS']._serialized_start=51
   _globals['_IDS']._serialized_end=87
   _globals['_DESCRIBEREQUEST']._serialized_start=89
@@ -46,17 +48,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOREREQUEST']._serialized_start=432
   _globals['_SCOREREQUEST']._serialized_end=541
   _globals['_SCOREREPLY']._serialized_start=544
-  _globals['_SCOREREPLY']._serialized_end=760
-  _globals['_SCOREREPLY_HOSTERRORSENTRY']._serialized_start=711
-  _globals['_SCOREREPLY_HOSTERRORSENTRY']._serialized_end=760
-  _globals['_STAGEREQUEST']._serialized_start=762
-  _globals['_STAGEREQUEST']._serialized_end=860
-  _globals['_STAGEREPLY']._serialized_start=862
-  _globals['_STAGEREPLY']._serialized_end=924
-  _globals['_INFERENCE']._serialized_start=927
-  _globals['_INFERENCE']._serialized_end=1086
-  _globals['_MODELS']._serialized_start=1088
-  _globals['_MODELS']._serialized_end=1163
-  _globals['_SCORING']._serialized_start=1165
-  _globals['_SCORING']._serialized_end=1241
+  _globals['_SCOREREPLY']._serialized_end=869
+  _globals['_SCOREREPLY_HOSTERRORSENTRY']._serialized_start=771
+  _globals['_SCOREREPLY_HOSTERRORSENTRY']._serialized_end=820
+  _globals['_SCOREREPLY_VERSIONSENTRY']._serialized_start=822
+  _globals['_SCOREREPLY_VERSIONSENTRY']._serialized_end=869
+  _globals['_STAGEREQUEST']._serialized_start=871
+  _globals['_STAGEREQUEST']._serialized_end=969
+  _globals['_STAGEREPLY']._serialized_start=971
+  _globals['_STAGEREPLY']._serialized_end=1033
+  _globals['_INFERENCE']._serialized_start=1036
+  _globals['_INFERENCE']._serialized_end=1195
+  _globals['_MODELS']._serialized_start=1197
+  _globals['_MODELS']._serialized_end=1272
+  _globals['_SCORING']._serialized_start=1274
+  _globals['_SCORING']._serialized_end=1350
 # @@protoc_insertion_point(module_scope)

@@ -75,8 +75,15 @@ class ScoreRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., ids: _Optional[_Union[Ids, _Mapping]] = ..., features_json: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ScoreReply(_message.Message):
-    __slots__ = ("request_id", "model_id", "version", "scores", "missing", "host_errors")
+    __slots__ = ("request_id", "model_id", "version", "scores", "missing", "host_errors", "versions")
     class HostErrorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -89,13 +96,15 @@ class ScoreReply(_message.Message):
     SCORES_FIELD_NUMBER: _ClassVar[int]
     MISSING_FIELD_NUMBER: _ClassVar[int]
     HOST_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_id: str
     version: str
     scores: _containers.RepeatedScalarFieldContainer[float]
     missing: _containers.RepeatedScalarFieldContainer[str]
     host_errors: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[str] = ..., scores: _Optional[_Iterable[float]] = ..., missing: _Optional[_Iterable[str]] = ..., host_errors: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    versions: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., version: _Optional[str] = ..., scores: _Optional[_Iterable[float]] = ..., missing: _Optional[_Iterable[str]] = ..., host_errors: _Optional[_Mapping[str, str]] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class StageRequest(_message.Message):
     __slots__ = ("sender", "model_id", "action", "version", "dry_run")
