@@ -432,3 +432,44 @@ def test_a_lost_registry_session_keeps_the_last_known_replicas(caplog: pytest.Lo
         finally:
             bank.close()
             partner.close()
+
+
+def test_a_served_replica_is_unready_while_its_registry_session_is_lost(tmp_path: Path) -> None:
+    """`vfl serve` with a ZooKeeper registry of its own: ready while the session lives, and
+    `vfl health --ready` names the lost registry session once ZooKeeper is gone (liveness
+    stays: the replica keeps serving from the last known replicas)."""
+    from tests.support.zookeeper import ZooKeeperServer, ZooKeeperUnavailable
+
+    zk = ZooKeeperServer()
+    try:
+        zk.start()
+    except ZooKeeperUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: CI must provide a real ZooKeeper server")
+        pytest.skip(str(exc))
+    fed = kit.Federation(tmp_path, list(PARTIES))
+    path = fed.write_config("partner", peers={"bank": {}}, metrics={"listen": f"127.0.0.1:{kit.free_port()}"},
+                            registry={"backend": "zookeeper", "hosts": zk.address,
+                                      "session_timeout": SESSION_TIMEOUT})
+    served = kit.Served(path, fed.ports["partner"], tmp_path / "partner.log")
+    env = dict(os.environ, PYTHONPATH=str(kit.REPO))
+
+    def ready() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vfl.cli", "health", "--ready", "--config", str(path)],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    try:
+        deadline = time.monotonic() + 20
+        while (answer := ready()).returncode != 0:
+            assert time.monotonic() < deadline, answer.stdout + answer.stderr
+            time.sleep(0.5)
+        zk.stop()
+        deadline = time.monotonic() + 20
+        while (answer := ready()).returncode == 0:
+            assert time.monotonic() < deadline, "still ready without its registry session"
+            time.sleep(0.5)
+        assert "registry session lost" in answer.stdout + answer.stderr
+        assert served.proc.poll() is None  # alive: liveness is not readiness
+    finally:
+        served.stop()
+        zk.stop()

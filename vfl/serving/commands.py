@@ -193,7 +193,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.tls is not None and args.insecure:
         raise ConfigError(f"{args.config}: --insecure given but the config has a `tls` section")
     registry = registry_for(config)  # an unreachable registry stops here, naming its address
-    service = party_service(config).start()
+    service = party_service(config)
+    service.readiness.add("registry", lambda: None if registry.healthy() else "registry session lost")
+    service.start()
     store = ModelStore.of(config)
     registry.register(config.registry.advertise or config.listen, lambda: replica_status(config, store))
     stopping = threading.Event()
