@@ -227,7 +227,13 @@ class Serving:
         start = time.perf_counter()
         try:
             model = self.guest_model(model_id)
-            result = model.scorer.score(ids, features)
+            try:
+                result = model.scorer.score(ids, features)
+            except VflError:
+                if self.production(model_id, fresh=True).version == model.version:
+                    raise
+                model = self.guest_model(model_id)  # promoted meanwhile: once more, all on the new version
+                result = model.scorer.score(ids, features)
         except Exception as exc:
             self.metrics.observe(model_id, 0.0, len(ids), error=type(exc).__name__)
             raise
