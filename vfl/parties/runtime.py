@@ -1,4 +1,4 @@
-"""A party's local resources: its config, its datasets, its store and its worker pool."""
+"""A party's local resources: its config, its datasets, its store and its compute engine."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 from vfl.connectors import Dataset, load_dataset
 from vfl.errors import ConfigError
 from vfl.names import check_name
+from vfl.parties.compute import Compute, connect
 from vfl.parties.config import PartyConfig
-from vfl.parties.executor import shared_process_pool
 from vfl.store.files import inside, private_dir
 from vfl.store.models import ModelStore
 
@@ -31,11 +31,23 @@ class PartyRuntime:
     def store_dir(self) -> Path:
         return private_dir(Path(self.config.store.path))
 
+    @cached_property
+    def compute(self) -> Compute:
+        """The engine behind `executor` (``compute:`` in the party config): the local process
+        pool, or the party's own Dask cluster, connected on first use."""
+        return connect(self.config.compute, self.config.tls, self.name)
+
     @property
     def executor(self) -> Executor:
+        """Where the protocols' heavy chunks run; they never learn which engine it is."""
         if self._executor is None:
-            self._executor = shared_process_pool()
+            self._executor = self.compute.executor
         return self._executor
+
+    def close(self) -> None:
+        """Let go of the compute engine if it was started (a Dask client disconnects)."""
+        if "compute" in self.__dict__:
+            self.compute.close()
 
     def dataset(self, name: str) -> Dataset:
         """The named dataset from this party's config, loaded and validated once."""
