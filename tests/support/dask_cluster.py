@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,13 @@ class DaskCluster:
                 proc.wait(5)
         for log in self._logs:
             log.close()
+
+
+@contextmanager
+def dask_cluster(folder: Path, workers: int = 2) -> Iterator[DaskCluster]:
+    """A `DaskCluster` for the block; its processes are stopped after it."""
+    cluster = DaskCluster(folder, workers)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
