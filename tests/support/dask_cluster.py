@@ -91,6 +91,11 @@ class DaskCluster:
         return {"engine": "dask", "scheduler": self.address,
                 "tls": {"ca": str(self.tls.ca), "cert": str(self.tls.cert), "key": str(self.tls.key)}}
 
+    def add_worker(self) -> None:
+        """One more one-thread worker; returns once it has joined."""
+        self.workers.append(self._worker(len(self.workers)))
+        self.wait_for_workers(len(self.workers))
+
     def kill_worker(self, i: int) -> None:
         """SIGKILL worker `i` (no goodbye to the scheduler: a lost worker)."""
         self.workers[i].send_signal(signal.SIGKILL)
