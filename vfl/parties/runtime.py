@@ -18,9 +18,11 @@ from vfl.store.models import ModelStore
 class PartyRuntime:
     """What a role may touch on its own side. Nothing here is ever sent to a peer."""
 
-    def __init__(self, config: PartyConfig, executor: Executor | None = None) -> None:
+    def __init__(self, config: PartyConfig, executor: Executor | None = None,
+                 compute: Compute | None = None) -> None:
         self.config = config
         self._executor = executor
+        self._compute = compute
         self._datasets: dict[str, Dataset] = {}
 
     @property
@@ -31,11 +33,13 @@ class PartyRuntime:
     def store_dir(self) -> Path:
         return private_dir(Path(self.config.store.path))
 
-    @cached_property
+    @property
     def compute(self) -> Compute:
         """The engine behind `executor` (``compute:`` in the party config): the local process
         pool, or the party's own Dask cluster, connected on first use."""
-        return connect(self.config.compute, self.config.tls, self.name)
+        if self._compute is None:
+            self._compute = connect(self.config.compute, self.config.tls, self.name)
+        return self._compute
 
     @property
     def executor(self) -> Executor:
@@ -46,8 +50,8 @@ class PartyRuntime:
 
     def close(self) -> None:
         """Let go of the compute engine if it was started (a Dask client disconnects)."""
-        if "compute" in self.__dict__:
-            self.compute.close()
+        if self._compute is not None:
+            self._compute.close()
 
     def dataset(self, name: str) -> Dataset:
         """The named dataset from this party's config, loaded and validated once."""

@@ -85,7 +85,7 @@ class JobRuntime(PartyRuntime):
     """What a job's role may touch: the party's runtime, but only the approved datasets."""
 
     def __init__(self, base: PartyRuntime, datasets: list[str]) -> None:
-        super().__init__(base.config, base.executor)
+        super().__init__(base.config, base.executor, base.compute)
         self.allowed = frozenset(datasets)
 
     def dataset(self, name: str) -> Any:
