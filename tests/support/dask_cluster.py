@@ -109,9 +109,10 @@ class DaskCluster:
         for proc in [*getattr(self, "workers", []), self.scheduler]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10  # for all of them together
         for proc in [*getattr(self, "workers", []), self.scheduler]:
             try:
-                proc.wait(15)
+                proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
