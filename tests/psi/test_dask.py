@@ -35,7 +35,6 @@ def _run_psi(fed: kit.Federation, job_id: str, bank: pd.DataFrame, bank_compute:
     served = kit.Served(fed.root / "partner" / "party.yaml", fed.ports["partner"],
                         fed.root / f"partner-{job_id}.log")
     try:
-        started = time.monotonic()
         with connect_federation(fed.config("bank")) as federation:
             watcher = None
             if during is not None:
@@ -49,7 +48,6 @@ def _run_psi(fed: kit.Federation, job_id: str, bank: pd.DataFrame, bank_compute:
             assert federation.wait_job("partner", job_id, 60).state == "succeeded"
             if watcher is not None:
                 watcher.join(30)
-        print(f"{job_id}: {time.monotonic() - started:.1f} s")
     finally:
         served.stop()
     return result, digest, served.log()
