@@ -301,4 +301,3 @@ def _compute(text: str, peer: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ProtocolError(f"health reply of '{peer}': field compute is not a JSON object")
     return value
-
