@@ -52,3 +52,16 @@ def webhdfs():
 
     with WebHdfsServer() as server:
         yield server
+
+
+# -- compute: a party's own Dask cluster (tests/support/dask_cluster.py) -------------------
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A Dask scheduler and 2 one-thread workers on 127.0.0.1 over TLS, for one test (a test
+    may kill a worker)."""
+    from tests.support.dask_cluster import dask_cluster
+
+    with dask_cluster(tmp_path / "dask") as cluster:
+        yield cluster

@@ -24,6 +24,9 @@ from vfl.parties.registry import register
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+LOCAL_COMPUTE = {"engine": "local",
+                 "workers": int(os.environ.get("VFL_WORKERS", "0")) or os.cpu_count() or 1}
+"""What a served party with the default engine reports in its health (its pool's size)."""
 
 
 # --- protocols for tests ----------------------------------------------------------------------

@@ -26,7 +26,8 @@ def test_health_answers_while_the_service_runs_and_fails_after_it_stops(tmp_path
         done = health(config)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"party": "bank", "version": __version__,
-                                           "running_jobs": 0, "insecure": False}
+                                           "running_jobs": 0, "insecure": False,
+                                           "compute": kit.LOCAL_COMPUTE}
     finally:
         served.stop()
     done = health(config)

@@ -64,7 +64,7 @@ def _files(folder, name):
 def test_configured_peer_with_valid_certificate_is_served(fed, partner):
     with connect_federation(fed.config("bank"), embedded=False) as bank:
         assert bank.health("partner") == {"party": "partner", "version": "0.1.0", "running_jobs": 0,
-                                          "insecure": False}
+                                          "insecure": False, "compute": kit.LOCAL_COMPUTE}
 
 
 def test_client_without_certificate_is_refused(fed, partner):

@@ -263,6 +263,14 @@ def workers(executor: Executor | None) -> int:
     return max(1, int(getattr(executor, "_max_workers", 0) or os.cpu_count() or 1))
 
 
+def share(executor: Executor | None, value: Any) -> Any:
+    """`value` as an argument of many tasks on `executor`: an executor that can send it to
+    every worker once (a Dask cluster's ``share``) returns a handle that stands for it;
+    others (the local pool) take the value itself with every task."""
+    send_once = getattr(executor, "share", None)
+    return value if send_once is None else send_once(value)
+
+
 def split(items: Sequence[Any], parts: int, min_size: int = 64) -> list[Sequence[Any]]:
     """Contiguous chunks, at most ``parts`` of them, none (much) smaller than ``min_size``."""
     parts = max(1, min(parts, len(items) // max(1, min_size)))

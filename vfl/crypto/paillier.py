@@ -742,7 +742,8 @@ def _multiexp(
     if w == 1 or len(base_rows) * E.shape[0] * ncols < 2048:
         return kernels.multiexp_rows(nsq, base_rows, E)
     if len(base_rows) >= w:
-        calls = [(nsq, chunk, E) for chunk in kernels.split(base_rows, w, min_size=1)]
+        shared = kernels.share(executor, E)  # every chunk multiplies by all of E
+        calls = [(nsq, chunk, shared) for chunk in kernels.split(base_rows, w, min_size=1)]
         out: list[list[Any]] = []
         for part in kernels.run(executor, kernels.multiexp_rows, calls):
             out.extend(part)

@@ -171,6 +171,27 @@ class RegistryConfig(Strict):
         return self
 
 
+class ComputeConfig(Strict):
+    """Where this party's heavy work (Paillier, PSI, scoring) runs: its own process pool
+    (``engine: local``, nothing to start) or its own Dask cluster (``engine: dask``)."""
+
+    engine: Literal["local", "dask"] = Field("local", description="local process pool or a Dask cluster")
+    scheduler: str | None = Field(
+        None, description="the party's own Dask scheduler, tls://host:port (engine: dask)")
+    tls: TlsConfig | None = Field(
+        None, description="certificates for the Dask cluster; default: the party's own `tls`")
+    retries: int = Field(3, ge=0, description="times a task is retried when it fails on a worker")
+    connect_timeout: float = Field(20.0, gt=0, description="seconds to reach the scheduler at start")
+
+    @model_validator(mode="after")
+    def _scheduler_matches_engine(self) -> ComputeConfig:
+        if self.engine == "dask" and not (self.scheduler or "").startswith("tls://"):
+            raise ValueError("engine: dask needs `scheduler: tls://host:port` (TLS only)")
+        if self.engine == "local" and (self.scheduler is not None or self.tls is not None):
+            raise ValueError("`scheduler` and `tls` apply to engine: dask only")
+        return self
+
+
 class PartyConfig(Strict):
     """One organization's config (``bank.yaml``, ``partner.yaml``); see the README's
     configuration reference for every field. Load it with `load_party_config`.
@@ -181,9 +202,10 @@ class PartyConfig(Strict):
         The party's name, the CN of its certificate.
     listen : str
         The address its service listens on.
-    tls, peers, datasets, preprocessing, store, policy, timeouts, serving, metrics, registry
+    tls, peers, datasets, preprocessing, store, policy, timeouts, serving, metrics, registry, compute
         Its certificates, peers' addresses, datasets, preprocessing per dataset, store,
-        policy, timeouts, served models, metrics port and where replicas are found.
+        policy, timeouts, served models, metrics port, where replicas are found and where its
+        heavy work runs.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -209,6 +231,7 @@ class PartyConfig(Strict):
     serving: ServingConfig = ServingConfig()
     metrics: MetricsConfig = MetricsConfig()
     registry: RegistryConfig = RegistryConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     def tls_files(self) -> TlsFiles | None:
         """This party's TLS files, or None for plaintext transport."""

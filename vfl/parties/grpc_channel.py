@@ -16,6 +16,7 @@ message timeout. A policy refusal becomes PolicyError with the host's own messag
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -173,7 +174,7 @@ class PeerClient:
             lambda: self._stub.Health(pb.HealthRequest(sender=self.owner), timeout=self.control_timeout),
         )
         return {"party": reply.party, "version": reply.version, "running_jobs": reply.running_jobs,
-                "insecure": reply.insecure}
+                "insecure": reply.insecure, "compute": _compute(reply.compute, self.peer)}
 
     # --- errors and retries ---------------------------------------------------------------
     def _once(self, what: str, call: Callable[[], T]) -> T:
@@ -289,3 +290,14 @@ class GrpcChannel:
                     return self.mailbox.get(sender, key, 0.0)
                 except TimeoutError:
                     raise PeerError(f"peer '{sender}' finished its role without sending this message") from None
+
+
+def _compute(text: str, peer: str) -> dict[str, Any]:
+    """The engine a peer's health reply describes (a JSON object; empty from older versions)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError as exc:
+        raise ProtocolError(f"health reply of '{peer}': field compute is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ProtocolError(f"health reply of '{peer}': field compute is not a JSON object")
+    return value

@@ -1,4 +1,4 @@
-"""A party's local resources: its config, its datasets, its store and its worker pool."""
+"""A party's local resources: its config, its datasets, its store and its compute engine."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 from vfl.connectors import Dataset, load_dataset
 from vfl.errors import ConfigError
 from vfl.names import check_name
+from vfl.parties.compute import Compute, connect
 from vfl.parties.config import PartyConfig
-from vfl.parties.executor import shared_process_pool
 from vfl.store.files import inside, private_dir
 from vfl.store.models import ModelStore
 
@@ -18,9 +18,11 @@ from vfl.store.models import ModelStore
 class PartyRuntime:
     """What a role may touch on its own side. Nothing here is ever sent to a peer."""
 
-    def __init__(self, config: PartyConfig, executor: Executor | None = None) -> None:
+    def __init__(self, config: PartyConfig, executor: Executor | None = None,
+                 compute: Compute | None = None) -> None:
         self.config = config
         self._executor = executor
+        self._compute = compute
         self._datasets: dict[str, Dataset] = {}
 
     @property
@@ -32,10 +34,24 @@ class PartyRuntime:
         return private_dir(Path(self.config.store.path))
 
     @property
+    def compute(self) -> Compute:
+        """The engine behind `executor` (``compute:`` in the party config): the local process
+        pool, or the party's own Dask cluster, connected on first use."""
+        if self._compute is None:
+            self._compute = connect(self.config.compute, self.config.tls, self.name)
+        return self._compute
+
+    @property
     def executor(self) -> Executor:
+        """Where the protocols' heavy chunks run; they never learn which engine it is."""
         if self._executor is None:
-            self._executor = shared_process_pool()
+            self._executor = self.compute.executor
         return self._executor
+
+    def close(self) -> None:
+        """Let go of the compute engine if it was started (a Dask client disconnects)."""
+        if self._compute is not None:
+            self._compute.close()
 
     def dataset(self, name: str) -> Dataset:
         """The named dataset from this party's config, loaded and validated once."""

@@ -12,6 +12,7 @@ the claimed sender is trusted, which anyone on the network can forge.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -39,7 +40,7 @@ from vfl.net import codec
 from vfl.net.channel import message_limits, server_credentials
 from vfl.net.identity import IdentityRefused, caller_identity
 from vfl.net.status import ENDED, ERROR_KIND
-from vfl.parties import executor, policy, registry
+from vfl.parties import policy, registry
 from vfl.parties.config import PartyConfig
 from vfl.parties.context import GUEST, Context, ProgressEvent
 from vfl.parties.discovery import registry_for
@@ -87,7 +88,7 @@ class JobRuntime(PartyRuntime):
     """What a job's role may touch: the party's runtime, but only the approved datasets."""
 
     def __init__(self, base: PartyRuntime, datasets: list[str]) -> None:
-        super().__init__(base.config, base.executor)
+        super().__init__(base.config, base.executor, base.compute)
         self.allowed = frozenset(datasets)
 
     def dataset(self, name: str) -> Any:
@@ -147,7 +148,9 @@ class PartyService:
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> PartyService:
         registry.load_plugins([*registry.BUILTIN, *self.config.plugins])
-        executor.start_in_background()  # once per service: every job reuses its workers
+        compute = self.runtime.compute  # a Dask cluster is reached now, before any job
+        compute.start()  # once per service: every job reuses its workers
+        log.info("party '%s' computes on %s", self.name, _describe(compute.describe()))
         interrupted = self.jobs.mark_interrupted()
         if interrupted:
             log.warning("%s: marked %d job(s) failed (%s): %s", self.name, len(interrupted),
@@ -194,6 +197,7 @@ class PartyService:
             client.close()
         self._peers.clear()
         self.jobs.close()
+        self.runtime.close()
 
     def wait(self) -> None:
         if self._server is not None:
@@ -259,10 +263,17 @@ class PartyService:
                               self.config.timeouts.connect)
 
         status = ProgressStatus()
+        compute = self.runtime.compute
+        before = compute.tasks() or (0, 0)
 
         def progress(event: ProgressEvent) -> None:
             job.progress = status.update(event)
             self.metrics.progress(event)
+            tasks = compute.tasks()
+            if tasks is not None:  # the cluster's tasks since this job began, as one more step
+                job.progress = status.update(ProgressEvent(
+                    event.party, event.job_id, "cluster", tasks[0] - before[0],
+                    tasks[1] - before[1], {"unit": "tasks"}))
             if on_progress is not None:
                 on_progress(event)
 
@@ -618,7 +629,16 @@ class _Servicer(pb_grpc.PartyServicer):
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthReply:
         self._sender(context, request.sender)
         return pb.HealthReply(party=self.name, version=vfl_version,
-                              running_jobs=self.service.running_jobs(), insecure=self.service.insecure)
+                              running_jobs=self.service.running_jobs(), insecure=self.service.insecure,
+                              compute=json.dumps(self.service.runtime.compute.describe()))
+
+
+def _describe(compute: Mapping[str, Any]) -> str:
+    """``dask (tls://10.0.0.5:8786: 8 workers, 32 threads, dashboard http://...)``."""
+    if compute["engine"] == "local":
+        return f"the local process pool ({compute['workers']} workers)"
+    return (f"Dask at {compute['scheduler']} ({compute['workers']} workers, {compute['threads']} "
+            f"threads; dashboard {compute['dashboard']})")
 
 
 __all__ = ["QUEUED", "ActiveJob", "JobRuntime", "PartyService"]

@@ -123,13 +123,15 @@ class HealthRequest(_message.Message):
     def __init__(self, sender: _Optional[str] = ...) -> None: ...
 
 class HealthReply(_message.Message):
-    __slots__ = ("party", "version", "running_jobs", "insecure")
+    __slots__ = ("party", "version", "running_jobs", "insecure", "compute")
     PARTY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
     INSECURE_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_FIELD_NUMBER: _ClassVar[int]
     party: str
     version: str
     running_jobs: int
     insecure: bool
-    def __init__(self, party: _Optional[str] = ..., version: _Optional[str] = ..., running_jobs: _Optional[int] = ..., insecure: _Optional[bool] = ...) -> None: ...
+    compute: str
+    def __init__(self, party: _Optional[str] = ..., version: _Optional[str] = ..., running_jobs: _Optional[int] = ..., insecure: _Optional[bool] = ..., compute: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,110 @@
+"""A party's heavy kernels on its own Dask cluster (TLS, one-thread workers) at 1 and 2 workers,
+and on the local process pool, same run: Paillier encryption, the gradient product X^T [[d]],
+and PSI's hash-and-multiply (X25519 points). Rates are medians of `--repeats` rounds; every
+round runs each engine in turn, so load drift on a shared machine hits all of them alike; one
+untimed round first lets every worker build its per-key fixed-base table, as a long-lived
+party's workers would have.
+
+Derived figures: scaling efficiency from 1 to 2 workers (rate_2w / (2 rate_1w)) and Dask's
+per-core rate against the local pool's (both at 2 workers). Prints ONE JSON line.
+
+    .venv/bin/python benchmarks/bench_scale.py [--bits 2048] [--rows 4000] [--psi-ids 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tests.support.dask_cluster import dask_cluster
+from vfl.crypto import generate_keypair
+from vfl.parties.compute import connect
+from vfl.parties.config import ComputeConfig
+from vfl.parties.executor import shared_process_pool
+from vfl.psi.ids import id_columns, take
+from vfl.psi.stream import chunk_bounds, ordered
+from vfl.psi.x25519 import hash_encrypt, new_key, new_salt
+
+
+def kernels(bits: int, rows: int, feats: int, psi_ids: int) -> Callable[[Any], dict[str, tuple[Callable[[], Any], int]]]:
+    """The three kernels as (run, units) on a given executor."""
+    pub, _ = generate_keypair(bits)
+    rng = np.random.default_rng(bits)
+    x, X = rng.normal(size=rows), rng.normal(size=(rows, feats))
+    key, salt = new_key(), new_salt()
+    ids = id_columns(pd.DataFrame({"id": np.arange(psi_ids, dtype=np.int64)}), "bench")
+
+    def on(executor: Any) -> dict[str, tuple[Callable[[], Any], int]]:
+        enc = pub.encrypt(x, executor=executor)
+
+        def psi() -> None:
+            calls = ((key, salt, take(ids, np.arange(lo, hi))) for lo, hi in chunk_bounds(psi_ids, 8192))
+            for _ in ordered(executor, hash_encrypt, calls, _never()):
+                pass
+
+        return {"encrypt": (lambda: pub.encrypt(x, executor=executor), rows),
+                "xtd": (lambda: pub.matmul(X.T, enc, executor=executor), rows * feats),
+                "psi_points": (psi, psi_ids)}
+
+    return on
+
+
+def _never() -> threading.Event:
+    return threading.Event()  # a stop flag nobody sets
+
+
+def measure(engines: dict[str, dict[str, tuple[Callable[[], Any], int]]], repeats: int) -> dict[str, dict[str, float]]:
+    times: dict[str, dict[str, list[float]]] = {e: {k: [] for k in c} for e, c in engines.items()}
+    for cases in engines.values():  # warm-up: every worker builds its fixed-base table once
+        for fn, _units in cases.values():
+            fn()
+    for _ in range(repeats):
+        for engine, cases in engines.items():
+            for k, (fn, _units) in cases.items():
+                t0 = time.perf_counter()
+                fn()
+                times[engine][k].append(time.perf_counter() - t0)
+    return {e: {k: engines[e][k][1] / statistics.median(v) for k, v in ts.items()}
+            for e, ts in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bits", type=int, default=2048)
+    ap.add_argument("--rows", type=int, default=4000, help="values encrypted; rows of X^T [[d]]")
+    ap.add_argument("--feats", type=int, default=10)
+    ap.add_argument("--psi-ids", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    on = kernels(args.bits, args.rows, args.feats, args.psi_ids)
+    local = shared_process_pool()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vfl-bench-scale-") as tmp, \
+            dask_cluster(Path(tmp), workers=1) as cluster:
+        compute = connect(ComputeConfig(**cluster.compute_section()), None, "bench")
+        one = measure({"dask_1w": on(compute.executor)}, args.repeats)
+        cluster.add_worker()
+        rates = {**one, **measure({"dask_2w": on(compute.executor), "local_2w": on(local)}, args.repeats)}
+        compute.close()
+    out: dict[str, Any] = {"bench": "scale", "bits": args.bits, "rows": args.rows, "feats": args.feats,
+                           "psi_ids": args.psi_ids, "repeats": args.repeats, "cpus": os.cpu_count(),
+                           "load_avg": os.getloadavg()[0], "rates": rates}
+    out["efficiency_1_to_2"] = {k: rates["dask_2w"][k] / (2 * rates["dask_1w"][k]) for k in rates["dask_1w"]}
+    out["dask_vs_local_per_core"] = {k: rates["dask_2w"][k] / rates["local_2w"][k] for k in rates["local_2w"]}
+    out["seconds"] = time.perf_counter() - started
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
