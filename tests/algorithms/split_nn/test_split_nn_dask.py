@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vfl.algorithms.nn_spec import mlp
-from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost
+from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost
+from vfl.algorithms.split_nn.nn_spec import mlp
 from vfl.parties import simulate
 from vfl.parties.compute import connect
 from vfl.parties.config import ComputeConfig
