@@ -21,7 +21,13 @@ import pytest
 
 from tests.algorithms.secureboost.central import central_part, joined
 from tests.parties import service_kit as kit
-from vfl.algorithms.secureboost import SBGuestPart, SBHostPart, SecureBoostClassifier, host_fit, host_predict
+from vfl.algorithms.secureboost import (
+    SBGuestPart,
+    SBHostPart,
+    SecureBoostClassifier,
+    host_fit,
+    host_predict,
+)
 from vfl.errors import PeerError
 from vfl.parties import simulate
 from vfl.parties.federation import connect_federation
