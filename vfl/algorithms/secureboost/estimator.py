@@ -67,6 +67,7 @@ class TrainingPlan:
     n_val_rows: int
     frac_bits: int
     slot_bits: int
+    pack_bins: bool
     early_stopping: bool
 
     def to_wire(self) -> dict[str, Any]:
@@ -87,8 +88,9 @@ class TrainingPlan:
         c = d["colsample_bytree"]
         if not isinstance(c, float) or not 0 < c <= 1:
             raise ProtocolError(f"training plan field 'colsample_bytree'={c!r} must be a float in (0, 1]")
-        if not isinstance(d["early_stopping"], bool):
-            raise ProtocolError("training plan field 'early_stopping' must be a bool")
+        for name in ("pack_bins", "early_stopping"):
+            if not isinstance(d[name], bool):
+                raise ProtocolError(f"training plan field {name!r} must be a bool")
         if d["slot_bits"] <= d["frac_bits"] or 2 * d["slot_bits"] > d["key_bits"] - 2:
             raise ProtocolError("training plan fields 'slot_bits'/'frac_bits' do not fit the key")
         return cls(**d)
@@ -100,7 +102,7 @@ class TrainingPlan:
 
     @property
     def layout(self) -> GHLayout:
-        return GHLayout(self.frac_bits, self.slot_bits)
+        return GHLayout(self.frac_bits, self.slot_bits, self.pack_bins)
 
 
 def _as_matrix(X: Any, what: str) -> tuple[np.ndarray, list[str] | None]:
@@ -211,6 +213,9 @@ class SecureBoostClassifier(BaseEstimator):
         Size of the guest's Paillier key.
     mode : {"he"}, default "he"
         Encrypted training (the only mode of SecureBoost).
+    pack_bins : bool, default True
+        Pack as many (G_L, H_L) sums per ciphertext as the key holds; False sends one per
+        ciphertext (the unpacked protocol, to measure what packing saves).
     random_state : int, default 0
         Seed of row and feature sampling.
     checkpoint_dir : str or Path or None, default None
@@ -256,6 +261,7 @@ class SecureBoostClassifier(BaseEstimator):
         patience: int = 3,
         key_bits: int = 2048,
         mode: str = HE,
+        pack_bins: bool = True,
         random_state: int = 0,
         checkpoint_dir: str | Path | None = None,
     ) -> None:
@@ -273,6 +279,7 @@ class SecureBoostClassifier(BaseEstimator):
         self.patience = patience
         self.key_bits = key_bits
         self.mode = mode
+        self.pack_bins = pack_bins
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
 
@@ -299,6 +306,8 @@ class SecureBoostClassifier(BaseEstimator):
             if (isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v > high
                     or v < low or (open_low and v == low)):
                 raise ConfigError(f"{key} must be a number in {'(' if open_low else '['}{low}, {high}], got {v!r}")
+        if not isinstance(self.pack_bins, bool):
+            raise ConfigError(f"pack_bins must be true or false, got {self.pack_bins!r}")
         cw = self.class_weight
         if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
             raise ConfigError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
@@ -374,12 +383,13 @@ class SecureBoostClassifier(BaseEstimator):
         stop_on = early_stopping(self.early_stopping)
         if stop_on and Xv is None:
             raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
-        layout = GHLayout.for_rows(len(Xg), float(w.max()), FRAC_BITS)
+        layout = GHLayout.for_rows(len(Xg), float(w.max()), FRAC_BITS, self.pack_bins)
         plan = TrainingPlan(
             key_bits=int(self.key_bits), n_estimators=int(self.n_estimators), max_depth=int(self.max_depth),
             max_bin=int(self.max_bin), colsample_bytree=float(self.colsample_bytree),
             seed=int(self.random_state), n_rows=len(Xg), n_val_rows=0 if Xv is None else len(Xv),
-            frac_bits=layout.frac_bits, slot_bits=layout.slot_bits, early_stopping=stop_on is not None)
+            frac_bits=layout.frac_bits, slot_bits=layout.slot_bits, pack_bins=layout.pack_bins,
+            early_stopping=stop_on is not None)
         ckpt, last = _checkpoints(self.checkpoint_dir, plan.fingerprint())
         ctx.broadcast("plan", plan.to_wire())
         hosts = sorted(ctx.hosts)

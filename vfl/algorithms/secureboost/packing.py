@@ -41,16 +41,20 @@ class GHLayout:
     slot_bits : int
         Bits of each of the two slots of a pair; every sum of g or h over at most all the
         rows fits in ``[-2^(slot_bits-1), 2^(slot_bits-1))``.
+    pack_bins : bool
+        Several pairs per histogram ciphertext (False: one, the unpacked protocol).
     """
 
     frac_bits: int
     slot_bits: int
+    pack_bins: bool = True
 
     @classmethod
-    def for_rows(cls, n_rows: int, max_weight: float, frac_bits: int = FRAC_BITS) -> GHLayout:
+    def for_rows(cls, n_rows: int, max_weight: float, frac_bits: int = FRAC_BITS,
+                 pack_bins: bool = True) -> GHLayout:
         """Slots wide enough for sums over `n_rows` rows of |g| <= `max_weight` (h <= g/4)."""
         top = math.ceil(math.log2(n_rows * max(max_weight, 1e-300) + 1))
-        return cls(frac_bits, frac_bits + max(top, 1) + 2)
+        return cls(frac_bits, frac_bits + max(top, 1) + 2, pack_bins)
 
     @property
     def pair_bits(self) -> int:
@@ -61,7 +65,7 @@ class GHLayout:
         per = (key_bits - 2) // self.pair_bits
         if per < 1:
             raise ProtocolError(f"a {key_bits}-bit key cannot hold a {self.pair_bits}-bit (g, h) pair")
-        return per
+        return per if self.pack_bins else 1
 
     def pair_bound(self) -> int:
         """Bound on the absolute value of one packed pair."""
