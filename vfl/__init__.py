@@ -24,6 +24,7 @@ from vfl.lazy import lazy_exports
 if TYPE_CHECKING:
     from vfl.algorithms.hetero_lr import HeteroLogisticRegression
     from vfl.algorithms.nn_spec import mlp
+    from vfl.algorithms.secureboost import SecureBoostClassifier
     from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost
     from vfl.config import JobConfig, load_job_config
     from vfl.connectors import load_dataset, read_table, write_table
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "HeteroLogisticRegression": "vfl.algorithms.hetero_lr",
+    "SecureBoostClassifier": "vfl.algorithms.secureboost",
     "SplitNNClassifier": "vfl.algorithms.split_nn",
     "SplitNNHost": "vfl.algorithms.split_nn",
     "mlp": "vfl.algorithms.nn_spec",
@@ -70,6 +72,7 @@ __all__ = [
     "VflError",
     "__version__",
     "HeteroLogisticRegression",
+    "SecureBoostClassifier",
     "SplitNNClassifier",
     "SplitNNHost",
     "mlp",

@@ -1,4 +1,4 @@
-"""Training algorithms: HE logistic regression and the split neural network (torch).
+"""Training algorithms: HE logistic regression, SecureBoost and the split neural network (torch).
 
 The estimators load on first use, so importing a module of this package does not import torch.
 """
@@ -12,14 +12,16 @@ from vfl.lazy import lazy_exports
 if TYPE_CHECKING:
     from vfl.algorithms.hetero_lr import HeteroLogisticRegression
     from vfl.algorithms.nn_spec import mlp
+    from vfl.algorithms.secureboost import SecureBoostClassifier
     from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost
 
 _EXPORTS = {
     "HeteroLogisticRegression": "vfl.algorithms.hetero_lr",
+    "SecureBoostClassifier": "vfl.algorithms.secureboost",
     "SplitNNClassifier": "vfl.algorithms.split_nn",
     "SplitNNHost": "vfl.algorithms.split_nn",
     "mlp": "vfl.algorithms.nn_spec",
 }
-__all__ = ["HeteroLogisticRegression", "SplitNNClassifier", "SplitNNHost", "mlp"]
+__all__ = ["HeteroLogisticRegression", "SecureBoostClassifier", "SplitNNClassifier", "SplitNNHost", "mlp"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
