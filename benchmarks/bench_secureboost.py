@@ -13,7 +13,8 @@ Prints ONE JSON line, all measured in the same run:
   decryptions of the packed histograms; and the ratio of a federated tree to it.
 
 Data: default_credit (../shared/data, 80/20 split, seed 42) or, with `--synthetic ROWS`, a
-random ROWS x (`--guest-features` + `--host-features`) binary task (FATE 2.x's published
+random binary task of ROWS training rows (and a quarter as many test rows) x
+(`--guest-features` + `--host-features`) (FATE 2.x's published
 figure is for 100,000 x (30 + 300) with 1024-bit keys, depth 3, 32 bins: pass
 `--synthetic 100000 --key-bits 1024`).
 
@@ -119,12 +120,13 @@ def main() -> None:
     ap.add_argument("--skip-unpacked", action="store_true")
     args = ap.parse_args()
     if args.synthetic:
-        Xg, y, Xh = synthetic(args.synthetic, args.guest_features, args.host_features)
+        Xg, y, Xh = synthetic(args.synthetic + args.synthetic // 4, args.guest_features, args.host_features)
         dataset = f"synthetic {args.synthetic} x ({args.guest_features} + {args.host_features})"
+        tr, te = np.arange(args.synthetic), np.arange(args.synthetic, len(y))
     else:
         Xg, y, Xh = default_credit()
         dataset = "default_credit"
-    tr, te = train_test_split(np.arange(len(y)), test_size=0.2, random_state=42)
+        tr, te = train_test_split(np.arange(len(y)), test_size=0.2, random_state=42)
     params = dict(n_estimators=args.trees, max_depth=args.max_depth, learning_rate=0.3, max_bin=args.max_bin)
     test = (Xg[te], Xh[te])
 
