@@ -30,7 +30,7 @@ import phe
 import psutil
 from sklearn.model_selection import train_test_split
 
-from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit, host_predict
+from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit, host_predict
 from vfl.algorithms.optim import epoch_batches
 from vfl.evaluation.binary import fast_auc_ks
 from vfl.parties import simulate

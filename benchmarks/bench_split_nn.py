@@ -25,10 +25,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.algorithms holds the centralized twin
 
-from tests.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized  # noqa: E402
-from vfl.algorithms.nn_spec import mlp  # noqa: E402
-from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights  # noqa: E402
-from vfl.algorithms.split_nn_plan import batches  # noqa: E402
+from tests.algorithms.split_nn.split_nn_reference import CentralizedSplitNN, fit_centralized  # noqa: E402
+from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost, plain_initial_weights  # noqa: E402
+from vfl.algorithms.split_nn.nn_spec import mlp  # noqa: E402
+from vfl.algorithms.split_nn.plan import batches  # noqa: E402
 from vfl.net.codec import decode  # noqa: E402
 from vfl.parties import InProcessChannel, simulate  # noqa: E402
 from vfl.parties.executor import shared_process_pool  # noqa: E402

@@ -53,7 +53,7 @@ def test_every_exported_name_is_the_defining_modules_object(package):
 
 def test_the_estimators_are_exported():
     from vfl import HeteroLogisticRegression, PartyPreprocessor, SplitNNClassifier, SplitNNHost
-    from vfl.algorithms.hetero_lr import HeteroLogisticRegression as Lr
+    from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression as Lr
     assert HeteroLogisticRegression is Lr is vfl.algorithms.HeteroLogisticRegression
     assert {SplitNNClassifier.__name__, SplitNNHost.__name__, PartyPreprocessor.__name__} == {
         "SplitNNClassifier", "SplitNNHost", "PartyPreprocessor"}

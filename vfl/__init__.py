@@ -22,10 +22,10 @@ from vfl.errors import (
 from vfl.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from vfl.algorithms.hetero_lr import HeteroLogisticRegression
-    from vfl.algorithms.nn_spec import mlp
-    from vfl.algorithms.secureboost import SecureBoostClassifier
-    from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost
+    from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression
+    from vfl.algorithms.secureboost.estimator import SecureBoostClassifier
+    from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost
+    from vfl.algorithms.split_nn.nn_spec import mlp
     from vfl.config import JobConfig, load_job_config
     from vfl.connectors import load_dataset, read_table, write_table
     from vfl.evaluation import binary_metrics, evaluate_scores
@@ -38,11 +38,11 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "HeteroLogisticRegression": "vfl.algorithms.hetero_lr",
-    "SecureBoostClassifier": "vfl.algorithms.secureboost",
-    "SplitNNClassifier": "vfl.algorithms.split_nn",
-    "SplitNNHost": "vfl.algorithms.split_nn",
-    "mlp": "vfl.algorithms.nn_spec",
+    "HeteroLogisticRegression": "vfl.algorithms.hetero_lr.estimator",
+    "SecureBoostClassifier": "vfl.algorithms.secureboost.estimator",
+    "SplitNNClassifier": "vfl.algorithms.split_nn.estimator",
+    "SplitNNHost": "vfl.algorithms.split_nn.estimator",
+    "mlp": "vfl.algorithms.split_nn.nn_spec",
     "PartyPreprocessor": "vfl.preprocessing.preprocessor",
     "PreprocessingConfig": "vfl.preprocessing.preprocessor",
     "JobConfig": "vfl.config",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vfl.algorithms import contributions
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart
 from vfl.errors import ProtocolError
 from vfl.parties import simulate
 

@@ -1,9 +1,12 @@
-"""The training session's checkpoints, shared by every algorithm: a party's nested state
-round-trips exactly, an interrupted save does not count, another plan's directory is refused,
-and a resumed run starts from the newest complete epoch."""
+"""The training session every algorithm shares, tested once: checkpoints (a party's nested
+state round-trips exactly, an interrupted save does not count, another plan's directory is
+refused), the plan every host checks field by field under its own policy, the resume agreement
+on the newest epoch every party holds, and the checks of every session message (plan_ack,
+resume, epoch_decision)."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -11,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit
+from tests.algorithms import fed_linear
+from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit
+from vfl.algorithms.registry import HostSettings
 from vfl.algorithms.session import EpochOutcome, SessionCheckpoints, run_epochs
 from vfl.config import load_job_config
-from vfl.errors import ConfigError
+from vfl.errors import ConfigError, PolicyError, ProtocolError
 from vfl.parties import simulate
 
 
@@ -163,3 +168,184 @@ def test_every_party_walks_the_same_epochs_and_stops_when_its_epoch_says_so():
         assert all(r["seconds"] >= 0 for _, r in runs)
     shown = [(e.party, e.done) for e in events if e.info.get("unit") == "epochs"]
     assert sorted(shown) == [("bank", 2), ("bank", 3), ("bank", 4), ("partner", 2), ("partner", 3), ("partner", 4)]
+
+
+# --- the session's start: plan, the host's own policy, resume agreement, decisions --------------
+# (the tiny plaintext algorithm of tests/algorithms/fed_linear.py runs on the skeleton alone)
+ROLES = {"bank": "guest", "partner": "host"}
+
+
+def _linear_data(n: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    Xg, Xh = rng.normal(size=(n, 2)), rng.normal(size=(n, 3))
+    return Xg, Xh, (Xg[:, 0] - Xh[:, 1] + rng.logistic(size=n) > 0).astype(float)
+
+
+def _fit_linear(epochs: int, guest_dir=None, host_dir=None, allow_insecure=True, learning_rate=0.5,
+                on_progress=None):
+    Xg, Xh, y = _linear_data()
+    est = fed_linear.Estimator(epochs=epochs, learning_rate=learning_rate)
+    settings = HostSettings(model=None, where="models.fed_linear", allow_insecure=allow_insecure)
+    out = simulate({"bank": (lambda ctx: est.fit(ctx, Xg, y, guest_dir), {}),
+                    "partner": (lambda ctx: fed_linear.FedLinear().host_fit(ctx, Xh, settings, host_dir), {})},
+                   roles=ROLES, on_progress=on_progress)
+    return est, out["partner"]
+
+
+def test_a_host_applies_its_own_policy_and_the_guest_raises_the_same_error():
+    with pytest.raises(PolicyError, match="partner: refused fed_linear plan from 'bank': insecure_plaintext "
+                                          "mode is not allowed by this host's policy"):
+        _fit_linear(2, allow_insecure=False)
+    Xg, _, y = _linear_data()
+    acks = []
+
+    def guest(ctx):
+        ctx.broadcast("plan", fed_linear.Plan.make(mode="insecure_plaintext", epochs=2, learning_rate=0.5,
+                                                   n_rows=len(y), n_val_rows=0, early_stopping=False).to_wire())
+        acks.append(ctx.recv("partner", "plan_ack"))
+
+    settings = HostSettings(model=None, where="models.fed_linear", allow_insecure=False)
+    with pytest.raises(PolicyError):
+        simulate({"bank": (guest, {}), "partner": (lambda ctx: fed_linear.FedLinear().host_fit(
+            ctx, _linear_data()[1], settings, None), {})}, roles=ROLES)
+    assert acks[0]["ok"] is False and acks[0]["error"] == "PolicyError"
+    assert "residuals in the clear" in acks[0]["reason"]  # the refusal says what would cross
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"epochs": 0}, "epochs"),
+    ({"n_rows": True}, "n_rows"),  # a bool is not a row count
+    ({"mode": "plain"}, "mode"),  # old spellings are for configs, never for the wire
+    ({"learning_rate": float("nan")}, "learning_rate"),
+    ({"surprise": 1}, "surprise"),
+])
+def test_every_field_of_a_received_plan_is_checked_and_named(change, field):
+    good = fed_linear.Plan.make(mode="insecure_plaintext", epochs=2, learning_rate=0.5, n_rows=80,
+                                n_val_rows=0, early_stopping=False).to_wire()
+    assert fed_linear.Plan.from_wire(good).to_wire() == good
+    with pytest.raises(ProtocolError, match=f"fed_linear plan field '{field}'"):
+        fed_linear.Plan.from_wire({**good, **change})
+    missing = {k: v for k, v in good.items() if k != "n_val_rows"}
+    with pytest.raises(ProtocolError, match="field 'n_val_rows': Field required"):
+        fed_linear.Plan.from_wire(missing)
+    with pytest.raises(ConfigError, match="fed_linear plan: field 'epochs'"):  # the guest's own settings
+        fed_linear.Plan.make(**{**good, "epochs": -3})
+
+
+def test_the_fingerprint_ignores_only_what_a_resumed_run_may_change():
+    base = dict(mode="insecure_plaintext", epochs=2, learning_rate=0.5, n_rows=80, n_val_rows=0,
+                early_stopping=False)
+    plan = fed_linear.Plan.make(**base)
+    assert fed_linear.Plan.make(**{**base, "epochs": 9}).fingerprint() == plan.fingerprint()
+    for change in ({"learning_rate": 0.25}, {"n_rows": 81}, {"early_stopping": True}):
+        assert fed_linear.Plan.make(**{**base, **change}).fingerprint() != plan.fingerprint(), change
+
+
+def test_parties_with_different_checkpoints_resume_from_the_newest_one_all_hold(tmp_path, caplog):
+    """The host lost its newest epoch: both resume after the one both have, the guest drops its
+    newer one, and the model is the uninterrupted run's."""
+    straight, straight_host = _fit_linear(6)
+    g, h = tmp_path / "guest", tmp_path / "host"
+    _fit_linear(4, g, h)  # an "interrupted" run: both hold epochs 2 and 3 (0-based)
+    assert sorted(p.name for p in h.glob("*.json")) == ["epoch_00002.json", "epoch_00003.json"]
+    for f in h.glob("epoch_00003.*"):
+        f.unlink()
+    events = []
+    with caplog.at_level(logging.INFO, logger="vfl.party"):
+        est, host = _fit_linear(6, g, h, on_progress=events.append)
+    assert "resuming fed_linear after epoch 3 from" in caplog.text
+    ran = sorted((e.party, e.done) for e in events if e.info.get("unit") == "epochs")
+    assert ran == [("bank", 4), ("bank", 5), ("bank", 6), ("partner", 4), ("partner", 5), ("partner", 6)]
+    assert len(est.history_) == 6  # the resumed records and the new ones
+    np.testing.assert_array_equal(est.part_.coef, straight.part_.coef)
+    np.testing.assert_array_equal(host.coef, straight_host.coef)
+
+    # a guest with no checkpoints: nothing is common, every party starts over and drops its own
+    for f in g.glob("epoch_*"):
+        f.unlink()
+    events.clear()
+    _fit_linear(6, g, h, on_progress=events.append)
+    assert min(e.done for e in events if e.info.get("unit") == "epochs") == 1
+    assert sorted(p.name for p in h.glob("*.json")) == ["epoch_00004.json", "epoch_00005.json"]
+
+
+def test_a_finished_run_is_not_trained_again_but_a_longer_plan_continues_it(tmp_path):
+    g, h = tmp_path / "guest", tmp_path / "host"
+    first, _ = _fit_linear(3, g, h)
+    events = []
+    again, _ = _fit_linear(3, g, h, on_progress=events.append)
+    assert not [e for e in events if e.info.get("unit") == "epochs"]  # nothing left to run
+    np.testing.assert_array_equal(again.part_.coef, first.part_.coef)
+    longer, _ = _fit_linear(5, g, h, on_progress=events.append)
+    assert sorted(e.done for e in events if e.party == "bank" and e.info.get("unit") == "epochs") == [4, 5]
+
+
+def test_a_host_whose_checkpoints_belong_to_another_plan_refuses_it(tmp_path):
+    _fit_linear(2, tmp_path / "guest", tmp_path / "host", learning_rate=0.5)
+    with pytest.raises(ConfigError, match=r"refused fed_linear plan from 'bank': checkpoint directory .*host "
+                                          "holds another job"):
+        _fit_linear(2, None, tmp_path / "host", learning_rate=0.25)
+
+
+def _plan_wire(n_rows: int, epochs: int = 2) -> dict:
+    return fed_linear.Plan.make(mode="insecure_plaintext", epochs=epochs, learning_rate=0.5, n_rows=n_rows,
+                                n_val_rows=0, early_stopping=False).to_wire()
+
+
+def _linear_host(ctx, X, checkpoint_dir=None):
+    settings = HostSettings(model=None, where="models.fed_linear", allow_insecure=True)
+    return fed_linear.FedLinear().host_fit(ctx, X, settings, checkpoint_dir)
+
+
+@pytest.mark.parametrize(("resume", "match"), [
+    ({"epoch": 0, "end": 2}, "'resume' from 'bank' must be .* one of this host's checkpoints \\[\\]"),
+    ({"epoch": -1, "end": 3}, "end <= 2"),
+    ({"epoch": -1}, "must be \\{epoch, end\\}"),
+    ({"epoch": False, "end": 2}, "must be \\{epoch, end\\}"),
+])
+def test_a_host_refuses_a_resume_it_cannot_honour(resume, match):
+    Xh = _linear_data()[1]
+
+    def guest(ctx):
+        ctx.send("partner", "plan", _plan_wire(len(Xh)))
+        assert ctx.recv("partner", "plan_ack")["ok"]
+        ctx.send("partner", "resume", resume)
+
+    with pytest.raises(ProtocolError, match=match):
+        simulate({"bank": (guest, {}), "partner": (_linear_host, {"X": Xh})}, roles=ROLES)
+
+
+@pytest.mark.parametrize("decision", [{"best": 1, "stop": False}, {"stop": True}, {"best": False, "stop": False, "x": 1}])
+def test_a_host_refuses_a_malformed_epoch_decision(decision):
+    Xh = _linear_data()[1]
+
+    def guest(ctx):
+        ctx.send("partner", "plan", _plan_wire(len(Xh)))
+        ctx.recv("partner", "plan_ack")
+        ctx.send("partner", "resume", {"epoch": -1, "end": 2})
+        ectx = ctx.child("epoch", 0)
+        ectx.recv("partner", "contribution")
+        ectx.send("partner", "residual", np.zeros(len(Xh)))
+        ectx.send("partner", "epoch_decision", decision)
+
+    with pytest.raises(ProtocolError, match="malformed 'epoch_decision' from 'bank' at step 'epoch/0'"):
+        simulate({"bank": (guest, {}), "partner": (_linear_host, {"X": Xh})}, roles=ROLES)
+
+
+@pytest.mark.parametrize(("ack", "match"), [
+    ({"ok": True, "epochs": [0], "reply": {}, "extra": 1}, "must be \\{ok, epochs: \\[int >= 0\\], reply\\}"),
+    ({"ok": True, "epochs": [-1], "reply": {}}, "must be \\{ok, epochs"),
+    ({"ok": True, "epochs": [], "reply": {"n_features": 3}}, "reply field 'n_features'"),
+    ({"ok": "yes"}, "malformed 'plan_ack' from host 'partner'"),
+    ({"ok": False, "reason": "no", "error": "SystemExit"}, "host 'partner' refused the fed_linear plan: no"),
+])
+def test_the_guest_checks_every_hosts_answer(ack, match):
+    Xg, _, y = _linear_data()
+
+    def host(ctx):
+        ctx.recv("bank", "plan")
+        ctx.send("bank", "plan_ack", ack)
+
+    with pytest.raises(ProtocolError, match=match):  # an unknown error class is a ProtocolError
+        simulate({"bank": (lambda ctx: fed_linear.Estimator(2, 0.5).fit(ctx, Xg, y), {}), "partner": (host, {})},
+                 roles=ROLES)

@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit, host_predict
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
+from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit, host_predict
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart
 from vfl.demo_data import (
     LABEL,
     UCI_GUEST_COLUMNS,

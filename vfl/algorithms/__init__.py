@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING
 from vfl.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from vfl.algorithms.hetero_lr import HeteroLogisticRegression
-    from vfl.algorithms.nn_spec import mlp
-    from vfl.algorithms.secureboost import SecureBoostClassifier
-    from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost
+    from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression
+    from vfl.algorithms.secureboost.estimator import SecureBoostClassifier
+    from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost
+    from vfl.algorithms.split_nn.nn_spec import mlp
 
 _EXPORTS = {
-    "HeteroLogisticRegression": "vfl.algorithms.hetero_lr",
-    "SecureBoostClassifier": "vfl.algorithms.secureboost",
-    "SplitNNClassifier": "vfl.algorithms.split_nn",
-    "SplitNNHost": "vfl.algorithms.split_nn",
-    "mlp": "vfl.algorithms.nn_spec",
+    "HeteroLogisticRegression": "vfl.algorithms.hetero_lr.estimator",
+    "SecureBoostClassifier": "vfl.algorithms.secureboost.estimator",
+    "SplitNNClassifier": "vfl.algorithms.split_nn.estimator",
+    "SplitNNHost": "vfl.algorithms.split_nn.estimator",
+    "mlp": "vfl.algorithms.split_nn.nn_spec",
 }
 __all__ = ["HeteroLogisticRegression", "SecureBoostClassifier", "SplitNNClassifier", "SplitNNHost", "mlp"]
 

@@ -3,7 +3,7 @@
 In HE logistic regression every party updates only its own slice of the weights with its own
 (decrypted) gradient, so everything here is element-wise: running it per party gives exactly
 the same weights as running it once on the concatenated vector (what the centralized
-reference in `tests/algorithms/lr_centralized.py` does).
+reference in `tests/algorithms/hetero_lr/lr_centralized.py` does).
 """
 
 from __future__ import annotations

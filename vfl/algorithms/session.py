@@ -1,5 +1,7 @@
 """What every training session shares, whatever the algorithm: the epoch loop, the names of
-its modes and of early stopping, and its checkpoints.
+its modes and of early stopping, and its checkpoints. How a session starts (plan, the host's
+policy, the resume agreement, the handshake) and decides each epoch is
+`vfl.algorithms.session_start`, which runs this loop.
 
 Every party of every algorithm walks its epochs with `run_epochs`: epoch ``e`` runs in the
 child context ``epoch/e``; the algorithm trains it and decides (the guest with
@@ -60,10 +62,13 @@ class EpochOutcome:
         adds ``seconds``.
     stop : bool
         Whether training ends after this epoch (converged, or stopped early).
+    best : bool, default False
+        Whether this epoch is the best so far (its state is the one early stopping keeps).
     """
 
     record: dict[str, Any]
     stop: bool
+    best: bool = False
 
 
 def run_epochs(ctx: Context, epochs: range, total: int, train: Callable[[Context, int], EpochOutcome],

@@ -10,7 +10,7 @@ import pytest
 from sklearn.base import clone
 
 from tests.algorithms.secureboost.central import central_part, joined
-from vfl.algorithms.secureboost import SecureBoostClassifier, host_fit, host_predict
+from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
 from vfl.errors import ConfigError
 from vfl.parties import simulate
 

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from tests.algorithms.secureboost.central import central_part, joined
-from vfl.algorithms.secureboost import SecureBoostClassifier, host_fit, host_predict
+from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
 from vfl.parties import simulate
 from vfl.parties.executor import shared_process_pool
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vfl.algorithms.secureboost import SecureBoostClassifier, host_fit, host_predict
+from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
 from vfl.crypto import PaillierPublicKey
 from vfl.net.codec import decode
 from vfl.parties import InProcessChannel, IntBlock, simulate
@@ -111,7 +111,7 @@ def test_traffic_reveals_no_gradient_to_hosts_and_no_threshold_to_the_guest(n_ho
     per_host = {m[0]: m[3] for m in messages if m[2].endswith("/plan_ack")}
     for s, _, k, v in messages:
         if k.endswith("/hist"):
-            assert v["shape"][1] < per_host[s]["n_candidates"] / 4
+            assert v["shape"][1] < per_host[s]["reply"]["n_candidates"] / 4
 
 
 def test_the_inspector_flags_a_plaintext_gradient_and_a_threshold():

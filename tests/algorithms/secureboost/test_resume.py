@@ -21,13 +21,8 @@ import pytest
 
 from tests.algorithms.secureboost.central import central_part, joined
 from tests.parties import service_kit as kit
-from vfl.algorithms.secureboost import (
-    SBGuestPart,
-    SBHostPart,
-    SecureBoostClassifier,
-    host_fit,
-    host_predict,
-)
+from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
+from vfl.algorithms.secureboost.model import SBGuestPart, SBHostPart
 from vfl.errors import PeerError
 from vfl.parties import simulate
 from vfl.parties.federation import connect_federation
@@ -134,7 +129,7 @@ def test_two_hosts_resume_after_a_killed_host_at_a_tree_boundary(tmp_path):
         for proc in served.values():
             proc.stop()
 
-    resumed = [int(t) for t in re.findall(r"resuming SecureBoost after tree (\d+)", served["bank"].log())]
+    resumed = [int(t) for t in re.findall(r"resuming SecureBoost after epoch (\d+)", served["bank"].log())]
     assert len(resumed) == 1 and resumed[0] >= 2, "the rerun did not resume from a checkpoint"
     host_trees = [int(t) for t in re.findall(r"SecureBoost host \[he\] epoch (\d+)/6", (tmp_path / "partner2.log").read_text())]
     assert host_trees == list(range(resumed[0] + 1, 7)), "the restarted host did not resume"

@@ -1,11 +1,4 @@
-"""SecureBoost: vertically federated gradient-boosted trees with Paillier histograms.
-
-`SecureBoostClassifier` (the guest's estimator), `host_fit` / `host_predict` (a host's
-roles) and the model parts `SBGuestPart` / `SBHostPart`; `algorithm` registers it as the job
-algorithm ``secureboost``. See docs/secureboost.md.
-"""
-
-from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
-from vfl.algorithms.secureboost.model import SBGuestPart, SBHostPart
-
-__all__ = ["SBGuestPart", "SBHostPart", "SecureBoostClassifier", "host_fit", "host_predict"]
+"""SecureBoost, gradient-boosted trees with Paillier histograms: the estimator and the host's
+role (`estimator`), the protocol of a tree (`protocol`), the bins (`binning`), packed gradients
+(`packing`), histograms (`histograms`), the split gain and tree (`tree`), the model parts
+(`model`) and the registration (`algorithm`). See docs/secureboost.md."""

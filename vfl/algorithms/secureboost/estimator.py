@@ -11,17 +11,17 @@ party checkpoints after every tree in its own directory and resumes at a tree bo
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from sklearn.base import BaseEstimator
 
-from vfl.algorithms import contributions
-from vfl.algorithms.lr_model import sigmoid
+from vfl.algorithms import contributions, session_start
+from vfl.algorithms.hetero_lr.model import sigmoid
 from vfl.algorithms.secureboost.binning import Bins
 from vfl.algorithms.secureboost.histograms import Candidates
 from vfl.algorithms.secureboost.model import GUEST, LEAF, SBGuestPart, SBHostPart
@@ -36,17 +36,11 @@ from vfl.algorithms.secureboost.protocol import (
     new_order,
 )
 from vfl.algorithms.secureboost.tree import SplitRule, Tree
-from vfl.algorithms.session import (
-    HE,
-    EpochOutcome,
-    SessionCheckpoints,
-    early_stopping,
-    run_epochs,
-    training_mode,
-)
+from vfl.algorithms.session import HE, EpochOutcome, early_stopping, training_mode
+from vfl.algorithms.session_start import HostPolicy, PlanReply, guest_start, host_start
 from vfl.algorithms.validation import EpochValidator
-from vfl.crypto import MIN_KEY_BITS
-from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError
+from vfl.crypto import MIN_KEY_BITS, PaillierPrivateKey, PaillierPublicKey
+from vfl.errors import ConfigError, DataError, ProtocolError
 from vfl.parties.context import Context
 
 MAX_TREES = 10_000
@@ -55,50 +49,28 @@ MAX_BIN = 255  # codes are uint8 and the missing bin takes one more
 
 
 # --- the plan: what the guest asks every host to do ---------------------------------------
-@dataclass(frozen=True)
-class TrainingPlan:
-    key_bits: int
-    n_estimators: int
-    max_depth: int
-    max_bin: int
-    colsample_bytree: float
-    seed: int
-    n_rows: int
-    n_val_rows: int
-    frac_bits: int
-    slot_bits: int
+class SBReply(PlanReply):
+    """A host's answer to an accepted plan: how many candidate splits (split ids) it offers."""
+
+    n_candidates: int = Field(ge=0, le=1 << 24)
+
+
+class TrainingPlan(session_start.TrainingPlan):
+    """The SecureBoost plan: the session's fields (an epoch is a tree), the key size, the tree
+    shape, the bins, feature sampling and the fixed-point layout of the packed gradients."""
+
+    title: ClassVar[str] = "SecureBoost"
+    reply: ClassVar[type[PlanReply]] = SBReply
+
+    mode: Literal["he"]
+    key_bits: int = Field(ge=MIN_KEY_BITS, le=8192)
+    max_depth: int = Field(ge=1, le=MAX_DEPTH)
+    max_bin: int = Field(ge=2, le=MAX_BIN)
+    colsample_bytree: float = Field(gt=0, le=1)
+    seed: int = Field(ge=0, le=(1 << 63) - 1)
+    frac_bits: int = Field(ge=8, le=64)
+    slot_bits: int = Field(ge=16, le=256)
     pack_bins: bool
-    early_stopping: bool
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_wire(cls, d: Any) -> TrainingPlan:
-        """Validate a received plan (types and ranges); raises ProtocolError naming the field."""
-        if not isinstance(d, dict) or set(d) != set(cls.__dataclass_fields__):
-            raise ProtocolError(f"training plan must have fields {sorted(cls.__dataclass_fields__)}")
-        ints = {"key_bits": (MIN_KEY_BITS, 8192), "n_estimators": (1, MAX_TREES), "max_depth": (1, MAX_DEPTH),
-                "max_bin": (2, MAX_BIN), "seed": (0, (1 << 63) - 1), "n_rows": (1, 1 << 40),
-                "n_val_rows": (0, 1 << 40), "frac_bits": (8, 64), "slot_bits": (16, 256)}
-        for name, (lo, hi) in ints.items():
-            v = d[name]
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ProtocolError(f"training plan field {name!r}={v!r} must be an int in [{lo}, {hi}]")
-        c = d["colsample_bytree"]
-        if not isinstance(c, float) or not 0 < c <= 1:
-            raise ProtocolError(f"training plan field 'colsample_bytree'={c!r} must be a float in (0, 1]")
-        for name in ("pack_bins", "early_stopping"):
-            if not isinstance(d[name], bool):
-                raise ProtocolError(f"training plan field {name!r} must be a bool")
-        if d["slot_bits"] <= d["frac_bits"] or 2 * d["slot_bits"] > d["key_bits"] - 2:
-            raise ProtocolError("training plan fields 'slot_bits'/'frac_bits' do not fit the key")
-        return cls(**d)
-
-    def fingerprint(self) -> str:
-        """Identifies the job for resuming: everything but the number of trees."""
-        body = {k: v for k, v in self.to_wire().items() if k != "n_estimators"}
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
 
     @property
     def layout(self) -> GHLayout:
@@ -130,30 +102,6 @@ def _feature_sample(n_features: int, fraction: float, seed: int, tree: int, part
     keep = np.zeros(n_features, dtype=bool)
     keep[rng.choice(n_features, max(1, round(fraction * n_features)), replace=False)] = True
     return keep
-
-
-def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[SessionCheckpoints | None, int]:
-    if directory is None:
-        return None, -1
-    ckpt = SessionCheckpoints(directory, fingerprint)
-    return ckpt, ckpt.latest()
-
-
-def _check_resume(ctx: Context, last: int, n_trees: int) -> tuple[int, int]:
-    resume = ctx.recv(ctx.guest, "resume")
-    if not (isinstance(resume, dict) and isinstance(resume.get("epoch"), int) and isinstance(resume.get("end"), int)
-            and -1 <= resume["epoch"] <= last and resume["epoch"] < resume["end"] <= n_trees):
-        raise ProtocolError(f"'resume' from '{ctx.guest}' must name trees -1 <= start <= {last}, "
-                            f"start < end <= {n_trees}")
-    return resume["epoch"], resume["end"]
-
-
-def _check_decision(ctx: Context) -> dict[str, bool]:
-    decision = ctx.recv(ctx.guest, "epoch_decision")
-    if not isinstance(decision, dict) or set(decision) != {"best", "stop"} or not all(
-            isinstance(v, bool) for v in decision.values()):
-        raise ProtocolError(f"malformed 'epoch_decision' from '{ctx.guest}' at step '{ctx.step}'")
-    return decision
 
 
 def forest(trees: list[dict[str, list[Any]]], n_features: int, hosts: list[str], base_score: float,
@@ -384,96 +332,76 @@ class SecureBoostClassifier(BaseEstimator):
         if stop_on and Xv is None:
             raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
         layout = GHLayout.for_rows(len(Xg), float(w.max()), FRAC_BITS, self.pack_bins)
-        plan = TrainingPlan(
-            key_bits=int(self.key_bits), n_estimators=int(self.n_estimators), max_depth=int(self.max_depth),
-            max_bin=int(self.max_bin), colsample_bytree=float(self.colsample_bytree),
-            seed=int(self.random_state), n_rows=len(Xg), n_val_rows=0 if Xv is None else len(Xv),
-            frac_bits=layout.frac_bits, slot_bits=layout.slot_bits, pack_bins=layout.pack_bins,
-            early_stopping=stop_on is not None)
-        ckpt, last = _checkpoints(self.checkpoint_dir, plan.fingerprint())
-        ctx.broadcast("plan", plan.to_wire())
+        plan = TrainingPlan.make(
+            mode=HE, epochs=int(self.n_estimators), n_rows=len(Xg), n_val_rows=0 if Xv is None else len(Xv),
+            early_stopping=stop_on is not None, key_bits=int(self.key_bits), max_depth=int(self.max_depth),
+            max_bin=int(self.max_bin), colsample_bytree=float(self.colsample_bytree), seed=int(self.random_state),
+            frac_bits=layout.frac_bits, slot_bits=layout.slot_bits, pack_bins=layout.pack_bins)
+        session = guest_start(ctx, plan, self.checkpoint_dir, handshake=lambda c, p, r: guest_key(c, p.key_bits))
+        host_candidates = {h: reply.n_candidates for h, reply in session.replies.items()}
+        public, private = session.keys
         hosts = sorted(ctx.hosts)
-        host_candidates: dict[str, int] = {}
-        for h in ctx.hosts:
-            ack = ctx.recv(h, "plan_ack")
-            if not isinstance(ack, dict) or not isinstance(ack.get("ok"), bool):
-                raise ProtocolError(f"malformed 'plan_ack' from host '{h}'")
-            if not ack["ok"]:
-                error = _REFUSALS.get(str(ack.get("error")), ProtocolError)
-                raise error(f"host '{h}' refused the training plan: {ack.get('reason')}")
-            count, h_last = ack.get("n_candidates"), ack.get("last_epoch")
-            if (not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 1 << 24
-                    or not isinstance(h_last, int) or h_last < -1):
-                raise ProtocolError(f"'plan_ack' from host '{h}' has invalid n_candidates/last_epoch")
-            host_candidates[h] = count
-            last = min(last, h_last)
-
         bins = Bins.fit(Xg, plan.max_bin)
         codes = bins.transform(Xg)
         candidates = Candidates.of(bins, np.isnan(Xg).any(axis=0))
         mean = float(np.average(y01, weights=w))
         base = float(np.log(mean / (1 - mean)))
-        state: dict[str, Any] = {"trees": [], "F": np.full(len(Xg), base), "history": [],
-                                 "columns": dict.fromkeys(hosts, 0), "val_bits": {h: [] for h in hosts},
-                                 "best_trees": 0}
+        state: dict[str, Any] = {"trees": [], "F": np.full(len(Xg), base), "columns": dict.fromkeys(hosts, 0),
+                                 "val_bits": {h: [] for h in hosts}, "best_trees": 0, "validation": None}
         validator = EpochValidator(stop_on or "auc", self.patience if stop_on else None)
-        if ckpt is not None:
-            ckpt.discard_after(last)
-            if last >= 0:
-                saved = ckpt.load(last)
-                validator.load_state(saved.pop("validation"))
-                state = saved
-                ctx.log.info(f"resuming SecureBoost after tree {last + 1} from {ckpt.directory}")
-        stopped = bool(state["history"]) and state["history"][-1]["stop"]
-        end = last + 1 if stopped else plan.n_estimators
-        ctx.broadcast("resume", {"epoch": last, "end": end})
-        public, private = guest_key(ctx, plan.key_bits)
+        if session.state is not None:
+            state = session.state
+            validator.load_state(state["validation"])
 
         def train_tree(tctx: Context, t: int) -> EpochOutcome:
-            p = sigmoid(state["F"])
-            g, h = (p - y01) * w, p * (1 - p) * w
-            if self.subsample < 1.0:
-                keep = np.random.default_rng([plan.seed, t]).random(len(g)) < self.subsample
-                g, h = np.where(keep, g, 0.0), np.where(keep, h, 0.0)
-            usable = _feature_sample(bins.n_features, plan.colsample_bytree, plan.seed, t, ctx.name)
-            inp = GuestTreeInputs(codes, bins, candidates, usable[candidates.feature], layout.quantize(g),
-                                  layout.quantize(h), rule, plan.max_depth, layout, plan.key_bits, host_candidates)
-            tree, update = guest_tree(tctx, public, private, inp, state["columns"])
-            state["F"] = state["F"] + update
-            state["trees"].append(asdict(tree))
-            record: dict[str, Any] = {"tree": t + 1, "splits": int(np.sum(np.asarray(tree.owner) != LEAF))}
-            best, stop = True, False
+            tree, record = self._grow(tctx, t, plan, state, rule, codes, bins, candidates, y01, w,
+                                      host_candidates, public, private)
             for host in ctx.hosts:
-                bits = self._tree_end(tctx, host, plan.n_val_rows, tree, hosts.index(host) + 1)
-                state["val_bits"][host].append(bits)
+                state["val_bits"][host].append(self._tree_end(tctx, host, plan.n_val_rows, tree, hosts.index(host) + 1))
+            best, stop = True, False
             if Xv is not None and yv is not None:
                 part = forest(state["trees"], Xg.shape[1], hosts, base, names)
                 pv = part.predict_proba(Xv, [_stack(state["val_bits"][h], len(Xv)) for h in hosts])
                 scores = validator.update(t, yv, pv)
                 record.update(val_auc=scores["auc"], val_ks=scores["ks"])
                 best, stop = validator.improved_, validator.should_stop
-            if best:
-                state["best_trees"] = t + 1
             record["stop"] = stop
-            tctx.broadcast("epoch_decision", {"best": best, "stop": stop})
-            return EpochOutcome(record, stop)
+            state["validation"] = validator.state()
+            return EpochOutcome(record, stop, best)
 
-        def end_tree(t: int, record: dict[str, Any]) -> None:
-            state["history"].append(record)
-            if ckpt is not None:
-                ckpt.save(t, {**state, "validation": validator.state()})
+        def keep_best(t: int) -> None:
+            state["best_trees"] = t + 1
 
-        run_epochs(ctx, range(last + 1, end), plan.n_estimators, train_tree, end_tree, "SecureBoost [he]")
+        session.run(train_tree, lambda: state, "SecureBoost [he]", keep_best)
         kept = state["trees"][: state["best_trees"]] if plan.early_stopping else state["trees"]
         self.part_ = forest(kept, Xg.shape[1], hosts, base, names)
         self.n_trees_ = len(kept)
         self.base_score_ = base
-        self.history_ = state["history"]
+        self.history_ = session.history
         self.best_iteration_ = validator.best_epoch_ if validator.best_epoch_ is not None else -1
         self.n_features_in_ = Xg.shape[1]
         self.feature_names_in_ = names
         self._importances(kept, hosts, names)
         return self
+
+    def _grow(self, ctx: Context, t: int, plan: TrainingPlan, state: dict[str, Any], rule: SplitRule,
+              codes: np.ndarray, bins: Bins, candidates: Candidates, y01: np.ndarray, w: np.ndarray,
+              host_candidates: dict[str, int], public: PaillierPublicKey,
+              private: PaillierPrivateKey) -> tuple[Tree, dict[str, Any]]:
+        """Tree `t` from the current scores: gradients, row and feature sampling, the protocol."""
+        p = sigmoid(state["F"])
+        g, h = (p - y01) * w, p * (1 - p) * w
+        if self.subsample < 1.0:
+            keep = np.random.default_rng([plan.seed, t]).random(len(g)) < self.subsample
+            g, h = np.where(keep, g, 0.0), np.where(keep, h, 0.0)
+        usable = _feature_sample(bins.n_features, plan.colsample_bytree, plan.seed, t, ctx.name)
+        layout = plan.layout
+        inp = GuestTreeInputs(codes, bins, candidates, usable[candidates.feature], layout.quantize(g),
+                              layout.quantize(h), rule, plan.max_depth, layout, plan.key_bits, host_candidates)
+        tree, update = guest_tree(ctx, public, private, inp, state["columns"])
+        state["F"] = state["F"] + update
+        state["trees"].append(asdict(tree))
+        return tree, {"tree": t + 1, "splits": int(np.sum(np.asarray(tree.owner) != LEAF))}
 
     def _tree_end(self, ctx: Context, host: str, n_val: int, tree: Tree, owner: int) -> np.ndarray:
         """A host's routing bits of its new columns for the validation rows."""
@@ -537,14 +465,6 @@ def _stack(blocks: list[np.ndarray], n: int) -> np.ndarray:
 
 
 # --- host -----------------------------------------------------------------------------------
-_REFUSALS: dict[str, type[VflError]] = {e.__name__: e for e in (PolicyError, DataError, ConfigError, ProtocolError)}
-
-
-def _refuse(ctx: Context, reason: str, error: type[VflError]) -> VflError:
-    ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason, "error": error.__name__})
-    return error(f"{ctx.name}: refused SecureBoost plan from '{ctx.guest}': {reason}")
-
-
 def host_fit(ctx: Context, X: Any, *, X_val: Any = None, checkpoint_dir: str | Path | None = None) -> SBHostPart:
     """The host's role in training: run by the host's service with its own data.
 
@@ -569,32 +489,22 @@ def host_fit(ctx: Context, X: Any, *, X_val: Any = None, checkpoint_dir: str | P
     """
     Xh, names = _as_matrix(X, f"{ctx.name} features X")
     Xhv = None if X_val is None else _as_matrix(X_val, f"{ctx.name} validation features X_val")[0]
-    try:
-        plan = TrainingPlan.from_wire(ctx.recv(ctx.guest, "plan"))
-    except ProtocolError as exc:
-        raise _refuse(ctx, str(exc), ProtocolError) from exc
-    if plan.n_rows != len(Xh):
-        raise _refuse(ctx, f"plan has {plan.n_rows} rows, host has {len(Xh)} aligned rows", DataError)
-    if plan.n_val_rows != (0 if Xhv is None else len(Xhv)):
-        raise _refuse(ctx, f"plan has {plan.n_val_rows} validation rows, host has "
-                      f"{0 if Xhv is None else len(Xhv)}", DataError)
     if Xhv is not None and Xhv.shape[1] != Xh.shape[1]:
-        raise _refuse(ctx, "validation features have a different number of columns", DataError)
-    try:
-        ckpt, last = _checkpoints(checkpoint_dir, plan.fingerprint())
-    except ConfigError as exc:
-        raise _refuse(ctx, str(exc), ConfigError) from exc
-    bins = Bins.fit(Xh, plan.max_bin)
-    codes = bins.transform(Xh)
-    candidates = Candidates.of(bins, np.isnan(Xh).any(axis=0))
-    ctx.send(ctx.guest, "plan_ack", {"ok": True, "n_candidates": len(candidates), "last_epoch": last})
-    start, end = _check_resume(ctx, last, plan.n_estimators)
-    table: dict[str, Any] = {"feature": [], "threshold": [], "missing_left": [], "tree": [], "best_trees": 0}
-    if ckpt is not None:
-        ckpt.discard_after(start)
-        if start >= 0:
-            table = ckpt.load(start)
-    key = host_key(ctx, plan.key_bits)
+        raise DataError(f"{ctx.name}: validation features have {Xhv.shape[1]} columns, training {Xh.shape[1]}")
+    prepared: dict[str, Any] = {}
+
+    def accept(plan: TrainingPlan) -> SBReply:
+        bins = Bins.fit(Xh, plan.max_bin)
+        prepared.update(bins=bins, codes=bins.transform(Xh),
+                        candidates=Candidates.of(bins, np.isnan(Xh).any(axis=0)))
+        return SBReply(n_candidates=len(prepared["candidates"]))
+
+    session = host_start(ctx, TrainingPlan, HostPolicy(), len(Xh), 0 if Xhv is None else len(Xhv), checkpoint_dir,
+                         accept=accept, handshake=lambda c, p: host_key(c, p.key_bits))
+    plan, key = session.plan, session.keys
+    bins, codes, candidates = prepared["bins"], prepared["codes"], prepared["candidates"]
+    table: dict[str, Any] = session.state or {"feature": [], "threshold": [], "missing_left": [], "tree": [],
+                                              "best_trees": 0}
 
     def train_tree(tctx: Context, t: int) -> EpochOutcome:
         usable = _feature_sample(bins.n_features, plan.colsample_bytree, plan.seed, t, ctx.name)
@@ -609,16 +519,12 @@ def host_fit(ctx: Context, X: Any, *, X_val: Any = None, checkpoint_dir: str | P
             x = Xhv[:, won.feature]
             bits = np.where(np.isnan(x), np.asarray(won.missing_left), x <= np.asarray(won.threshold)).astype(np.uint8)
         tctx.send(ctx.guest, "tree_end", {"val_bits": bits})
-        decision = _check_decision(tctx)
-        if decision["best"]:
-            table["best_trees"] = t + 1
-        return EpochOutcome({"splits": len(won.feature)}, stop=decision["stop"])
+        return EpochOutcome({"splits": len(won.feature)}, stop=False)
 
-    def end_tree(t: int, record: dict[str, Any]) -> None:
-        if ckpt is not None:
-            ckpt.save(t, table)
+    def keep_best(t: int) -> None:
+        table["best_trees"] = t + 1
 
-    run_epochs(ctx, range(start + 1, end), plan.n_estimators, train_tree, end_tree, "SecureBoost host [he]")
+    session.run(train_tree, lambda: table, "SecureBoost host [he]", keep_best)
     keep = np.asarray(table["tree"], dtype=np.int64) < (table["best_trees"] if plan.early_stopping else MAX_TREES)
     return SBHostPart(Xh.shape[1], np.asarray(table["feature"], dtype=np.int64)[keep],
                       np.asarray(table["threshold"], dtype=np.float64)[keep],

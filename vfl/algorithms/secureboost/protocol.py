@@ -8,7 +8,8 @@ feature f go left", missing values left or right) are listed once per training i
 only the host knows (a random permutation): their position in that list is the opaque split
 id the guest sees.
 
-Once per training (`guest_key` / `host_key`):
+Once per training, the handshake of the session's start (`vfl.algorithms.session_start`,
+after plan, plan_ack and resume; `guest_key` / `host_key`):
     guest -> hosts   "pk_g"        the guest's public key (hosts check its size)
 Per tree t (step ``train/epoch/<t>``):
  1 guest -> hosts   "gh"          [[g * 2^S + h]] per row: g and h packed in one plaintext
@@ -27,7 +28,7 @@ Per level d of the tree (step ``.../level/<d>``):
  6 host  -> guest   "partition"   per such node, which of its rows go left, and the column of
                                   the host's table that now holds the split (the guest checks
                                   that the left rows' gradients sum to the G_L it decrypted)
-At the end of the tree (the session's epoch decision, `vfl.algorithms.secureboost.estimator`):
+At the end of the tree (the estimator's epoch; the session sends its decision):
  7 host  -> guest   "tree_end"    with a validation set, the routing bits of the tree's new
                                   host columns for the validation rows
  8 guest -> hosts   "epoch_decision"  best / stop

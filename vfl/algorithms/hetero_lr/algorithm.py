@@ -1,4 +1,4 @@
-"""HE logistic regression as a job's train step (`vfl.algorithms.hetero_lr` does the work).
+"""HE logistic regression as a job's train step (`vfl.algorithms.hetero_lr.estimator` does the work).
 
 The guest's hyper-parameters are the keyword parameters of `HeteroLogisticRegression` (an
 unknown key is refused with the closest known one, values are checked by the estimator); a
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from vfl.algorithms import hetero_lr
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
+from vfl.algorithms.hetero_lr import estimator as hetero_lr
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart
 from vfl.algorithms.registry import HostSettings, known_keys, register_algorithm
 from vfl.errors import ConfigError
 from vfl.parties.context import Context

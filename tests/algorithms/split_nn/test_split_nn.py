@@ -18,13 +18,13 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from tests.algorithms.split_nn_reference import CentralizedSplitNN, fit_centralized
-from vfl.algorithms import interactive_layer as il
-from vfl.algorithms.nn_spec import mlp
+from tests.algorithms.split_nn.split_nn_reference import CentralizedSplitNN, fit_centralized
 from vfl.algorithms.slot_packing import SlotLayout, to_fixed
-from vfl.algorithms.split_nn import SplitNNClassifier, SplitNNHost, plain_initial_weights
-from vfl.algorithms.split_nn_parts import SplitNNGuestPart, SplitNNHostPart
-from vfl.algorithms.split_nn_plan import batches
+from vfl.algorithms.split_nn import interactive_layer as il
+from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost, plain_initial_weights
+from vfl.algorithms.split_nn.nn_spec import mlp
+from vfl.algorithms.split_nn.parts import SplitNNGuestPart, SplitNNHostPart
+from vfl.algorithms.split_nn.plan import batches
 from vfl.crypto import generate_keypair
 from vfl.errors import ConfigError, PolicyError, ProtocolError
 from vfl.net.codec import IntBlock, decode
@@ -254,7 +254,7 @@ def test_he_messages_reveal_only_AW_to_the_guest_and_no_labels_to_the_host(
     # the host receives ciphertexts under the guest's key, its masked weight gradient under
     # its own key, the schedule, and finally U: never a label-sized vector
     assert {t for t, _ in to_host} == {"plan", "resume", "guest_key", "enc_U", "enc_dA",
-                                       "AtG_plus_R2", "epoch_end", "U_share"}
+                                       "AtG_plus_R2", "epoch_decision", "U_share"}
     for tag, value in to_host:
         for arr in _arrays(value):
             assert tag == "U_share" and arr.shape == (8, 8)
@@ -322,7 +322,7 @@ def test_resume_from_checkpoints_continues_the_same_run(breast: dict[str, np.nda
 
     straight = _predict(*fit(3, ckpt=False), breast["Xg"], breast["Xh"])
     fit(2, ckpt=True)  # "interrupted" after two epochs
-    assert sorted(p.stem.split("_")[1] for p in (tmp_path / "host").glob("epoch_*.json")) == ["00001", "00002"]
+    assert sorted(p.stem.split("_")[1] for p in (tmp_path / "host").glob("epoch_*.json")) == ["00000", "00001"]
     clf, host = fit(3, ckpt=True)  # resumes at epoch 3
     assert len(clf.history_) == 3 and [h["epoch"] for h in clf.history_] == [1.0, 2.0, 3.0]
     np.testing.assert_allclose(_predict(clf, host, breast["Xg"], breast["Xh"]), straight, atol=1e-6)

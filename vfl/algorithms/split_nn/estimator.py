@@ -24,31 +24,25 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from vfl.algorithms import contributions
-from vfl.algorithms import interactive_layer as il
-from vfl.algorithms.nn_spec import config_module, optimizer_class
 from vfl.algorithms.session import (
     HE,
-    INSECURE,
     EpochOutcome,
-    SessionCheckpoints,
     early_stopping,
-    run_epochs,
     training_mode,
 )
-from vfl.algorithms.split_nn_parts import (
+from vfl.algorithms.session_start import HostPolicy, guest_start, host_start, refuse
+from vfl.algorithms.split_nn import interactive_layer as il
+from vfl.algorithms.split_nn.nn_spec import config_module, optimizer_class
+from vfl.algorithms.split_nn.parts import (
     SplitNNGuestPart,
     SplitNNHostPart,
     as_float_matrix,
     run_module,
 )
-from vfl.algorithms.split_nn_plan import (
-    PLAIN_BANNER,
-    TrainingPlan,
-    batches,
-)
+from vfl.algorithms.split_nn.plan import SplitNNReply, TrainingPlan, batches
 from vfl.algorithms.validation import EpochValidator
-from vfl.crypto import PaillierPublicKey, generate_keypair
-from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
+from vfl.crypto import PaillierPrivateKey, PaillierPublicKey, generate_keypair
+from vfl.errors import ConfigError, DataError, ProtocolError
 from vfl.parties.context import Context
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -276,7 +270,7 @@ class SplitNNClassifier(BaseEstimator):
         self.top_ = copy.deepcopy(self.top)
         modules = [m for m in (self.guest_bottom_, self.top_) if m is not None]
         opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, modules, "guest")
-        plan = TrainingPlan(
+        plan = TrainingPlan.make(
             mode=training_mode(self.mode), epochs=int(self.epochs), batch_size=int(self.batch_size),
             seed=int(self.random_state), interactive_width=int(d),
             interactive_lr=float(self.interactive_lr),
@@ -284,30 +278,9 @@ class SplitNNClassifier(BaseEstimator):
             noise_scale=float(self.noise_scale), n_rows=len(Xg),
             n_val_rows=0 if Xv is None else len(Xv), early_stopping=stop_on is not None,
         )
-        TrainingPlan.from_wire(plan.to_wire())  # the same checks the hosts run
-        if plan.mode == INSECURE:
-            ctx.log.warning(PLAIN_BANNER)
-
-        # handshake: plan -> acks (bottom width, key, checkpoints) -> resume epoch (+ our key)
-        ctx.broadcast("plan", plan.to_wire())
-        acks = {h: self._ack(ctx, h) for h in ctx.hosts}
-        ckpt = None if self.checkpoint_dir is None else SessionCheckpoints(self.checkpoint_dir, plan.fingerprint())
-        common = set(ckpt.epochs()) if ckpt is not None else set()
-        for ack in acks.values():
-            common &= set(ack["epochs"])
-        start = max(common, default=0)
-        ctx.broadcast("resume", {"epoch": start})
-        keys: dict[str, il.HeKeys] = {}
-        layouts: dict[str, il.Layouts] = {}
-        if plan.mode == HE:
-            pub, priv = generate_keypair(self.key_bits)
-            ctx.broadcast("guest_key", pub.to_wire())
-            for h, ack in acks.items():
-                host_pub = PaillierPublicKey.from_wire(ack["key"])
-                keys[h] = il.HeKeys(pub, priv, host_pub, ctx.executor)
-                layouts[h] = il.Layouts.build(ack["bottom_width"], d, plan.batch_size,
-                                              pub.n_bits, host_pub.n_bits)
-        widths = {h: ack["bottom_width"] for h, ack in acks.items()}
+        session = guest_start(ctx, plan, self.checkpoint_dir, handshake=self._handshake)
+        keys, layouts = session.keys
+        widths = {h: reply.bottom_width for h, reply in session.replies.items()}
         # he: U is a secret share (OS entropy); plain: the guest holds all of W (reproducible)
         rng = np.random.default_rng(self.share_seed)
         self.shares_ = {
@@ -316,18 +289,15 @@ class SplitNNClassifier(BaseEstimator):
             for i, (h, k) in enumerate(widths.items())
         }
         mask_rng = np.random.default_rng()
-        history: list[dict[str, float]] = []
         best: dict[str, Any] | None = None
         validator = EpochValidator(stop_on or "auc", self.patience if stop_on else None)
-        if start > 0 and ckpt is not None:
-            state = _as_torch(ckpt.load(start))
+        if session.state is not None:
+            state = _as_torch(session.state)
             self._load_state(state, opt)
-            history, best = state["history"], state["best"]
+            best = state["best"]
             validator.load_state(state["validation"])
-            ctx.log.info(f"split NN resumes after epoch {start} from {self.checkpoint_dir}")
 
         def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
-            nonlocal best
             losses = []
             rows_list = batches(len(Xg), plan.batch_size, plan.seed, epoch)
             for b, rows in ctx.each_batch(rows_list, epoch, plan.epochs):
@@ -338,21 +308,17 @@ class SplitNNClassifier(BaseEstimator):
                 p = self._proba(ectx.child("val"), plan, Xv, keys, layouts, widths)
                 scores = validator.update(epoch, yvv, p)
                 record.update(val_auc=scores["auc"], val_ks=scores["ks"])
-            improved, stop = True, False
-            if stop_on is not None:
-                improved, stop = validator.improved_, validator.should_stop
-                if improved:
-                    best = self._snapshot()
-            ectx.broadcast("epoch_end", {"improved": improved, "stop": stop})
-            return EpochOutcome(record, stop)
+            if stop_on is None:
+                return EpochOutcome(record, stop=False)
+            return EpochOutcome(record, stop=validator.should_stop, best=validator.improved_)
 
-        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
-            history.append(record)
-            if ckpt is not None:
-                ckpt.save(epoch + 1, _as_numpy({**self._state(opt), "history": history, "best": best,
-                                                "validation": validator.state()}))
+        def keep_best(epoch: int) -> None:
+            nonlocal best
+            best = self._snapshot()
 
-        run_epochs(ctx, range(start, plan.epochs), plan.epochs, train_epoch, end_epoch, f"split NN [{plan.mode}]")
+        session.run(train_epoch, lambda: _as_numpy({**self._state(opt), "best": best, "validation": validator.state()}),
+                    f"split NN [{plan.mode}]", keep_best)
+        history = session.history
         if best is not None:
             self._restore(best)
         found = validator.best_epoch_
@@ -364,18 +330,23 @@ class SplitNNClassifier(BaseEstimator):
         self.part_ = SplitNNGuestPart(self.top_, self.guest_bottom_)
         return self
 
-    def _ack(self, ctx: Context, host: str) -> dict[str, Any]:
-        ack = ctx.recv(host, "plan_ack")
-        if not isinstance(ack, dict) or not isinstance(ack.get("ok"), bool):
-            raise ProtocolError(f"malformed 'plan_ack' from '{host}'")
-        if not ack["ok"]:
-            raise ProtocolError(f"host '{host}' refused the split NN plan: {ack.get('reason')}")
-        k, epochs = ack.get("bottom_width"), ack.get("epochs")
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1024:
-            raise ProtocolError(f"'plan_ack' from '{host}': bottom_width must be an int in [1, 1024]")
-        if not isinstance(epochs, list) or not all(isinstance(e, int) for e in epochs):
-            raise ProtocolError(f"'plan_ack' from '{host}': epochs must be a list of ints")
-        return ack
+    def _handshake(self, ctx: Context, plan: TrainingPlan, replies: dict[str, SplitNNReply],
+                   ) -> tuple[dict[str, il.HeKeys], dict[str, il.Layouts]]:
+        """he mode: send the guest's public key, pair it with each host's (from its reply)."""
+        keys: dict[str, il.HeKeys] = {}
+        layouts: dict[str, il.Layouts] = {}
+        if plan.mode != HE:
+            return keys, layouts
+        pub, priv = generate_keypair(self.key_bits)
+        ctx.broadcast("guest_key", pub.to_wire())
+        for h, reply in replies.items():
+            if reply.key is None:
+                raise ProtocolError(f"'plan_ack' from '{h}': he mode needs the host's public key")
+            host_pub = PaillierPublicKey.from_wire(reply.key)
+            keys[h] = il.HeKeys(pub, priv, host_pub, ctx.executor)
+            layouts[h] = il.Layouts.build(reply.bottom_width, plan.interactive_width, plan.batch_size,
+                                          pub.n_bits, host_pub.n_bits)
+        return keys, layouts
 
     def _train_batch(self, bctx: Context, plan: TrainingPlan, Xb: np.ndarray, yb: np.ndarray,
                      opt: torch.optim.Optimizer | None, keys: dict[str, il.HeKeys],
@@ -592,11 +563,6 @@ class SplitNNHost(BaseEstimator):
         except TypeError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
-    def _refuse(self, ctx: Context, reason: str, error: type[Exception]) -> Exception:
-        """Tell the guest why (so it does not wait for a timeout); the caller raises it."""
-        ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason})
-        return error(f"{ctx.name}: refused split NN plan from '{ctx.guest}': {reason}")
-
     def _width(self, n_features: int) -> int:
         with torch.no_grad():
             out = self.bottom_(torch.zeros(2, n_features))
@@ -608,51 +574,39 @@ class SplitNNHost(BaseEstimator):
         _set_threads(self.torch_threads)
         Xh = as_float_matrix(X, f"{ctx.name} features X")
         Xv = None if X_val is None else as_float_matrix(X_val, f"{ctx.name} validation features X_val")
-        try:
-            plan = TrainingPlan.from_wire(ctx.recv(ctx.guest, "plan"))
-        except ProtocolError as exc:
-            raise self._refuse(ctx, str(exc), ProtocolError) from exc
-        if plan.mode == INSECURE and not self.allow_plain:
-            raise self._refuse(ctx, "plain mode is not allowed by this host's policy", PolicyError)
-        if plan.n_rows != len(Xh):
-            raise self._refuse(ctx, f"plan has {plan.n_rows} rows, host has {len(Xh)} aligned rows", DataError)
-        n_val = 0 if Xv is None else len(Xv)
-        if plan.n_val_rows != n_val:
-            raise self._refuse(ctx, f"plan has {plan.n_val_rows} validation rows, host has {n_val}", DataError)
         self.bottom_ = copy.deepcopy(self.bottom)
-        k = self._width(Xh.shape[1])
-        opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, [self.bottom_], "host")
         try:
-            ckpt = None if self.checkpoint_dir is None else SessionCheckpoints(self.checkpoint_dir, plan.fingerprint())
+            k = self._width(Xh.shape[1])
+            opt = _new_optimizer(self.optimizer, self.optimizer_kwargs, [self.bottom_], "host")
         except ConfigError as exc:
-            raise self._refuse(ctx, str(exc), ConfigError) from exc
-        keys: il.HeKeys | None = None
-        pub, priv = generate_keypair(self.key_bits) if plan.mode == HE else (None, None)
-        if plan.mode == INSECURE:
-            ctx.log.warning(PLAIN_BANNER)
-        ctx.send(ctx.guest, "plan_ack", {
-            "ok": True, "bottom_width": k, "key": None if pub is None else pub.to_wire(),
-            "epochs": [] if ckpt is None else ckpt.epochs(),
-        })
-        resume = ctx.recv(ctx.guest, "resume")
-        have = [] if ckpt is None else ckpt.epochs()
-        if not (isinstance(resume, dict) and isinstance(resume.get("epoch"), int)
-                and (resume["epoch"] == 0 or resume["epoch"] in have)):
-            raise ProtocolError(f"'resume' from '{ctx.guest}' must name 0 or a checkpointed epoch {have}")
-        start = resume["epoch"]
-        lay: il.Layouts | None = None
-        if pub is not None and priv is not None:
-            guest_pub = PaillierPublicKey.from_wire(ctx.recv(ctx.guest, "guest_key"))
-            keys = il.HeKeys(pub, priv, guest_pub, ctx.executor)
-            lay = il.Layouts.build(k, plan.interactive_width, plan.batch_size,
-                                   guest_pub.n_bits, pub.n_bits)
+            raise refuse(ctx, TrainingPlan.title, exc) from exc
+        keypair: list[tuple[PaillierPublicKey, PaillierPrivateKey]] = []
+
+        def accept(plan: TrainingPlan) -> SplitNNReply:
+            if plan.mode == HE:
+                keypair.append(generate_keypair(self.key_bits))
+            return SplitNNReply(bottom_width=k, key=keypair[0][0].to_wire() if keypair else None)
+
+        def handshake(hctx: Context, plan: TrainingPlan) -> tuple[il.HeKeys, il.Layouts] | None:
+            """he mode: the guest's public key, paired with this host's."""
+            if not keypair:
+                return None
+            pub, priv = keypair[0]
+            guest_pub = PaillierPublicKey.from_wire(hctx.recv(hctx.guest, "guest_key"))
+            return (il.HeKeys(pub, priv, guest_pub, hctx.executor),
+                    il.Layouts.build(k, plan.interactive_width, plan.batch_size, guest_pub.n_bits, pub.n_bits))
+
+        session = host_start(ctx, TrainingPlan, HostPolicy(allow_insecure=self.allow_plain), len(Xh),
+                             0 if Xv is None else len(Xv), self.checkpoint_dir, accept, handshake)
+        plan = session.plan
+        keys, lay = session.keys if session.keys is not None else (None, None)
         # he: the host's secret share V; plain: the guest holds W, V stays zero
         rng = np.random.default_rng(self.random_state)
         d = plan.interactive_width
         self.share_ = il.Share(il.init_share(rng, k, d, 2) if plan.mode == HE else np.zeros((k, d)))
         best: dict[str, Any] | None = None
-        if start > 0 and ckpt is not None:
-            state = _as_torch(ckpt.load(start))
+        if session.state is not None:
+            state = _as_torch(session.state)
             self.bottom_.load_state_dict(state["bottom"])
             _load_share(self.share_, state["share"])
             if opt is not None and state["optimizer"] is not None:
@@ -660,7 +614,6 @@ class SplitNNHost(BaseEstimator):
             best = state["best"]
 
         def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
-            nonlocal best
             self.bottom_.train(True)
             for b, rows in ctx.each_batch(batches(len(Xh), plan.batch_size, plan.seed, epoch),
                                           epoch, plan.epochs):
@@ -680,24 +633,17 @@ class SplitNNHost(BaseEstimator):
                     opt.step()
             if Xv is not None:
                 self._validation(ectx.child("val"), plan, Xv, keys, lay)
-            decision = ectx.recv(ctx.guest, "epoch_end")
-            if not (isinstance(decision, dict)
-                    and all(isinstance(decision.get(f), bool) for f in ("improved", "stop"))):
-                raise ProtocolError(f"malformed 'epoch_end' from '{ctx.guest}' at step '{ectx.step}'")
-            if plan.early_stopping and decision["improved"]:
-                best = copy.deepcopy({"bottom": self.bottom_.state_dict(),
-                                      "share": _share_state(self.share_)})
-            return EpochOutcome({"mode": plan.mode}, decision["stop"])
+            return EpochOutcome({"mode": plan.mode}, stop=False)
 
-        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
-            if ckpt is not None:
-                ckpt.save(epoch + 1, _as_numpy({"bottom": self.bottom_.state_dict(),
-                                                "share": _share_state(self.share_),
-                                                "optimizer": None if opt is None else opt.state_dict(),
-                                                "best": best}))
+        def keep_best(epoch: int) -> None:
+            nonlocal best
+            best = copy.deepcopy({"bottom": self.bottom_.state_dict(), "share": _share_state(self.share_)})
 
-        run_epochs(ctx, range(start, plan.epochs), plan.epochs, train_epoch, end_epoch,
-                   f"split NN host [{plan.mode}]", report=False)
+        def snapshot() -> dict[str, Any]:
+            return dict(_as_numpy({"bottom": self.bottom_.state_dict(), "share": _share_state(self.share_),
+                                   "optimizer": None if opt is None else opt.state_dict(), "best": best}))
+
+        session.run(train_epoch, snapshot, f"split NN host [{plan.mode}]", keep_best, report=False)
         if best is not None:
             self.bottom_.load_state_dict(best["bottom"])
             _load_share(self.share_, best["share"])
@@ -756,8 +702,8 @@ def host_fit(ctx: Context, X: Any, settings: dict[str, Any] | None, where: str,
     try:
         host = SplitNNHost.from_config(settings, Xh.shape[1], where, **kwargs)
     except ConfigError:
-        ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": "the host's split NN settings are "
-                                         "invalid (its party config; details in its log)"})
+        refuse(ctx, TrainingPlan.title, ConfigError(
+            "the host's split NN settings are invalid (its party config; details in its log)"))
         raise
     return host.fit(ctx, Xh).part_
 

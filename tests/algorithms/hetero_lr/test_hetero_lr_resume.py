@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from tests.parties import service_kit as kit
-from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
+from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart
 from vfl.errors import PeerError
 from vfl.parties import simulate
 from vfl.parties.federation import connect_federation

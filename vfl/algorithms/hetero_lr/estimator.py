@@ -3,7 +3,7 @@
 The guest drives: `HeteroLogisticRegression(...).fit(ctx, X, y)` sends the training plan,
 every host's service runs `host_fit(ctx, X_h)` with its own data and policy. Both walk the
 same epochs and mini-batches (a shared seed), exchange only encrypted or masked values
-(`hetero_lr_protocol`), apply their own optimizer to their own gradient, checkpoint every
+(`protocol`), apply their own optimizer to their own gradient, checkpoint every
 epoch in their own directory and end with only their own weights.
 
 Per epoch, the only plaintext exchanged is: the hosts' partial scores of the validation rows
@@ -12,18 +12,18 @@ Per epoch, the only plaintext exchanged is: the hosts' partial scores of the val
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, PlainSerializer, PlainValidator
 from sklearn.base import BaseEstimator
 
-from vfl.algorithms import contributions
-from vfl.algorithms.hetero_lr_protocol import (
+from vfl.algorithms import contributions, session_start
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart, sigmoid
+from vfl.algorithms.hetero_lr.protocol import (
     Keys,
     guest_batch,
     guest_batch_plaintext,
@@ -32,7 +32,6 @@ from vfl.algorithms.hetero_lr_protocol import (
     host_batch_plaintext,
     host_keys,
 )
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart, sigmoid
 from vfl.algorithms.optim import (
     FEW_BATCHES,
     Optimizer,
@@ -43,25 +42,22 @@ from vfl.algorithms.optim import (
 )
 from vfl.algorithms.session import (
     HE,
-    INSECURE,
-    MODES,
     STOPPING_METRICS,
     EpochOutcome,
-    SessionCheckpoints,
     early_stopping,
-    run_epochs,
     training_mode,
 )
+from vfl.algorithms.session import INSECURE as INSECURE  # the mode's name, for users of this module
+from vfl.algorithms.session_start import HostPolicy, PlanReply, guest_start, host_start
 from vfl.algorithms.validation import EpochValidator
 from vfl.crypto import MIN_KEY_BITS
-from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, VflError, did_you_mean
+from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError, did_you_mean
 from vfl.parties.context import Context
 
 INSECURE_BANNER = (
     "INSECURE PLAINTEXT MODE: partial scores and residuals cross the party boundary "
     "unencrypted; for experiments only"
 )
-MAX_EPOCHS = 100_000
 SAFE_Z = 4.0  # the Taylor expansion of the logistic loss is only accurate for small |z|
 WIDE_SHARE = 0.05  # warn when more than this share of whole scores leave [-SAFE_Z, SAFE_Z]
 METRIC_DROP = 0.02  # warn when the validation metric falls more than this in one epoch
@@ -70,56 +66,39 @@ REMEDY = ("clip and scale the features (preprocessing: clip: [0.01, 0.99], scale
 
 
 # --- the training plan: what the guest asks every host to do ------------------------------
-@dataclass(frozen=True)
-class TrainingPlan:
-    mode: str
-    key_bits: int
-    epochs: int
-    batch_size: int
-    seed: int
-    optimizer: OptimizerConfig
-    tol: float | None
+def _optimizer(value: Any) -> OptimizerConfig:
+    if isinstance(value, OptimizerConfig):
+        return value
+    try:
+        return OptimizerConfig.from_wire(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class LRReply(PlanReply):
+    """A host's answer to an accepted plan: its number of features."""
+
+    n_features: int = Field(ge=1, le=1 << 24)
+
+
+class TrainingPlan(session_start.TrainingPlan):
+    """The hetero LR plan: the session's fields, the key size, the batch schedule and the
+    optimizer every party applies to its own gradient."""
+
+    title: ClassVar[str] = "hetero LR"
+    insecure_banner: ClassVar[str] = INSECURE_BANNER
+    reply: ClassVar[type[PlanReply]] = LRReply
+    resumable: ClassVar[frozenset[str]] = frozenset({"epochs", "warm_start"})
+
+    key_bits: int = Field(ge=MIN_KEY_BITS, le=8192)
+    batch_size: int = Field(ge=1, le=1 << 40)
+    seed: int = Field(ge=0, le=(1 << 63) - 1)
+    optimizer: Annotated[OptimizerConfig, PlainValidator(_optimizer),
+                         PlainSerializer(OptimizerConfig.to_wire)]
+    tol: float | None = Field(ge=0, allow_inf_nan=False)
     weighted: bool
-    early_stopping: bool
     warm_start: bool
-    n_rows: int
-    n_val_rows: int
-    guest_width: int  # guest weights incl. intercept: the length the lead host decrypts
-
-    def to_wire(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["optimizer"] = self.optimizer.to_wire()
-        return d
-
-    @classmethod
-    def from_wire(cls, d: Any) -> TrainingPlan:
-        """Validate a received plan (types and ranges); raises ProtocolError naming the field."""
-        if not isinstance(d, dict) or set(d) != set(cls.__dataclass_fields__):
-            raise ProtocolError(f"training plan must have fields {sorted(cls.__dataclass_fields__)}")
-        ints = {"key_bits": (MIN_KEY_BITS, 8192), "epochs": (1, MAX_EPOCHS), "batch_size": (1, 1 << 40),
-                "seed": (0, (1 << 63) - 1), "n_rows": (1, 1 << 40), "n_val_rows": (0, 1 << 40), "guest_width": (1, 1 << 24)}
-        for field, (lo, hi) in ints.items():
-            v = d[field]
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ProtocolError(f"training plan field {field!r}={v!r} must be an int in [{lo}, {hi}]")
-        for field in ("weighted", "early_stopping", "warm_start"):
-            if not isinstance(d[field], bool):
-                raise ProtocolError(f"training plan field {field!r} must be a bool")
-        if d["mode"] not in MODES:
-            raise ProtocolError(f"training plan field 'mode'={d['mode']!r} must be one of {MODES}")
-        tol = d["tol"]
-        if tol is not None and (not isinstance(tol, float) or not 0 <= tol < np.inf):
-            raise ProtocolError(f"training plan field 'tol'={tol!r} must be None or a float >= 0")
-        try:
-            opt = OptimizerConfig.from_wire(d["optimizer"])
-        except ConfigError as exc:
-            raise ProtocolError(f"training plan field 'optimizer': {exc}") from exc
-        return cls(**{**d, "optimizer": opt})
-
-    def fingerprint(self) -> str:
-        """Identifies the job for resuming: everything but the number of epochs."""
-        body = {k: v for k, v in self.to_wire().items() if k not in ("epochs", "warm_start")}
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+    guest_width: int = Field(ge=1, le=1 << 24)  # guest weights incl. intercept: the length the lead host decrypts
 
 
 # --- shared helpers -----------------------------------------------------------------------
@@ -153,14 +132,6 @@ class _TrainState:
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         self.w, self.best_w = arrays["w"].astype(np.float64), arrays["best_w"].astype(np.float64)
         self.opt.load_state(arrays)
-
-
-def _checkpoints(directory: str | Path | None, fingerprint: str) -> tuple[SessionCheckpoints | None, int]:
-    """The party's checkpoints and its last epoch usable for this plan (-1: none)."""
-    if directory is None:
-        return None, -1
-    ckpt = SessionCheckpoints(directory, fingerprint)
-    return ckpt, ckpt.latest()
 
 
 def _max_change(before: np.ndarray, after: np.ndarray) -> float:
@@ -354,7 +325,7 @@ class HeteroLogisticRegression(BaseEstimator):
         if stop_on and n_val_rows == 0:
             raise ConfigError("early_stopping needs a validation set: pass X_val and y_val to fit")
         batch_size = auto_batch_size(n_rows) if self.batch_size is None else int(self.batch_size)
-        return TrainingPlan(
+        return TrainingPlan.make(
             mode=training_mode(self.mode), key_bits=int(self.key_bits), epochs=int(self.epochs),
             batch_size=batch_size, seed=int(self.random_state), optimizer=opt,
             tol=None if self.tol is None else float(self.tol), weighted=weighted,
@@ -396,46 +367,19 @@ class HeteroLogisticRegression(BaseEstimator):
         plan = self._plan(len(Xg), 0 if Xv is None else len(Xv), Xa.shape[1], weighted, warm)
         if warm and self.coef_.shape != (Xg.shape[1],):
             raise DataError(f"warm_start: X has {Xg.shape[1]} columns, the fitted model {self.coef_.shape[0]}")
-        ckpt, last = _checkpoints(self.checkpoint_dir, plan.fingerprint())
-
-        if plan.mode == INSECURE:
-            ctx.log.warning(INSECURE_BANNER)
         self._say_batches(ctx, plan)
-        ctx.broadcast("plan", plan.to_wire())
-        widths: dict[str, int] = {}
-        for h in ctx.hosts:
-            ack = ctx.recv(h, "plan_ack")
-            if not isinstance(ack, dict) or not isinstance(ack.get("ok"), bool):
-                raise ProtocolError(f"malformed 'plan_ack' from host '{h}'")
-            if not ack["ok"]:
-                error = _REFUSALS.get(str(ack.get("error")), ProtocolError)
-                raise error(f"host '{h}' refused the training plan: {ack.get('reason')}")
-            width, h_last = ack.get("n_features"), ack.get("last_epoch")
-            if not isinstance(width, int) or width < 1 or not isinstance(h_last, int) or h_last < -1:
-                raise ProtocolError(f"'plan_ack' from host '{h}' has invalid n_features/last_epoch")
-            widths[h] = width
-            last = min(last, h_last)
-        if plan.mode == HE:
-            _check_batches(plan, widths)
+        session = guest_start(ctx, plan, self.checkpoint_dir, handshake=_guest_handshake)
+        widths = {h: reply.n_features for h, reply in session.replies.items()}
 
         init = np.r_[self.coef_, self.intercept_] if warm else np.zeros(Xa.shape[1])
         penalized = np.r_[np.ones(Xg.shape[1]), 0.0]
         state = _TrainState(init, init.copy(), Optimizer(plan.optimizer, Xa.shape[1], penalized))
-        meta: dict[str, Any] = {"history": []}
         stop_on = early_stopping(self.early_stopping, self.validation_metric)
         validator = EpochValidator(stop_on or self.validation_metric, self.patience if stop_on else None)
-        if ckpt is not None:
-            ckpt.discard_after(last)
-        if last >= 0 and ckpt is not None:
-            saved = ckpt.load(last)
-            state.load(saved["arrays"])
-            meta = {"history": saved["history"]}
-            validator.load_state(saved["validation"])
-            ctx.log.info(f"resuming hetero LR after epoch {last + 1} from {ckpt.directory}")
-        stopped = bool(meta["history"]) and meta["history"][-1]["stop"]
-        end = last + 1 if stopped else plan.epochs
-        ctx.broadcast("resume", {"epoch": last, "end": end})
-        keys = guest_keys(ctx, plan.key_bits) if plan.mode == HE else None
+        if session.state is not None:
+            state.load(session.state["arrays"])
+            validator.load_state(session.state["validation"])
+        keys = session.keys
 
         def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
             before = state.w.copy()
@@ -448,22 +392,20 @@ class HeteroLogisticRegression(BaseEstimator):
                 else:
                     g = guest_batch(bctx, keys, Xa[rows], y_pm[rows], sb, state.w, weighted, widths)
                 state.w = state.opt.step(state.w, g, epoch)
-            record = self._end_epoch(ectx, plan, state, meta, validator, before, Xv, yv)
-            return EpochOutcome(record, stop=record["stop"])
+            return self._end_epoch(ectx, plan, state, session.history, validator, before, Xv, yv)
 
-        def end_epoch(epoch: int, record: dict[str, Any]) -> None:
-            meta["history"].append(record)
-            if ckpt is not None:
-                ckpt.save(epoch, {"arrays": state.arrays(), "history": meta["history"],
-                                  "validation": validator.state()})
+        def keep_best(epoch: int) -> None:
+            state.best_w = state.w.copy()
 
-        run_epochs(ctx, range(last + 1, end), plan.epochs, train_epoch, end_epoch, f"hetero LR [{plan.mode}]")
+        session.run(train_epoch, lambda: {"arrays": state.arrays(), "validation": validator.state()},
+                    f"hetero LR [{plan.mode}]", keep_best)
+        history = session.history
 
         if plan.early_stopping and validator.best_epoch_ is not None:
             state.w = state.best_w
         self.coef_, self.intercept_ = state.w[:-1].copy(), float(state.w[-1])
-        self.n_iter_ = len(meta["history"])
-        self.history_ = meta["history"]
+        self.n_iter_ = len(history)
+        self.history_ = history
         self.best_epoch_ = -1 if validator.best_epoch_ is None else validator.best_epoch_
         self.feature_names_in_ = names
         self.n_features_in_ = Xg.shape[1]
@@ -471,11 +413,11 @@ class HeteroLogisticRegression(BaseEstimator):
         return self
 
     def _end_epoch(
-        self, ectx: Context, plan: TrainingPlan, state: _TrainState, meta: dict[str, Any],
+        self, ectx: Context, plan: TrainingPlan, state: _TrainState, history: list[dict[str, Any]],
         validator: EpochValidator, before: np.ndarray, Xv: np.ndarray | None, yv: np.ndarray | None,
-    ) -> dict[str, Any]:
-        """Validation metrics, convergence and early stopping; tells the hosts what was decided."""
-        record: dict[str, Any] = {"epoch": len(meta["history"]) + 1, "mode": plan.mode}
+    ) -> EpochOutcome:
+        """Validation metrics, convergence and early stopping: the epoch's decision."""
+        record: dict[str, Any] = {"epoch": len(history) + 1, "mode": plan.mode}
         change = _max_change(before, state.w)
         converged = plan.tol is not None and change < plan.tol
         z_val = None if Xv is None else Xv @ state.w[:-1] + state.w[-1]
@@ -498,14 +440,11 @@ class HeteroLogisticRegression(BaseEstimator):
             eps = 1e-15
             record.update(val_auc=scores["auc"], val_ks=scores["ks"], val_loss=float(-np.mean(
                 np.where(yv, np.log(p + eps), np.log(1 - p + eps)))))
-            _watch_metric(ectx, meta["history"], record, validator.metric)
+            _watch_metric(ectx, history, record, validator.metric)
             best = validator.improved_
             stop = stop or validator.should_stop
-        if best:
-            state.best_w = state.w.copy()
         record.update(weight_change=change, converged=converged, stop=stop)
-        ectx.broadcast("epoch_decision", {"best": best, "stop": stop})
-        return record
+        return EpochOutcome(record, stop=stop, best=best)
 
     # -- inference ------------------------------------------------------------------------
     def decision_function(self, ctx: Context, X: Any) -> np.ndarray:
@@ -597,18 +536,15 @@ def _watch_metric(ctx: Context, history: list[dict[str, Any]], record: dict[str,
                         f"{previous:.4f} to {record[key]:.4f}; training may be unstable: {REMEDY}")
 
 
+def _guest_handshake(ctx: Context, plan: TrainingPlan, replies: dict[str, Any]) -> Keys | None:
+    """Refuse batches a host could solve, then exchange the Paillier keys (he mode only)."""
+    if plan.mode != HE:
+        return None
+    _check_batches(plan, {h: reply.n_features for h, reply in replies.items()})
+    return guest_keys(ctx, plan.key_bits)
+
+
 # --- host -----------------------------------------------------------------------------------
-_REFUSALS: dict[str, type[VflError]] = {
-    e.__name__: e for e in (PolicyError, DataError, ConfigError, ProtocolError)
-}
-
-
-def _refuse(ctx: Context, reason: str, error: type[VflError]) -> VflError:
-    """Tell the guest why (so it does not wait for a timeout); the caller raises the result."""
-    ctx.send(ctx.guest, "plan_ack", {"ok": False, "reason": reason, "error": error.__name__})
-    return error(f"{ctx.name}: refused hetero LR plan from '{ctx.guest}': {reason}")
-
-
 def host_fit(
     ctx: Context, X: Any, *, X_val: Any = None, checkpoint_dir: str | Path | None = None,
     policy_allows_insecure: bool = False, init: LRHostPart | None = None,
@@ -620,51 +556,30 @@ def host_fit(
     """
     Xh, names = _as_matrix(X, f"{ctx.name} features X")
     Xhv = None if X_val is None else _as_matrix(X_val, f"{ctx.name} validation features X_val")[0]
-    try:
-        plan = TrainingPlan.from_wire(ctx.recv(ctx.guest, "plan"))
-    except ProtocolError as exc:
-        raise _refuse(ctx, str(exc), ProtocolError) from exc
-    if plan.mode == INSECURE and not policy_allows_insecure:
-        raise _refuse(ctx, "insecure_plaintext mode is not allowed by this host's policy", PolicyError)
-    if plan.n_rows != len(Xh):
-        raise _refuse(ctx, f"plan has {plan.n_rows} rows, host has {len(Xh)} aligned rows", DataError)
-    if plan.n_val_rows != (0 if Xhv is None else len(Xhv)):
-        raise _refuse(ctx, f"plan has {plan.n_val_rows} validation rows, host has "
-                      f"{0 if Xhv is None else len(Xhv)}", DataError)
-    if Xhv is not None and Xhv.shape[1] != Xh.shape[1]:
-        raise _refuse(ctx, "validation features have a different number of columns", DataError)
-    if plan.mode == HE and smallest_batch(plan.n_rows, plan.batch_size) <= plan.guest_width:
-        raise _refuse(ctx, f"mini-batches of {smallest_batch(plan.n_rows, plan.batch_size)} rows would let "
-                      f"the guest ({plan.guest_width} weights) solve its gradient for this host's "
-                      "partial scores; a larger batch_size is needed", PolicyError)
-    if plan.warm_start and (init is None or init.coef_.shape != (Xh.shape[1],)):
-        raise _refuse(ctx, "warm_start asked but this host has no fitted part of matching width", ConfigError)
-    try:
-        ckpt, last = _checkpoints(checkpoint_dir, plan.fingerprint())
-    except ConfigError as exc:
-        raise _refuse(ctx, str(exc), ConfigError) from exc
-    if plan.mode == INSECURE:
-        ctx.log.warning(INSECURE_BANNER)
-    ctx.send(ctx.guest, "plan_ack", {"ok": True, "n_features": Xh.shape[1], "last_epoch": last})
-    resume = ctx.recv(ctx.guest, "resume")
-    if not (isinstance(resume, dict) and isinstance(resume.get("epoch"), int) and isinstance(resume.get("end"), int)
-            and -1 <= resume["epoch"] <= last and resume["epoch"] < resume["end"] <= plan.epochs):
-        raise ProtocolError(f"'resume' from '{ctx.guest}' must name epochs -1 <= start <= {last}, start < end <= {plan.epochs}")
-    start, end = resume["epoch"], resume["end"]
 
+    def accept(plan: TrainingPlan) -> LRReply:
+        if Xhv is not None and Xhv.shape[1] != Xh.shape[1]:
+            raise DataError("validation features have a different number of columns")
+        if plan.mode == HE and smallest_batch(plan.n_rows, plan.batch_size) <= plan.guest_width:
+            raise PolicyError(f"mini-batches of {smallest_batch(plan.n_rows, plan.batch_size)} rows would let "
+                              f"the guest ({plan.guest_width} weights) solve its gradient for this host's "
+                              "partial scores; a larger batch_size is needed")
+        if plan.warm_start and (init is None or init.coef_.shape != (Xh.shape[1],)):
+            raise ConfigError("warm_start asked but this host has no fitted part of matching width")
+        return LRReply(n_features=Xh.shape[1])
+
+    session = host_start(ctx, TrainingPlan, HostPolicy(allow_insecure=policy_allows_insecure), len(Xh),
+                         0 if Xhv is None else len(Xhv), checkpoint_dir, accept,
+                         handshake=lambda c, p: host_keys(c, p.key_bits) if p.mode == HE else None)
+    plan, keys = session.plan, session.keys
     w0 = init.coef_.astype(np.float64) if plan.warm_start and init is not None else np.zeros(Xh.shape[1])
     state = _TrainState(w0, w0.copy(), Optimizer(plan.optimizer, Xh.shape[1]))
     best_epoch = -1
-    if ckpt is not None:
-        ckpt.discard_after(start)
-    if start >= 0 and ckpt is not None:
-        saved = ckpt.load(start)
-        state.load(saved["arrays"])
-        best_epoch = saved["best_epoch"]
-    keys: Keys | None = host_keys(ctx, plan.key_bits) if plan.mode == HE else None
+    if session.state is not None:
+        state.load(session.state["arrays"])
+        best_epoch = session.state["best_epoch"]
 
     def train_epoch(ectx: Context, epoch: int) -> EpochOutcome:
-        nonlocal best_epoch
         before = state.w.copy()
         for b, rows in ctx.each_batch(epoch_batches(plan.n_rows, plan.batch_size, plan.seed, epoch),
                                       epoch, plan.epochs):
@@ -679,18 +594,14 @@ def host_fit(
         if Xhv is not None:
             report["val_z_h"] = Xhv @ state.w
         ectx.send(ctx.guest, "epoch_end", report)
-        decision = ectx.recv(ctx.guest, "epoch_decision")
-        if not isinstance(decision, dict) or not all(isinstance(decision.get(k), bool) for k in ("best", "stop")):
-            raise ProtocolError(f"malformed 'epoch_decision' from '{ctx.guest}' at step '{ectx.step}'")
-        if decision["best"]:
-            state.best_w, best_epoch = state.w.copy(), epoch
-        return EpochOutcome({"mode": plan.mode, "converged": converged}, stop=decision["stop"])
+        return EpochOutcome({"mode": plan.mode, "converged": converged}, stop=False)
 
-    def end_epoch(epoch: int, record: dict[str, Any]) -> None:
-        if ckpt is not None:
-            ckpt.save(epoch, {"arrays": state.arrays(), "best_epoch": best_epoch})
+    def keep_best(epoch: int) -> None:
+        nonlocal best_epoch
+        state.best_w, best_epoch = state.w.copy(), epoch
 
-    run_epochs(ctx, range(start + 1, end), plan.epochs, train_epoch, end_epoch, f"hetero LR host [{plan.mode}]")
+    session.run(train_epoch, lambda: {"arrays": state.arrays(), "best_epoch": best_epoch},
+                f"hetero LR host [{plan.mode}]", keep_best)
     if plan.early_stopping and best_epoch >= 0:
         state.w = state.best_w
     return LRHostPart(state.w.copy(), plan.mode, names)

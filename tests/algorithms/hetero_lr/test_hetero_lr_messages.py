@@ -13,8 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.algorithms.lr_centralized import TaylorLogisticRegression
-from vfl.algorithms.hetero_lr import INSECURE, HeteroLogisticRegression, host_fit, host_predict
+from tests.algorithms.hetero_lr.lr_centralized import TaylorLogisticRegression
+from vfl.algorithms.hetero_lr.estimator import (
+    INSECURE,
+    HeteroLogisticRegression,
+    host_fit,
+    host_predict,
+)
 from vfl.algorithms.optim import epoch_batches
 from vfl.crypto import EncodedArray, PaillierPublicKey
 from vfl.net.codec import decode

@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from tests.algorithms.lr_centralized import TaylorLogisticRegression
-from vfl.algorithms.hetero_lr import HeteroLogisticRegression, host_fit, host_predict
+from tests.algorithms.hetero_lr.lr_centralized import TaylorLogisticRegression
+from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit, host_predict
 from vfl.parties import simulate
 from vfl.parties.executor import shared_process_pool
 

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.algorithms.lr_centralized import TaylorLogisticRegression
-from vfl.algorithms.hetero_lr import (
+from tests.algorithms.hetero_lr.lr_centralized import TaylorLogisticRegression
+from vfl.algorithms.hetero_lr.estimator import (
     INSECURE,
     HeteroLogisticRegression,
     TrainingPlan,
     host_fit,
     host_predict,
 )
-from vfl.algorithms.lr_model import LRGuestPart, LRHostPart
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart
 from vfl.algorithms.optim import epoch_batches, smallest_batch
 from vfl.errors import ConfigError, DataError, PolicyError, ProtocolError
 from vfl.evaluation.binary import fast_auc_ks

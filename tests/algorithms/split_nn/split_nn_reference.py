@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vfl.algorithms.split_nn_plan import batches
+from vfl.algorithms.split_nn.plan import batches
 
 
 class CentralizedSplitNN(nn.Module):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.algorithms.test_hetero_lr import KEY_BITS, make_data, run_job
-from vfl.algorithms.hetero_lr import INSECURE, HeteroLogisticRegression, _watch_metric
+from vfl.algorithms.hetero_lr.estimator import INSECURE, HeteroLogisticRegression, _watch_metric
 from vfl.algorithms.optim import auto_batch_size
 from vfl.parties import simulate
 from vfl.preprocessing.preprocessor import PartyPreprocessor

@@ -1,4 +1,4 @@
-"""The split neural network as a job's train step (`vfl.algorithms.split_nn` does the work).
+"""The split neural network as a job's train step (`vfl.algorithms.split_nn.estimator` does the work).
 
 torch is imported only when a job checks, trains or serves a split NN. The guest's
 hyper-parameters are `SplitNNClassifier`'s keyword parameters plus the module mappings
@@ -28,7 +28,7 @@ class SplitNN:
     accepts_key_bits = False
 
     def check_params(self, params: dict[str, Any]) -> None:
-        from vfl.algorithms.split_nn import SplitNNClassifier
+        from vfl.algorithms.split_nn.estimator import SplitNNClassifier
 
         keys = inspect.signature(SplitNNClassifier.__init__).parameters
         known_keys(params, [*(k for k in keys if k not in INTERNAL), *MODULE_KEYS])
@@ -36,22 +36,22 @@ class SplitNN:
 
     def guest_fit(self, ctx: Context, params: dict[str, Any], X: np.ndarray, y: np.ndarray,
                   checkpoint_dir: Path) -> Any:
-        from vfl.algorithms.split_nn import SplitNNClassifier
+        from vfl.algorithms.split_nn.estimator import SplitNNClassifier
 
         return SplitNNClassifier.from_params(params, X.shape[1], checkpoint_dir=checkpoint_dir).fit(ctx, X, y)
 
     def host_fit(self, ctx: Context, X: np.ndarray, settings: HostSettings, checkpoint_dir: Path) -> Any:
-        from vfl.algorithms import split_nn
+        from vfl.algorithms.split_nn import estimator as split_nn
 
         return split_nn.host_fit(ctx, X, settings.model, settings.where, checkpoint_dir=checkpoint_dir,
                                  allow_plain=settings.allow_insecure)
 
     def host_predict(self, ctx: Context, X: np.ndarray, part: Any) -> None:
-        from vfl.algorithms import split_nn
+        from vfl.algorithms.split_nn import estimator as split_nn
 
         split_nn.host_predict(ctx, X, part)
 
     def part_type(self, role: str) -> Any:
-        from vfl.algorithms.split_nn_parts import SplitNNGuestPart, SplitNNHostPart
+        from vfl.algorithms.split_nn.parts import SplitNNGuestPart, SplitNNHostPart
 
         return SplitNNGuestPart if role == "guest" else SplitNNHostPart

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vfl.algorithms.nn_spec import build_module, module_spec
+from vfl.algorithms.split_nn.nn_spec import build_module, module_spec
 from vfl.errors import ConfigError, DataError
 
 KIND = "split_nn"
