@@ -38,8 +38,8 @@ import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
 from vfl.algorithms.secureboost.binning import Bins
+from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
 from vfl.algorithms.secureboost.histograms import Candidates, encrypted_histogram
 from vfl.algorithms.secureboost.packing import GHLayout
 from vfl.crypto import EncryptedArray, generate_keypair
