@@ -32,36 +32,42 @@ MODEL_ID = "breast-sb"
 PARAMS = {"n_estimators": 4, "max_depth": 3, "learning_rate": 0.3, "max_bin": 16, "key_bits": 1024}
 
 
-def _write_job(tmp: Path, params: dict[str, Any]) -> Path:
+def _write_job(tmp: Path, params: dict[str, Any], hosts: tuple[str, ...] = ("partner",)) -> Path:
+    """Breast cancer data: the bank holds the label and 10 columns, the hosts the other 20
+    (split between them), each in its own row order."""
     data = load_breast_cancer(as_frame=True)
     X = data.frame.drop(columns="target")
     X.columns = [f"x{i}" for i in range(X.shape[1])]
     ids = pd.Series(np.arange(len(X)), name="id")
     guest = pd.concat([ids, data.frame["target"].rename("y"), X.iloc[:, :10]], axis=1)
-    host = pd.concat([ids, X.iloc[:, 10:]], axis=1).sample(frac=1.0, random_state=1)  # other order
     guest.to_csv(tmp / "bank.csv", index=False)
-    host.to_csv(tmp / "partner.csv", index=False)
-    g_cols, h_cols = list(guest.columns[2:]), list(host.columns[1:])
-    bank = {"name": "bank",
-            "datasets": {"credit": {"uri": str(tmp / "bank.csv"), "id_columns": ["id"], "label": "y",
-                                    "id_types": {"id": "int"}, "features": g_cols}},
-            "preprocessing": {"credit": {"numeric": {"columns": g_cols}}},
-            "store": {"path": str(tmp / "bank-store")}}
-    partner = {"name": "partner",
-               "datasets": {"credit": {"uri": str(tmp / "partner.csv"), "id_columns": ["id"],
-                                       "id_types": {"id": "int"}, "features": h_cols}},
-               "preprocessing": {"credit": {"numeric": {"columns": h_cols}}},
-               "store": {"path": str(tmp / "partner-store")},
-               "policy": {"allow": [{"peers": ["bank"], "protocols": ["job", "inference"], "datasets": ["credit"]}],
-                          "min_intersection": 100}}
-    job = {"guest": "bank", "hosts": ["partner"], "datasets": {"bank": "credit", "partner": "credit"},
-           "parties": {"bank": "bank.yaml", "partner": "partner.yaml"},
+    g_cols = list(guest.columns[2:])
+    bodies: dict[str, dict[str, Any]] = {"bank": {
+        "name": "bank",
+        "datasets": {"credit": {"uri": str(tmp / "bank.csv"), "id_columns": ["id"], "label": "y",
+                                "id_types": {"id": "int"}, "features": g_cols}},
+        "preprocessing": {"credit": {"numeric": {"columns": g_cols}}},
+        "store": {"path": str(tmp / "bank-store")}}}
+    for i, (name, cols) in enumerate(zip(hosts, np.array_split(np.arange(10, 30), len(hosts)), strict=True)):
+        host = pd.concat([ids, X.iloc[:, cols]], axis=1).sample(frac=1.0, random_state=i + 1)  # other order
+        host.to_csv(tmp / f"{name}.csv", index=False)
+        h_cols = list(host.columns[1:])
+        bodies[name] = {
+            "name": name,
+            "datasets": {"credit": {"uri": str(tmp / f"{name}.csv"), "id_columns": ["id"],
+                                    "id_types": {"id": "int"}, "features": h_cols}},
+            "preprocessing": {"credit": {"numeric": {"columns": h_cols}}},
+            "store": {"path": str(tmp / f"{name}-store")},
+            "policy": {"allow": [{"peers": ["bank"], "protocols": ["job", "inference"], "datasets": ["credit"]}],
+                       "min_intersection": 100}}
+    job = {"guest": "bank", "hosts": list(hosts), "datasets": {p: "credit" for p in bodies},
+           "parties": {p: f"{p}.yaml" for p in bodies},
            "steps": {"psi": {}, "split": {"test_size": 0.2, "seed": 42}, "preprocess": {},
                      "train": {"algorithm": "secureboost", "params": params},
                      "evaluate": {"out_dir": str(tmp / "reports"), "iv": False},
                      "export": {"model_id": MODEL_ID},
                      "score": {"source": str(tmp / "bank.csv"), "sink": str(tmp / "scores.csv")}}}
-    for name, body in (("bank.yaml", bank), ("partner.yaml", partner), ("job.yaml", job)):
+    for name, body in [*((f"{p}.yaml", b) for p, b in bodies.items()), ("job.yaml", job)]:
         (tmp / name).write_text(yaml.safe_dump(body, sort_keys=False))
     return tmp / "job.yaml"
 
@@ -82,6 +88,18 @@ def test_a_simulated_job_trains_evaluates_exports_and_batch_scores(tmp_path: Pat
     assert parts["bank"].kind == parts["partner"].kind == "secureboost"
     assert parts["bank"].hosts == ["partner"] and len(parts["partner"].feature) > 0
     assert np.all(parts["bank"].threshold[parts["bank"].owner == 1] == 0)  # no host threshold on the guest
+
+
+def test_a_job_with_two_hosts_scores_in_batch_as_it_evaluated(tmp_path: Path) -> None:
+    """Hosts listed out of name order: the guest part routes each host's bits to its own nodes."""
+    outcome = run_simulated(load_job_config(_write_job(tmp_path, PARAMS, hosts=("zeta", "alpha"))))
+    assert outcome.metrics["auc"] > 0.95, outcome.metrics
+    trained = read_table(str(tmp_path / "reports" / outcome.job_id / "test_scores.csv")).set_index("id")
+    batch = read_table(str(tmp_path / "scores.csv")).set_index("id")
+    np.testing.assert_allclose(batch.loc[trained.index, "score"], trained["score"], rtol=0, atol=1e-6)
+    store = ModelStore("bank", tmp_path / "bank-store")
+    guest = ModelBundle.load(store.open(store.get(MODEL_ID))).part
+    assert guest.hosts == ["alpha", "zeta"] and {1, 2} <= set(guest.owner.tolist())  # both hosts split
 
 
 def test_job_params_are_checked_when_the_job_loads(tmp_path: Path) -> None:
