@@ -74,5 +74,5 @@ def test_key_bits_overrides_a_hetero_lr_job_and_nothing_else(tmp_path):
     assert fast.steps.train.params == {"epochs": 2, "key_bits": 1024}
     assert job.steps.train.params == {"epochs": 2}  # the loaded job is left as it was
     job_file.write_text(job_file.read_text().replace("hetero_lr, params: {epochs: 2}", "split_nn"))
-    with pytest.raises(ConfigError, match="--key-bits: the job has no hetero_lr train step"):
+    with pytest.raises(ConfigError, match="--key-bits: the job has no hetero_lr or secureboost train step"):
         with_key_bits(load_job_config(job_file), 1024)

@@ -23,6 +23,7 @@ from vfl.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression
+    from vfl.algorithms.secureboost.estimator import SecureBoostClassifier
     from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost
     from vfl.algorithms.split_nn.nn_spec import mlp
     from vfl.config import JobConfig, load_job_config
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "HeteroLogisticRegression": "vfl.algorithms.hetero_lr.estimator",
+    "SecureBoostClassifier": "vfl.algorithms.secureboost.estimator",
     "SplitNNClassifier": "vfl.algorithms.split_nn.estimator",
     "SplitNNHost": "vfl.algorithms.split_nn.estimator",
     "mlp": "vfl.algorithms.split_nn.nn_spec",
@@ -70,6 +72,7 @@ __all__ = [
     "VflError",
     "__version__",
     "HeteroLogisticRegression",
+    "SecureBoostClassifier",
     "SplitNNClassifier",
     "SplitNNHost",
     "mlp",

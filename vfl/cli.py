@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="submit: hand the job to the guest's running `vfl serve`; embedded: run "
                           "the guest's service inside this command; auto: submit if it answers")
     run.add_argument("--key-bits", type=int, default=None,
-                     help="Paillier key size of a hetero_lr job, overriding its params; 1024 makes "
+                     help="Paillier key size of a hetero_lr or secureboost job, overriding its params; 1024 makes "
                           "a walkthrough ~4x faster but is NOT for production (default: the job's, 2048)")
     run.set_defaults(func=_cmd_run)
 

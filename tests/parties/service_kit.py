@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,10 +226,11 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def submit_and_score_online(fed: Federation, job_path: Path, model_id: str,
-                            reports: Path) -> tuple[dict[str, Any], Any, Any]:
+def submit_and_score_online(fed: Federation, job_path: Path, model_id: str, reports: Path,
+                            while_served: Callable[[Any], None] | None = None) -> tuple[dict[str, Any], Any, Any]:
     """Serve the bank and the partner as `vfl serve` processes, submit `job_path` with
-    `vfl run --mode submit`, then score the job's test rows online with the bank's certificate.
+    `vfl run --mode submit`, then score the job's test rows online with the bank's certificate
+    (and call `while_served(test scores)` before the services stop, for more scoring).
 
     Returns the job summary, the job's test scores and the online scores.
     """
@@ -251,6 +253,8 @@ def submit_and_score_online(fed: Federation, job_path: Path, model_id: str,
         tls = TlsFiles(fed.certs / "ca.pem", fed.certs / "bank.pem", fed.certs / "bank.key")
         with ScoringClient(f"127.0.0.1:{fed.ports['bank']}", "bank", tls) as client:
             online = client.score(model_id, trained["id"])
+        if while_served is not None:
+            while_served(trained)
         return summary, trained, online
     finally:
         for proc in served:

@@ -9,7 +9,8 @@ asks every host for the contributions of the same aligned rows:
     host  -> guest:      contribution (n_rows, k) float64
 
 Batch and online scoring carry the same contributions over the serving API
-(`vfl.serving.scoring`). The guest checks every received contribution (a float array, one row
+(`vfl.serving.scoring`), and hand them to the guest part in the order of the hosts' names (a
+part whose hosts play different roles, like SecureBoost's, relies on that order). The guest checks every received contribution (a float array, one row
 per asked row, the algorithm's width, all finite) before using it.
 """
 

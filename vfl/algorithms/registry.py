@@ -25,7 +25,8 @@ from vfl.errors import ConfigError, did_you_mean
 if TYPE_CHECKING:
     from vfl.parties.context import Context
 
-BUILTIN = ("vfl.algorithms.hetero_lr.algorithm", "vfl.algorithms.split_nn.algorithm")
+BUILTIN = ("vfl.algorithms.hetero_lr.algorithm", "vfl.algorithms.split_nn.algorithm",
+           "vfl.algorithms.secureboost.algorithm")
 """Modules that register the algorithms every installation offers."""
 
 

@@ -78,7 +78,7 @@ class GuestScorer:
         if on_host_error not in ("error", "missing"):
             raise DataError(f"on_host_error must be 'error' or 'missing', not {on_host_error!r}")
         self.bundle = bundle
-        self.hosts = list(hosts)
+        self.hosts = sorted(hosts, key=lambda h: h.name)  # a guest part takes contributions in name order
         self.source = source
         self.on_host_error = on_host_error
         # room for concurrent requests (online) to call every host at the same time
