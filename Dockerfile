@@ -12,13 +12,15 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS deps
 # The dependencies: their own stage and runtime layer, rebuilt only when the wheelhouse's deps/
 # change. Left out: the libraries' own test suites, torch's C++ headers and test binaries (about
-# 400 MB; nothing imports them). vfl itself comes from /opt/vfl-app (the .pth file).
+# 400 MB) and Arrow Flight (about 32 MB, Arrow's own RPC: vfl speaks gRPC); nothing imports them.
+# vfl itself comes from /opt/vfl-app (the .pth file).
 COPY wheelhouse/deps/ /wheelhouse/deps/
 RUN python3 -m venv /opt/vfl \
  && /opt/vfl/bin/pip install --no-index --no-cache-dir --disable-pip-version-check /wheelhouse/deps/*.whl \
  && cd /opt/vfl/lib/python3*/site-packages \
  && find . -depth -type d -name tests -exec rm -rf {} + \
  && rm -rf torch/test torch/include torch/bin/test_* torch/bin/*Test pyarrow/include \
+           pyarrow/libarrow_flight.so* pyarrow/libarrow_python_flight.so* pyarrow/_flight.*.so pyarrow/flight.py \
  && echo /opt/vfl-app > vfl-app.pth
 
 FROM deps AS app
