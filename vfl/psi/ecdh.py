@@ -303,12 +303,14 @@ def _host_pair(ctx: Context, mine: _Ids | PartitionedIds, min_intersection: int,
     def send_b() -> None:  # b.u(y_j), in the secret order
         send_chunks(ctx, guest, "b", progress.track(hashed))
 
-    def encrypt_a() -> bytes:  # b.(a.u(x_i)), in the order received; held until the verdict
+    def encrypt_a_then_match() -> tuple[bytes, np.ndarray]:
+        # b.(a.u(x_i)), in the order received, held until the verdict; then a.(b.u(y_j))
+        # matched against it as it arrives (the guest sends it while b still streams)
         calls = ((key, block) for block in recv_chunks(ctx, guest, "a", n, guest_chunk, stop))
-        return b"".join(progress.track(ordered(pool, encrypt, calls, stop)))
+        ba = b"".join(progress.track(ordered(pool, encrypt, calls, stop)))
+        return ba, _match(recv_chunks(ctx, guest, "ab", mine.n, chunk, stop), ba)
 
-    ba = in_parallel(stop, send_b, encrypt_a)[1]
-    own_in_common = _match(recv_chunks(ctx, guest, "ab", mine.n, chunk), ba)
+    ba, own_in_common = in_parallel(stop, send_b, encrypt_a_then_match)[1]
     size = len(own_in_common)
     _obey(_verdict(ctx, guest, size, min_intersection, "verdict", wants_size_only), ctx, None)
     send_chunks(ctx, guest, "ba", split(_shuffled(ba) if wants_size_only else ba, guest_chunk))

@@ -43,6 +43,7 @@ from vfl.psi.stream import chunk_bounds, ordered, secure_permutation
 from vfl.psi.x25519 import POINT, hash_encrypt
 
 EXAMPLES = 5
+ROUND = 16  # chunks fed by one task per partition: a task reads its whole partition's ids
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class PartitionedIds:
         ends = np.cumsum(self.kept)
         labels = np.searchsorted(ends, secure_permutation(self.n), side="right").astype(np.int32)
         feeds = [_Feed(ordered(pool, part_slice, self._slices(p, os.urandom(32), key, salt, chunk),
-                               stop)) for p in range(len(self.kept))]
+                               stop, window=2)) for p in range(len(self.kept))]
         for lo, hi in chunk_bounds(self.n, chunk):
             here = labels[lo:hi]
             block = np.empty((hi - lo, POINT), dtype=np.uint8)
@@ -142,7 +143,10 @@ class PartitionedIds:
 
     def _slices(self, p: int, seed: bytes, key: bytes, salt: bytes,
                 chunk: int) -> Iterator[tuple[Any, ...]]:
-        for lo, hi in chunk_bounds(self.kept[p], chunk):
+        """The tasks of partition `p`: each takes its share of `ROUND` chunks (every chunk
+        draws on every partition), so a round of tasks feeds `ROUND` chunks."""
+        size = max(1, -(-ROUND * chunk * self.kept[p] // self.n))
+        for lo, hi in chunk_bounds(self.kept[p], size):
             yield self.table, p, self.normalization, self.drops[p], seed, lo, hi, key, salt
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
