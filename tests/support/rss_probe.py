@@ -4,7 +4,8 @@
 
 Prints one JSON line: ``rows``, ``seconds``, ``rss_base`` (bytes, after imports and a warm-up read of the first rows),
 ``rss_peak`` (bytes, the kernel's high-water mark VmHWM) and ``growth`` = peak - base. Used by the
-streaming-memory test and by benchmarks/bench_connectors.py, so both measure the same way.
+streaming-memory test and by benchmarks/bench_connectors.py, so both measure the same way;
+`reset_peak` and `peak_rss` also measure a running `vfl serve` by its pid (tests/psi/test_dask_memory.py).
 """
 
 from __future__ import annotations
@@ -14,26 +15,27 @@ import sys
 import time
 
 
-def _status(field: str) -> int:
-    with open("/proc/self/status") as handle:
+def _status(field: str, pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as handle:
         for line in handle:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024  # kB
     raise RuntimeError(f"{field} missing from /proc/self/status")
 
 
-def reset_peak() -> int:
-    """Reset the high-water mark to the current RSS and return it.
+def reset_peak(pid: int | str = "self") -> int:
+    """Reset the high-water mark of this process (or of its child `pid`) to the current RSS
+    and return it.
 
     ``getrusage`` would not do: after fork+exec its maximum still includes the parent's RSS.
     """
-    with open("/proc/self/clear_refs", "w") as handle:
+    with open(f"/proc/{pid}/clear_refs", "w") as handle:
         handle.write("5")
-    return _status("VmRSS")
+    return _status("VmRSS", pid)
 
 
-def peak_rss() -> int:
-    return _status("VmHWM")
+def peak_rss(pid: int | str = "self") -> int:
+    return _status("VmHWM", pid)
 
 
 def main(argv: list[str]) -> None:

@@ -203,11 +203,27 @@ def id_types(spec: DatasetSpec) -> dict[str, str]:
     return {**{c: "str" for c in undeclared if text}, **spec.id_types}
 
 
-def _rows(mask: pd.Series | np.ndarray) -> str:
+def _rows(mask: pd.Series | np.ndarray, first_row: int = 1) -> str:
     """Row numbers for a message: 1 is the first data row (a CSV file's second line)."""
-    rows = (np.flatnonzero(np.asarray(mask)) + 1).tolist()
+    rows = (np.flatnonzero(np.asarray(mask)) + first_row).tolist()
     more = f" and {len(rows) - EXAMPLES} more" if len(rows) > EXAMPLES else ""
     return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:EXAMPLES]))}{more}"
+
+
+def check_ids(ids: pd.DataFrame, where: str, first_row: int = 1) -> None:
+    """Every row has an id: no missing value, no blank text (DataError naming the column and
+    the rows, counted from `first_row`)."""
+    id_missing = _counts(ids.isna())
+    if id_missing:
+        raise DataError(f"{where}: missing values in id column(s): {id_missing}, at "
+                        f"{_rows(ids.isna().any(axis=1), first_row)}; every row needs an id")
+    for column in ids.columns:
+        col = ids[column]
+        if pd.api.types.is_string_dtype(col):
+            blank = col.str.strip().eq("")
+            if blank.any():
+                raise DataError(f"{where}: blank id in column {column!r} at "
+                                f"{_rows(blank, first_row)}; every row needs an id")
 
 
 def missing_as_nan(X: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
@@ -268,17 +284,7 @@ def validate(df: pd.DataFrame, spec: DatasetSpec, name: str = "dataset") -> Data
 
     df = df.reset_index(drop=True)
     ids = df[spec.id_columns]
-    id_missing = _counts(ids.isna())
-    if id_missing:
-        raise DataError(f"{where}: missing values in id column(s): {id_missing}, at "
-                        f"{_rows(ids.isna().any(axis=1))}; every row needs an id")
-    for column in spec.id_columns:
-        col = ids[column]
-        if pd.api.types.is_string_dtype(col):
-            blank = col.str.strip().eq("")
-            if blank.any():
-                raise DataError(f"{where}: blank id in column {column!r} at {_rows(blank)}; "
-                                "every row needs an id")
+    check_ids(ids, where)
     report: dict[str, Any] = {"rows_read": len(df), "duplicates_dropped": 0}
 
     duplicated = ids.duplicated(keep="first")

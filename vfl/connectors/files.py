@@ -184,6 +184,11 @@ def count_file_rows(fs: FileSystem, loc: Location) -> int | None:
     return total
 
 
+def part_files(fs: FileSystem, loc: Location) -> tuple[list[str], Format]:
+    """The files of a table in the order the readers read them, and their format."""
+    return _parts(fs, loc)
+
+
 def file_format(fs: FileSystem, loc: Location) -> Format:
     """The format of a file table (of its part files for a directory)."""
     return _parts(fs, loc)[1]

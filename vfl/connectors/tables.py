@@ -21,6 +21,7 @@ from vfl.connectors.files import (
     count_file_rows,
     file_format,
     iter_file_table,
+    part_files,
     read_file_table,
 )
 from vfl.connectors.filesystems import filesystem_for
@@ -158,6 +159,20 @@ def read_table(uri: str | os.PathLike[str], columns: list[str] | None = None,
         else:
             frame = read_file_table(filesystem_for(loc), loc, columns, declared)
         return as_declared(frame, declared, loc.redacted)
+
+
+def table_parts(uri: str | os.PathLike[str]) -> list[str] | None:
+    """A local file table as the URIs of its files, in the order `read_table` reads them.
+
+    Each URI reads one partition of the table (`read_table(part)`): one file, or each part
+    file of a directory. None for a table kept elsewhere (SQL, HDFS), which is read whole.
+    """
+    loc = parse_uri(uri)
+    if loc.kind != "file":
+        return None
+    with _errors(loc, "list the files of"):
+        files, fmt = part_files(filesystem_for(loc), loc)
+    return [f"{path}?format={fmt}" for path in files]
 
 
 def is_text_table(uri: str | os.PathLike[str]) -> bool:

@@ -36,6 +36,9 @@ class Compute:
     cluster (`DaskCompute`)."""
 
     engine = "local"
+    partitioned_tables = False
+    """Whether PSI reads a file table partition by partition on the workers (`vfl.psi.partitioned`)
+    instead of loading it in the service."""
 
     @property
     def executor(self) -> Executor:
@@ -100,6 +103,7 @@ class DaskCompute(Compute):
     """A connection to the party's own Dask scheduler, over TLS."""
 
     engine = "dask"
+    partitioned_tables = True
 
     def __init__(self, config: ComputeConfig, party_tls: TlsConfig | None, party: str) -> None:
         tls = config.tls or party_tls

@@ -26,6 +26,8 @@ channel as they finish. What each party learns is in docs/psi.md.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -46,6 +48,7 @@ from vfl.psi.ids import (
     normalize,
     take,
 )
+from vfl.psi.partitioned import IdTable, PartitionedIds, table_rows
 from vfl.psi.stream import (
     Progress,
     chunk_bounds,
@@ -94,11 +97,14 @@ class PsiResult:
         return next(iter(self.peer_sizes.values()))
 
 
-def align(table: pd.DataFrame, result: PsiResult) -> pd.DataFrame:
+def align(table: pd.DataFrame | IdTable, result: PsiResult) -> pd.DataFrame:
     """This party's own table, rows in the common intersection order (same customers as the
-    peers' aligned tables, row by row). `table` is the one whose id columns went into PSI."""
+    peers' aligned tables, row by row). `table` is the one whose id columns went into PSI
+    (an `IdTable`: its id columns of those rows, read on the workers)."""
     if result.rows is None:
         raise DataError("a cardinality_only PSI result has no rows to align")
+    if isinstance(table, IdTable):
+        return table_rows(table, result.rows)
     if len(result.rows) and int(result.rows.max()) >= len(table):
         raise DataError(f"table has {len(table)} rows but the PSI result refers to row "
                         f"{int(result.rows.max())}; align the table PSI ran on")
@@ -108,13 +114,15 @@ def align(table: pd.DataFrame, result: PsiResult) -> pd.DataFrame:
 # --- the two roles --------------------------------------------------------------------------
 
 
-def guest(ctx: Context, ids: pd.DataFrame | pd.Series, *, cardinality_only: bool = False,
+def guest(ctx: Context, ids: pd.DataFrame | pd.Series | IdTable, *, cardinality_only: bool = False,
           duplicates: Duplicates = "error", chunk_size: int = CHUNK,
           normalize_ids: dict[str, Any] | None = None, warn_ratio: float = WARN_RATIO) -> PsiResult:
     """The bank's side: intersect with every host, then fix the alignment common to all.
 
     `normalize_ids` ({strip, lower, zero_pad}; off by default) must equal every host's. A
     final intersection below `warn_ratio` of the smaller party's set is warned about (0: never).
+    `ids` in an `IdTable` stay on the party's workers (`vfl.psi.partitioned`; its dataset's
+    own ``duplicates`` rule applies); the result's rows then number the table's rows.
     """
     mine = _Ids.of(ctx, ids, duplicates, normalize_ids)
     _check_chunk(chunk_size)
@@ -143,17 +151,17 @@ def guest(ctx: Context, ids: pd.DataFrame | pd.Series, *, cardinality_only: bool
         _obey(ctx.child(h).recv(h, "final_verdict"), ctx, h)
     ctx.log.info("PSI done: %d common rows of %d", len(common), mine.n)
     _warn_if_small(ctx, len(common), mine, peer_sizes, warn_ratio)
-    return PsiResult(mine.keep[mine.in_id_order(common)], len(common), mine.n, peer_sizes, False,
-                     pair_sizes)
+    return PsiResult(mine.rows(common), len(common), mine.n, peer_sizes, False, pair_sizes)
 
 
-def host(ctx: Context, ids: pd.DataFrame | pd.Series, *, min_intersection: int = 1,
+def host(ctx: Context, ids: pd.DataFrame | pd.Series | IdTable, *, min_intersection: int = 1,
          cardinality_only: bool = False, duplicates: Duplicates = "error",
          chunk_size: int = CHUNK, normalize_ids: dict[str, Any] | None = None) -> PsiResult:
     """A partner's side. `min_intersection` and `cardinality_only` are this host's policy:
     below the minimum it refuses before the guest learns anything; with cardinality_only it
     refuses to reveal more than the size (a guest asking only for the size is always served).
-    `normalize_ids` is this host's own id normalisation: a guest with another is refused."""
+    `normalize_ids` is this host's own id normalisation: a guest with another is refused.
+    `ids` may stay on the workers, as for `guest`."""
     mine = _Ids.of(ctx, ids, duplicates, normalize_ids)
     _check_chunk(chunk_size)
     if isinstance(min_intersection, bool) or not isinstance(min_intersection, int) \
@@ -174,8 +182,8 @@ def host(ctx: Context, ids: pd.DataFrame | pd.Series, *, min_intersection: int =
     if len(final) == 0:
         raise _empty(ctx, "no id is common to all parties")
     _obey(_verdict(pctx, ctx.guest, len(final), min_intersection, "final_verdict"), ctx, None)
-    return PsiResult(mine.keep[mine.in_id_order(pair.rows[final])], len(final), mine.n,
-                     peer_sizes, False, {ctx.guest: pair.size})
+    return PsiResult(mine.rows(pair.rows[final]), len(final), mine.n, peer_sizes, False,
+                     {ctx.guest: pair.size})
 
 
 # --- one guest-host pair --------------------------------------------------------------------
@@ -193,17 +201,28 @@ class _Ids:
     def n(self) -> int:
         return len(self.keep)
 
-    def in_id_order(self, positions: np.ndarray) -> np.ndarray:
-        """The common rows, handed out sorted by id: the order found by the protocol depends
-        on the session's keys; this one is the same on every run, so a job's split, resume
-        and reruns line up. It costs no privacy: both parties know the ids they share."""
-        return positions[canonical_order(take(self.columns, positions))]
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The common rows, as rows of the caller's table, handed out sorted by id: the
+        order found by the protocol depends on the session's keys; this one is the same on
+        every run, so a job's split, resume and reruns line up. It costs no privacy: both
+        parties know the ids they share."""
+        return self.keep[positions[canonical_order(take(self.columns, positions))]]
+
+    def encrypted(self, pool: Executor, key: bytes, salt: bytes, chunk: int,
+                  stop: threading.Event) -> tuple[np.ndarray, Iterator[bytes]]:
+        """``key.u(x)`` for every id, in chunks, in a secret random order; and that order."""
+        order = secure_permutation(self.n)
+        calls = ((key, salt, take(self.columns, order[lo:hi]))
+                 for lo, hi in chunk_bounds(self.n, chunk))
+        return order, ordered(pool, hash_encrypt, calls, stop)
 
     @classmethod
-    def of(cls, ctx: Context, ids: pd.DataFrame | pd.Series, duplicates: Duplicates,
-           normalize_ids: dict[str, Any] | None) -> _Ids:
+    def of(cls, ctx: Context, ids: pd.DataFrame | pd.Series | IdTable, duplicates: Duplicates,
+           normalize_ids: dict[str, Any] | None) -> _Ids | PartitionedIds:
         where = f"{ctx.name}: PSI ids"
         norm = normalization(normalize_ids, where)
+        if isinstance(ids, IdTable):
+            return PartitionedIds(ids, executor_of(ctx), norm)
         frame = normalize(id_frame(ids, where), norm)
         keep = dedupe(frame, duplicates, where)
         return cls(id_columns(frame.iloc[keep], where), keep, norm)
@@ -216,7 +235,7 @@ class _Pair:
     peer_size: int
 
 
-def _guest_pair(ctx: Context, host: str, mine: _Ids, cardinality_only: bool,
+def _guest_pair(ctx: Context, host: str, mine: _Ids | PartitionedIds, cardinality_only: bool,
                 chunk: int) -> _Pair:
     key, salt = new_key(), new_salt()
     ctx.send(host, "hello", {"version": VERSION, "salt": salt, "size": mine.n, "chunk": chunk,
@@ -229,13 +248,11 @@ def _guest_pair(ctx: Context, host: str, mine: _Ids, cardinality_only: bool,
         raise ProtocolError(f"{ctx.name}: host '{host}' normalises ids as {hello['normalization']}, "
                             f"this party as {mine.normalization}")
     s, m, host_chunk = session_salt(salt, hello["salt"]), hello["size"], hello["chunk"]
-    order, pool, progress, stop = secure_permutation(mine.n), executor_of(ctx), \
-        Progress(ctx, mine.n + m), threading.Event()
+    pool, progress, stop = executor_of(ctx), Progress(ctx, mine.n + m), threading.Event()
+    order, hashed = mine.encrypted(pool, key, s, chunk, stop)
 
     def send_a() -> None:  # a.u(x_i), in the secret order
-        calls = ((key, s, take(mine.columns, order[lo:hi]))
-                 for lo, hi in chunk_bounds(mine.n, chunk))
-        send_chunks(ctx, host, "a", progress.track(ordered(pool, hash_encrypt, calls, stop)))
+        send_chunks(ctx, host, "a", progress.track(hashed))
 
     def return_ab() -> bytes:  # a.(b.u(y_j)), in the order received
         calls = ((key, block) for block in recv_chunks(ctx, host, "b", m, host_chunk, stop))
@@ -252,14 +269,13 @@ def _guest_pair(ctx: Context, host: str, mine: _Ids, cardinality_only: bool,
 
     ab = in_parallel(stop, send_a, return_ab)[1]
     _obey(ctx.recv(host, "verdict"), ctx, host)
-    ba = b"".join(recv_chunks(ctx, host, "ba", mine.n, chunk))
-    own_in_common = _match(ba, ab)
+    own_in_common = _match(recv_chunks(ctx, host, "ba", mine.n, chunk), ab)
     if cardinality_only:
         return _Pair(None, len(own_in_common), m)
     return _Pair(order[own_in_common], len(own_in_common), m)
 
 
-def _host_pair(ctx: Context, mine: _Ids, min_intersection: int, cardinality_only: bool,
+def _host_pair(ctx: Context, mine: _Ids | PartitionedIds, min_intersection: int, cardinality_only: bool,
                chunk: int) -> _Pair:
     guest = ctx.guest
     hello = _check_hello(ctx.recv(guest, "hello"), ctx, guest)
@@ -281,21 +297,20 @@ def _host_pair(ctx: Context, mine: _Ids, min_intersection: int, cardinality_only
                               "chunk": chunk, "cardinality_only": wants_size_only,
                               "normalization": mine.normalization})
     s = session_salt(hello["salt"], salt)
-    order, pool, progress, stop = secure_permutation(mine.n), executor_of(ctx), \
-        Progress(ctx, mine.n + n), threading.Event()
+    pool, progress, stop = executor_of(ctx), Progress(ctx, mine.n + n), threading.Event()
+    order, hashed = mine.encrypted(pool, key, s, chunk, stop)
 
     def send_b() -> None:  # b.u(y_j), in the secret order
-        calls = ((key, s, take(mine.columns, order[lo:hi]))
-                 for lo, hi in chunk_bounds(mine.n, chunk))
-        send_chunks(ctx, guest, "b", progress.track(ordered(pool, hash_encrypt, calls, stop)))
+        send_chunks(ctx, guest, "b", progress.track(hashed))
 
-    def encrypt_a() -> bytes:  # b.(a.u(x_i)), in the order received; held until the verdict
+    def encrypt_a_then_match() -> tuple[bytes, np.ndarray]:
+        # b.(a.u(x_i)), in the order received, held until the verdict; then a.(b.u(y_j))
+        # matched against it as it arrives (the guest sends it while b still streams)
         calls = ((key, block) for block in recv_chunks(ctx, guest, "a", n, guest_chunk, stop))
-        return b"".join(progress.track(ordered(pool, encrypt, calls, stop)))
+        ba = b"".join(progress.track(ordered(pool, encrypt, calls, stop)))
+        return ba, _match(recv_chunks(ctx, guest, "ab", mine.n, chunk, stop), ba)
 
-    ba = in_parallel(stop, send_b, encrypt_a)[1]
-    ab = b"".join(recv_chunks(ctx, guest, "ab", mine.n, chunk))
-    own_in_common = _match(ab, ba)
+    ba, own_in_common = in_parallel(stop, send_b, encrypt_a_then_match)[1]
     size = len(own_in_common)
     _obey(_verdict(ctx, guest, size, min_intersection, "verdict", wants_size_only), ctx, None)
     send_chunks(ctx, guest, "ba", split(_shuffled(ba) if wants_size_only else ba, guest_chunk))
@@ -306,15 +321,23 @@ def _host_pair(ctx: Context, mine: _Ids, min_intersection: int, cardinality_only
 # --- small pieces -----------------------------------------------------------------------------
 
 
-def _match(own: bytes, other: bytes) -> np.ndarray:
-    """Indices into `own` of the values also in `other`, in sorted-value order.
+def _match(own: Iterable[bytes], other: bytes) -> np.ndarray:
+    """Indices into `own` (its chunks, matched as they arrive) of the values also in
+    `other`, in sorted-value order; only `other` and the matches are held.
 
     Sorting the doubly encrypted values is what gives both parties the same order.
     """
-    mine = np.frombuffer(own, dtype=f"S{POINT}")
-    theirs = np.frombuffer(other, dtype=f"S{POINT}")
-    _, index, _ = np.intersect1d(mine, theirs, assume_unique=True, return_indices=True)
-    return index
+    theirs = np.sort(np.frombuffer(other, dtype=f"S{POINT}"))
+    index, values, start = [np.zeros(0, np.int64)], [np.zeros(0, f"S{POINT}")], 0
+    for block in own:
+        mine = np.frombuffer(block, dtype=f"S{POINT}")
+        if len(theirs):
+            at = np.searchsorted(theirs, mine).clip(max=len(theirs) - 1)
+            hit = np.flatnonzero(theirs[at] == mine)
+            index.append(start + hit)
+            values.append(mine[hit])
+        start += len(mine)
+    return np.concatenate(index)[np.argsort(np.concatenate(values), kind="stable")]
 
 
 def _shuffled(points: bytes) -> bytes:
@@ -351,7 +374,7 @@ def _obey(verdict: Any, ctx: Context, peer: str | None) -> None:
         raise _empty(ctx, f"{who} reports {reason}")
 
 
-def _warn_if_small(ctx: Context, size: int, mine: _Ids, peer_sizes: dict[str, int],
+def _warn_if_small(ctx: Context, size: int, mine: _Ids | PartitionedIds, peer_sizes: dict[str, int],
                    ratio: float) -> None:
     """Id spellings that differ (case, spaces, leading zeros, int vs text) shrink the
     intersection silently: say so when it is much smaller than every party's set."""

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from vfl.psi.x25519 import POINT, check_points
 
 WINDOW = 4  # chunks in flight per stream: enough to keep every worker busy
 POLL = 5.0  # s: a receiving stream checks this often whether a sibling stream failed
+
+
+T = TypeVar("T")
 
 
 class Cancelled(VflError):
@@ -42,10 +45,10 @@ def chunk_bounds(total: int, chunk: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + chunk, total)) for lo in range(0, total, chunk)]
 
 
-def ordered(pool: Executor, fn: Callable[..., bytes], calls: Iterable[tuple[Any, ...]],
-            stop: threading.Event, window: int = WINDOW) -> Iterator[bytes]:
+def ordered(pool: Executor, fn: Callable[..., T], calls: Iterable[tuple[Any, ...]],
+            stop: threading.Event, window: int = WINDOW) -> Iterator[T]:
     """``fn(*call)`` for every call on the pool, `window` ahead, results in call order."""
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[Future[T]] = deque()
     try:
         for call in calls:
             if stop.is_set():
