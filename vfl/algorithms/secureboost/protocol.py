@@ -159,7 +159,6 @@ def guest_tree(ctx: Context, public: PaillierPublicKey, private: PaillierPrivate
     """
     ex, hosts, n = ctx.executor, sorted(ctx.hosts), len(inp.g)
     ctx.broadcast("gh", public.encrypt(inp.layout.encode_rows(inp.g, inp.h), executor=ex).to_wire())
-    public.pool.refill(n, background=True)  # the next tree's obfuscators, while the hosts work
     tree = Tree()
     level = [_Open(tree.leaf(0.0), np.arange(n), -1, {})]
     leaves: list[_Open] = []
