@@ -51,15 +51,9 @@ PARTIES = ("bank", "partner")
 
 @pytest.fixture(scope="module")
 def zookeeper() -> Iterator[Any]:
-    from tests.support.zookeeper import ZooKeeperServer, ZooKeeperUnavailable
+    from tests.support.zookeeper import start_zookeeper
 
-    server = ZooKeeperServer()
-    try:
-        server.start()
-    except ZooKeeperUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: CI must provide a real ZooKeeper server")
-        pytest.skip(str(exc))
+    server = start_zookeeper()
     yield server
     server.stop()
 
@@ -438,15 +432,9 @@ def test_a_served_replica_is_unready_while_its_registry_session_is_lost(tmp_path
     """`vfl serve` with a ZooKeeper registry of its own: ready while the session lives, and
     `vfl health --ready` names the lost registry session once ZooKeeper is gone (liveness
     stays: the replica keeps serving from the last known replicas)."""
-    from tests.support.zookeeper import ZooKeeperServer, ZooKeeperUnavailable
+    from tests.support.zookeeper import start_zookeeper
 
-    zk = ZooKeeperServer()
-    try:
-        zk.start()
-    except ZooKeeperUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: CI must provide a real ZooKeeper server")
-        pytest.skip(str(exc))
+    zk = start_zookeeper()
     fed = kit.Federation(tmp_path, list(PARTIES))
     path = fed.write_config("partner", peers={"bank": {}}, metrics={"listen": f"127.0.0.1:{kit.free_port()}"},
                             registry={"backend": "zookeeper", "hosts": zk.address,

@@ -105,3 +105,17 @@ class ZooKeeperServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_zookeeper() -> ZooKeeperServer:
+    """A started server; without Debian's zookeeper the test fails in CI and skips locally."""
+    import pytest
+
+    server = ZooKeeperServer()
+    try:
+        server.start()
+    except ZooKeeperUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: CI must provide a real ZooKeeper server")
+        pytest.skip(str(exc))
+    return server
