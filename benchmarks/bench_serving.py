@@ -52,9 +52,9 @@ from vfl.runner import run_simulated
 from vfl.serving.batch import score_batch
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import ScoringClient
-from vfl.serving.features import source_for
 from vfl.serving.online import batch_score
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
+from vfl.serving.sources import source_for
 from vfl.store.models import ModelStore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,8 +26,8 @@ from vfl.parties.config import load_party_config
 from vfl.parties.context import ProgressEvent
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle
-from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
+from vfl.serving.sources import source_for
 
 SHARED_CANDIDATES = (
     Path.cwd().parent / "shared" / "data",

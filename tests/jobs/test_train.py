@@ -26,8 +26,8 @@ from vfl.parties.config import load_party_config
 from vfl.parties.runtime import PartyRuntime
 from vfl.runner import run_simulated
 from vfl.serving.bundle import ModelBundle
-from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
+from vfl.serving.sources import source_for
 
 MODEL_ID = "breast-nn"
 HOST_NN = {"bottom": {"hidden": [16], "out": 6}, "optimizer": "adam",

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from vfl.connectors import DatasetSpec, write_table
 from vfl.errors import DataError
-from vfl.serving.features import CallableSource, IndexedTableSource, SqlSource, source_for
+from vfl.serving.features import CallableSource, IndexedTableSource, SqlSource
+from vfl.serving.sources import source_for
 
 TABLE = pd.DataFrame({"id": [3, 1, 2], "x": [0.5, np.nan, 2.5], "n": [7, 8, 9], "c": ["a", "b", None]})
 

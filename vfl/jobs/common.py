@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from vfl.connectors import Dataset
-from vfl.serving.features import source_for
+from vfl.serving.sources import source_for
 
 TEST_SCORES = "test_scores.csv"
 """Written beside the report: id, label and joint score of every test row (re-evaluable)."""

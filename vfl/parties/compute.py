@@ -11,6 +11,11 @@ offer, both read by `vfl.crypto.kernels`:
   ``[[A]] W``), sent once to every worker instead of with every task. The local pool has no
   such method: its tasks carry their operands (`kernels.share` returns the value itself).
 
+A cluster also keeps data on its workers (``partitioned_tables``): ``keep(fn, *args)`` runs a
+task whose result stays where it was computed, and the handle it returns stands for that
+result in the arguments of later tasks (`vfl.serving.partitioned` keeps a feature table there,
+partitioned by id). A kept result lost with its worker is computed again from its task.
+
 A Dask cluster is internal to one party: its scheduler, workers and the party's `vfl serve`
 (the Dask client) talk over TLS with the party's own certificates; a worker never talks to
 another party. `dask.distributed` is imported only when ``engine: dask`` is configured.
@@ -71,6 +76,7 @@ class DaskExecutor(Executor):
 
     def __init__(self, client: Any, retries: int) -> None:
         self._client = client
+        self._retries = retries
         self._inner = client.get_executor(pure=False, retries=retries)
         self._lock = threading.Lock()
         self.done = self.submitted = 0
@@ -94,6 +100,16 @@ class DaskExecutor(Executor):
     def share(self, value: Any) -> Any:
         """`value` on every worker once; the returned handle stands for it in task arguments."""
         return self._client.scatter(value, broadcast=True, hash=False)
+
+    def keep(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """Run ``fn(*args)`` on a worker and leave the result there: the returned handle stands
+        for it in later tasks' arguments (handles among `args` are their kept results). The
+        result is freed once no handle refers to it."""
+        with self._lock:
+            self.submitted += 1
+        future = self._client.submit(fn, *args, pure=False, retries=self._retries)
+        future.add_done_callback(self._count)
+        return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._inner.shutdown(wait=wait)

@@ -11,8 +11,11 @@ id once, in source order, none missing. A job that fails leaves the previous sin
 
 Every output row carries the model version and the time its chunk was scored. Ids repeated
 in the source (within a chunk or across chunks) follow the dataset's ``duplicates:`` setting:
-``error`` refuses the source naming both rows, ``keep_first`` scores the first and counts the
-others. Bad input names the source, the chunk and the row.
+``error`` refuses the source naming both rows, before any chunk is scored; ``keep_first``
+scores the first and counts the others. Bad input names the source, the chunk and the row.
+
+Memory stays flat in the number of rows: the source is read chunk by chunk (the id column
+alone, first, for the duplicate check: 8 bytes a row), and the sink is written part by part.
 """
 
 from __future__ import annotations
@@ -110,15 +113,15 @@ def score_batch(
     summary = BatchSummary(total=count_rows(source))
     fingerprint = {"source": _sha(source), "model_version": version, "chunk_rows": chunk_rows,
                    "id_column": id_column, "duplicates": duplicates}
+    types = {id_column: id_type} if id_type else None
+    repeats = _repeated_rows(source, id_column, types, chunk_rows, duplicates)
     with _progress(progress_root, sink) as folder:
         state = _Progress(folder, fingerprint, restart)
-        seen = _SeenIds(duplicates)
         first_row = 1  # of the chunk, counting the source's data rows from 1
-        types = {id_column: id_type} if id_type else None
         for index, chunk in enumerate(iter_table(source, chunk_rows=chunk_rows, types=types), start=1):
             where = f"batch source {redact_uri(source)}, chunk {index}"
             ids = _ids(chunk, id_column, where, first_row)
-            keep = seen.check(ids, where, first_row)
+            keep = ~np.isin(np.arange(first_row, first_row + len(chunk)), repeats)
             done = state.done(index, ids)
             if done is None:
                 result = _score_chunk(scorer, chunk[keep].reset_index(drop=True), id_column,
@@ -234,27 +237,48 @@ def _ids(chunk: pd.DataFrame, id_column: str, where: str, first_row: int) -> pd.
     return ids
 
 
-class _SeenIds:
-    """Ids met so far in the source and the row of their first appearance."""
+def _repeated_rows(source: str, id_column: str, types: dict[str, str] | None, chunk_rows: int,
+                   duplicates: str) -> np.ndarray:
+    """The source's rows (counted from 1) whose id appeared on an earlier row, found before
+    any chunk is scored; DataError naming both rows with ``duplicates: error``.
 
-    def __init__(self, duplicates: str) -> None:
-        self.duplicates = duplicates
-        self.first: dict[Any, int] = {}
+    Holds a 64-bit hash per row (8 bytes), then reads the ids of only the rows whose hash
+    repeats again and compares them exactly: never every id of the source at once.
+    """
+    def chunks() -> Iterator[tuple[str, int, pd.Series]]:
+        first_row = 1
+        for index, chunk in enumerate(iter_table(source, chunk_rows=chunk_rows, columns=[id_column],
+                                                 types=types), start=1):
+            where = f"batch source {redact_uri(source)}, chunk {index}"
+            yield where, first_row, _ids(chunk, id_column, where, first_row)
+            first_row += len(chunk)
 
-    def check(self, ids: pd.Series, where: str, first_row: int) -> np.ndarray:
-        """Which rows of the chunk to score; raises on a repeated id with ``duplicates: error``."""
-        keep = np.ones(len(ids), dtype=bool)
-        for i, value in enumerate(ids.tolist()):
+    hashes = np.concatenate([np.zeros(0, np.uint64), *(_hashes(ids) for _, _, ids in chunks())])
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
+    if not len(repeated):
+        return np.zeros(0, dtype=np.int64)
+    first: dict[Any, int] = {}
+    drops: list[int] = []
+    for where, first_row, ids in chunks():
+        suspects = np.flatnonzero(np.isin(_hashes(ids), repeated))
+        for i, value in zip(suspects.tolist(), ids.iloc[suspects].tolist(), strict=True):
             row = first_row + i
-            earlier = self.first.setdefault(value, row)
-            if earlier != row:
-                if self.duplicates == "error":
-                    raise DataError(
-                        f"{where}, row {row}: id {value!r} already appeared at row {earlier} "
-                        "(duplicates: error); set duplicates: keep_first on the dataset to score "
-                        "the first of each")
-                keep[i] = False
-        return keep
+            earlier = first.setdefault(value, row)
+            if earlier == row:
+                continue
+            if duplicates == "error":
+                raise DataError(
+                    f"{where}, row {row}: id {value!r} already appeared at row {earlier} "
+                    "(duplicates: error); set duplicates: keep_first on the dataset to score "
+                    "the first of each")
+            drops.append(row)
+    return np.array(drops, dtype=np.int64)
+
+
+def _hashes(ids: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(ids, index=False).to_numpy()
 
 
 def _score_chunk(scorer: GuestScorer, chunk: pd.DataFrame, id_column: str, retries: int, delay: float,

@@ -38,6 +38,7 @@ from vfl.errors import (
     VflError,
 )
 from vfl.parties import policy
+from vfl.parties.compute import Compute
 from vfl.parties.config import PartyConfig
 from vfl.parties.metrics import ServiceMetrics
 from vfl.serving.bundle import ModelBundle
@@ -80,8 +81,9 @@ class Serving:
     ``/v1/metrics`` window, and the service's Prometheus metrics: `prometheus`)."""
 
     def __init__(self, config: PartyConfig, store: ModelStore | None = None,
-                 prometheus: ServiceMetrics | None = None) -> None:
+                 prometheus: ServiceMetrics | None = None, compute: Compute | None = None) -> None:
         self.config = config
+        self.compute = compute  # where file feature sources are kept: None reads them here
         self.name = config.name
         self.store = store or ModelStore.of(config)
         self.metrics = Metrics()
@@ -179,7 +181,8 @@ class Serving:
                     bundle = self._bundle(record)
                     source_key = (record.model_id, tuple(bundle.columns))  # shared by versions alike
                     if source_key not in self._sources:
-                        self._sources[source_key] = feature_source(self.config, record.model_id, bundle.columns)
+                        self._sources[source_key] = feature_source(self.config, record.model_id, bundle.columns,
+                                                                    self.compute)
                     scorer = HostScorer(bundle, self._sources[source_key])
                     self._host_parts[key] = scorer
         return scorer
@@ -191,7 +194,7 @@ class Serving:
             try:
                 record = self.store.get(model_id)
                 if record.role == "host":
-                    self._host_part(record)
+                    self._host_part(record).source.prepare()
                     log.info("%s: host part of '%s' version '%s' ready", self.name, model_id, record.version)
             except UnknownModelError:
                 log.info("%s: model '%s' has no production version here yet", self.name, model_id)
@@ -210,7 +213,8 @@ class Serving:
         with lock:
             loaded = self._guests.get(model_id)
             if loaded is None or loaded.version != record.version:
-                fresh = load_guest_model(self.config, self.store, model_id, record.version)
+                fresh = load_guest_model(self.config, self.store, model_id, record.version,
+                                         compute=self.compute)
                 self._guests[model_id] = fresh
                 if loaded is not None:
                     loaded.close()
@@ -302,7 +306,7 @@ class Serving:
         def load() -> None:
             try:
                 if record.role == "host":
-                    self._host_part(record)
+                    self._host_part(record).source.prepare()
                 else:
                     self.guest_model(record.model_id)
             except VflError as exc:

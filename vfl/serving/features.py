@@ -1,10 +1,16 @@
 """Where a party's service finds the features of the ids it is asked to score.
 
-Three sources: a file table (CSV/Parquet, local or HDFS) loaded once and indexed by id; a SQL
-table queried per request (bound parameters, only the requested ids); or a user function
-``package.module:function`` taking the ids and returning a DataFrame. Every source answers in
-the order asked, with a mask of the ids it could not find: an unknown id is reported, never
-scored with made-up values.
+Four sources: a file table (CSV/Parquet, local or HDFS) loaded once and indexed by id; the
+same table kept on the party's Dask workers, partitioned by id (`vfl.serving.partitioned`,
+with ``compute: {engine: dask}``); a SQL table queried per request (bound parameters, only the
+requested ids); or a user function ``package.module:function`` taking the ids and returning a
+DataFrame. Every source answers in the order asked, with a mask of the ids it could not find:
+an unknown id is reported, never scored with made-up values.
+
+Scoring asks a source to `transform` the rows of some ids: apply a function (the host's
+preprocessing and part, the guest's preprocessing) to the rows found. Sources in the service
+look the rows up and apply it here; the partitioned source applies it on the workers that hold
+the rows.
 """
 
 from __future__ import annotations
@@ -41,11 +47,38 @@ def _pick(table: pd.DataFrame, ids: pd.Series) -> Lookup:
     return Lookup(table.iloc[pos[found]].reset_index(drop=True), found)
 
 
+@dataclass
+class Transformed:
+    """A function's output for the rows that were found (None when none was), in the asked
+    order; `found` flags every asked id."""
+
+    values: Any
+    found: np.ndarray
+
+
 class FeatureSource(Protocol):
     columns: list[str]
     id_kind: str | None  # "int" or "str": the type of the id column; None when unknown
 
     def lookup(self, ids: pd.Series) -> Lookup: ...
+
+    def transform(self, ids: pd.Series, fn: Callable[[pd.DataFrame], Any]) -> Transformed: ...
+
+    def prepare(self) -> None: ...
+
+
+class LookupSource:
+    """A source whose rows are looked up in this process (its `lookup`): `transform` applies
+    `fn` here."""
+
+    lookup: Callable[[pd.Series], Lookup]
+
+    def transform(self, ids: pd.Series, fn: Callable[[pd.DataFrame], Any]) -> Transformed:
+        got = self.lookup(ids)
+        return Transformed(fn(got.X) if got.found.any() else None, got.found)
+
+    def prepare(self) -> None:
+        """Ready to answer once built (a file table is loaded by its constructor)."""
 
 
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})", re.ASCII)
@@ -69,7 +102,7 @@ def conform_ids(ids: pd.Series, id_kind: str | None) -> pd.Series:
     return ids
 
 
-class IndexedTableSource:
+class IndexedTableSource(LookupSource):
     """A file table loaded and validated once, then indexed by its id column."""
 
     def __init__(self, spec: DatasetSpec, name: str = "serving") -> None:
@@ -84,7 +117,7 @@ class IndexedTableSource:
         return _pick(self._X, ids)
 
 
-class SqlSource:
+class SqlSource(LookupSource):
     """A SQL table queried per request for exactly the requested ids."""
 
     def __init__(self, spec: DatasetSpec) -> None:
@@ -129,7 +162,7 @@ class SqlSource:
         return _pick(got.set_index(self.id_column), ids)
 
 
-class CallableSource:
+class CallableSource(LookupSource):
     """`package.module:function`: called with the ids, returns a frame with the id column."""
 
     def __init__(self, target: str, id_column: str, columns: list[str]) -> None:
@@ -151,21 +184,3 @@ class CallableSource:
         if missing:
             raise DataError(f"feature source callable returned no column(s) {missing}")
         return _pick(got.drop_duplicates(self.id_column).set_index(self.id_column)[self.columns], ids)
-
-
-def source_for(spec: DatasetSpec, callable_target: str | None = None, name: str = "serving",
-               columns: list[str] | None = None) -> Any:
-    """The right source for a dataset spec: SQL tables are queried, files are indexed.
-
-    `columns`: exactly the raw columns a model part was trained on (its bundle records them),
-    which then replace the dataset's own `features:` list (or its absence).
-    """
-    if columns is not None:
-        spec = spec.model_copy(update={"features": list(columns)})
-    if callable_target:
-        if spec.features is None:
-            raise ConfigError("a callable feature source needs the dataset's feature list")
-        return CallableSource(callable_target, spec.id_columns[0], list(spec.features))
-    if parse_uri(spec.uri).kind == "sql" and "table" in parse_uri(spec.uri).params:
-        return SqlSource(spec)
-    return IndexedTableSource(spec, name)

@@ -155,7 +155,7 @@ class _Attached:
 def attach(service: PartyService, server: grpc.Server) -> _Attached:
     """A `ServicePart` of the party service: host the inference, scoring and model RPCs (and
     the guest's HTTP endpoint, if configured) on the service's gRPC server."""
-    serving = Serving(service.config, prometheus=service.metrics)
+    serving = Serving(service.config, prometheus=service.metrics, compute=service.runtime.compute)
     service.metrics.watch(serving.served_versions)
     service.readiness.add("models", serving.unloaded)
     spb_grpc.add_InferenceServicer_to_server(InferenceServicer(serving, service.insecure), server)

@@ -15,12 +15,13 @@ from typing import Any
 
 from vfl.connectors.dataset import id_types
 from vfl.errors import ConfigError, DataError, PeerError
+from vfl.parties.compute import Compute, connect
 from vfl.parties.config import PartyConfig
 from vfl.serving.batch import BatchSummary, score_batch
 from vfl.serving.bundle import ModelBundle
 from vfl.serving.client import GrpcHost
-from vfl.serving.features import source_for
 from vfl.serving.scoring import GuestScorer
+from vfl.serving.sources import source_for
 from vfl.store.models import ModelRecord, ModelStore
 
 log = logging.getLogger("vfl.serving")
@@ -28,9 +29,11 @@ log = logging.getLogger("vfl.serving")
 BATCH_PROGRESS = "batch"  # folder of the store where interrupted batch runs keep their progress
 
 
-def feature_source(config: PartyConfig, model_id: str, columns: list[str]) -> Any:
+def feature_source(config: PartyConfig, model_id: str, columns: list[str],
+                   compute: Compute | None = None) -> Any:
     """This party's configured feature source for `model_id` (None when not configured),
-    reading exactly `columns`: the raw columns the model part was trained on."""
+    reading exactly `columns`: the raw columns the model part was trained on; a file table is
+    kept on the workers of a `compute` engine that keeps tables there."""
     served = config.serving.models.get(model_id)
     if served is None:
         return None
@@ -38,7 +41,7 @@ def feature_source(config: PartyConfig, model_id: str, columns: list[str]) -> An
         raise ConfigError(f"serving.models.{model_id}.dataset: '{config.name}' has no dataset "
                           f"'{served.dataset}' (datasets: {sorted(config.datasets)})")
     return source_for(config.datasets[served.dataset], served.callable, name=served.dataset,
-                      columns=columns)
+                      columns=columns, compute=compute)
 
 
 @dataclass
@@ -61,8 +64,10 @@ class ServedGuestModel:
 
 
 def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
-                     version: str | None = None, source: Any = None) -> ServedGuestModel:
-    """The guest's part of `model_id` (production version unless given), checked with every host."""
+                     version: str | None = None, source: Any = None,
+                     compute: Compute | None = None) -> ServedGuestModel:
+    """The guest's part of `model_id` (production version unless given), checked with every
+    host; its feature source is `source`, else the configured one (on `compute`)."""
     record = store.get(model_id, version)
     if record.role != "guest":
         raise DataError(f"'{config.name}' holds the {record.role} part of model '{model_id}'; "
@@ -80,7 +85,7 @@ def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
                 log.warning("%s: host '%s' unreachable while loading model '%s' (%s); its ids are "
                             "reported missing until it answers", config.name, host.name, model_id, exc)
         if source is None:
-            source = feature_source(config, model_id, bundle.columns)
+            source = feature_source(config, model_id, bundle.columns, compute)
         scorer = GuestScorer(bundle, hosts, source, on_host_error=config.serving.on_host_error)
     except BaseException:
         for host in hosts:
@@ -115,10 +120,17 @@ def batch_score(
 
     Resumable: the progress of each sink is kept in the party's store (``<store>/batch``), so
     a rerun after an interruption scores only the chunks not yet scored (`restart` discards
-    it). Repeated ids follow the served dataset's ``duplicates:`` setting.
+    it). Repeated ids follow the served dataset's ``duplicates:`` setting. With ``compute:
+    {engine: dask}`` the guest's served file table is read, looked up and preprocessed on the
+    party's workers (`vfl.serving.partitioned`), never loaded here.
     """
     store = ModelStore.of(config)
-    model = load_guest_model(config, store, model_id, version)
+    compute = connect(config.compute, config.tls, config.name)  # ConfigError naming its scheduler
+    try:
+        model = load_guest_model(config, store, model_id, version, compute=compute)
+    except BaseException:
+        compute.close()
+        raise
     served = config.serving.models.get(model_id)
     spec = config.datasets.get(served.dataset) if served else None
     if id_column is None:
@@ -132,3 +144,4 @@ def batch_score(
                            on_progress=on_progress)
     finally:
         model.close()
+        compute.close()
