@@ -1,6 +1,8 @@
 """A party's heavy kernels on its own Dask cluster (TLS, one-thread workers) at 1 and 2 workers,
 and on the local process pool, same run: Paillier encryption, the gradient product X^T [[d]],
-and PSI's hash-and-multiply (X25519 points). Rates are medians of `--repeats` rounds; every
+PSI's hash-and-multiply (X25519 points), and scoring (a host's partials for 50,000 ids at a
+time: look-up, standard scaling and its hetero LR part). On the local engine scoring runs in
+the service's own process (its table loaded there); on Dask where the rows are kept. Rates are medians of `--repeats` rounds; every
 round runs each engine in turn, so load drift on a shared machine hits all of them alike; one
 untimed round first lets every worker build its per-key fixed-base table, as a long-lived
 party's workers would have.
@@ -8,7 +10,8 @@ party's workers would have.
 Derived figures: scaling efficiency from 1 to 2 workers (rate_2w / (2 rate_1w)) and Dask's
 per-core rate against the local pool's (both at 2 workers). Prints ONE JSON line.
 
-    .venv/bin/python benchmarks/bench_scale.py [--bits 2048] [--rows 4000] [--psi-ids 200000]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_scale.py [--bits 2048] [--rows 4000]
+        [--psi-ids 200000] [--score-rows 200000]
 """
 
 from __future__ import annotations
@@ -28,25 +31,46 @@ import numpy as np
 import pandas as pd
 
 from tests.support.dask_cluster import dask_cluster
+from vfl.algorithms.hetero_lr.model import LRHostPart
+from vfl.connectors import DatasetSpec
+from vfl.connectors.tables import table_parts
 from vfl.crypto import generate_keypair
 from vfl.parties.compute import connect
 from vfl.parties.config import ComputeConfig
 from vfl.parties.executor import shared_process_pool
+from vfl.preprocessing.preprocessor import PartyPreprocessor
 from vfl.psi.ids import id_columns, take
 from vfl.psi.stream import chunk_bounds, ordered
 from vfl.psi.x25519 import hash_encrypt, new_key, new_salt
+from vfl.serving.bundle import ModelBundle
+from vfl.serving.features import IndexedTableSource
+from vfl.serving.partitioned import PartitionedTableSource
+from vfl.serving.scoring import HostScorer
+
+SCORE_CHUNK = 50_000  # ids a guest asks a host for at once (a batch job's default chunk)
 
 
-def kernels(bits: int, rows: int, feats: int, psi_ids: int) -> Callable[[Any], dict[str, tuple[Callable[[], Any], int]]]:
-    """The three kernels as (run, units) on a given executor."""
+def kernels(bits: int, rows: int, feats: int, psi_ids: int, table: Path,
+            score_rows: int) -> Callable[[Any], dict[str, tuple[Callable[[], Any], int]]]:
+    """The four kernels as (run, units) on a given executor."""
     pub, _ = generate_keypair(bits)
     rng = np.random.default_rng(bits)
     x, X = rng.normal(size=rows), rng.normal(size=(rows, feats))
     key, salt = new_key(), new_salt()
     ids = id_columns(pd.DataFrame({"id": np.arange(psi_ids, dtype=np.int64)}), "bench")
+    spec, bundle = _served_table(table, 2 * score_rows, feats, rng)
+    asked = pd.Series(rng.permutation(2 * score_rows)[:score_rows], dtype=np.int64)
 
     def on(executor: Any) -> dict[str, tuple[Callable[[], Any], int]]:
         enc = pub.encrypt(x, executor=executor)
+        # the local engine looks rows up in the service; a cluster keeps them on its workers
+        source = (PartitionedTableSource(spec, executor, table_parts(spec.uri) or [], "bench")
+                  if hasattr(executor, "keep") else IndexedTableSource(spec))
+        host = HostScorer(bundle, source)
+
+        def score() -> None:
+            for lo, hi in chunk_bounds(score_rows, SCORE_CHUNK):
+                host.partials(asked.iloc[lo:hi])
 
         def psi() -> None:
             calls = ((key, salt, take(ids, np.arange(lo, hi))) for lo, hi in chunk_bounds(psi_ids, 8192))
@@ -55,9 +79,25 @@ def kernels(bits: int, rows: int, feats: int, psi_ids: int) -> Callable[[Any], d
 
         return {"encrypt": (lambda: pub.encrypt(x, executor=executor), rows),
                 "xtd": (lambda: pub.matmul(X.T, enc, executor=executor), rows * feats),
-                "psi_points": (psi, psi_ids)}
+                "psi_points": (psi, psi_ids),
+                "score_rows": (score, score_rows)}
 
     return on
+
+
+def _served_table(folder: Path, n: int, feats: int, rng: np.random.Generator) -> tuple[DatasetSpec, ModelBundle]:
+    """A host's feature table of `n` rows in 8 Parquet part files, and a host part of hetero LR
+    with standard scaling fitted on it."""
+    columns = [f"f{j}" for j in range(feats)]
+    frame = pd.DataFrame(rng.normal(size=(n, feats)), columns=columns)
+    frame.insert(0, "id", np.arange(n, dtype=np.int64))
+    folder.mkdir()
+    for k, rows in enumerate(np.array_split(np.arange(n), 8)):
+        frame.iloc[rows].to_parquet(folder / f"part-{k}.parquet", index=False)
+    spec = DatasetSpec(uri=str(folder), id_columns=["id"], features=columns)
+    scale = PartyPreprocessor(config={"numeric": {"columns": columns, "scale": "standard"}}).fit(frame[columns])
+    return spec, ModelBundle("hetero_lr", "host", LRHostPart(rng.normal(size=scale.transform(frame[columns].head()).shape[1])),
+                             columns, scale)
 
 
 def _never() -> threading.Event:
@@ -85,20 +125,22 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4000, help="values encrypted; rows of X^T [[d]]")
     ap.add_argument("--feats", type=int, default=10)
     ap.add_argument("--psi-ids", type=int, default=200_000)
+    ap.add_argument("--score-rows", type=int, default=200_000,
+                    help="ids scored (host partials), from a table of twice as many rows")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    on = kernels(args.bits, args.rows, args.feats, args.psi_ids)
     local = shared_process_pool()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vfl-bench-scale-") as tmp, \
-            dask_cluster(Path(tmp), workers=1) as cluster:
+            dask_cluster(Path(tmp) / "dask", workers=1) as cluster:
+        on = kernels(args.bits, args.rows, args.feats, args.psi_ids, Path(tmp) / "table", args.score_rows)
         compute = connect(ComputeConfig(**cluster.compute_section()), None, "bench")
         one = measure({"dask_1w": on(compute.executor)}, args.repeats)
         cluster.add_worker()
         rates = {**one, **measure({"dask_2w": on(compute.executor), "local_2w": on(local)}, args.repeats)}
         compute.close()
     out: dict[str, Any] = {"bench": "scale", "bits": args.bits, "rows": args.rows, "feats": args.feats,
-                           "psi_ids": args.psi_ids, "repeats": args.repeats, "cpus": os.cpu_count(),
+                           "psi_ids": args.psi_ids, "score_rows": args.score_rows, "repeats": args.repeats, "cpus": os.cpu_count(),
                            "load_avg": os.getloadavg()[0], "rates": rates}
     out["efficiency_1_to_2"] = {k: rates["dask_2w"][k] / (2 * rates["dask_1w"][k]) for k in rates["dask_1w"]}
     out["dask_vs_local_per_core"] = {k: rates["dask_2w"][k] / rates["local_2w"][k] for k in rates["local_2w"]}

@@ -5,13 +5,15 @@ serve it from Parquet directories with ``compute: {engine: dask}`` on a real TLS
 2 one-thread workers:
 
 - the partitioned source answers exactly as the table loaded in memory (found flags, rows,
-  dtypes), refuses an id in two part files naming them, and keeps an empty part file's table;
+  dtypes), also after a worker holding its buckets is SIGKILLed; it refuses an id in two part
+  files and skips an empty part file;
 - `vfl score` and online scores are bit-identical to the local engine's, across two `vfl
   serve` processes with mutual TLS;
 - batch scoring of 2,000,000 rows keeps the peak RSS growth of both coordinators (the bank's
   `vfl score` process and the partner's `vfl serve`) under 150 MB.
 
-`VFL_TEST_SCORE_ROWS` runs the memory test at another size.
+`VFL_TEST_SCORE_ROWS` runs the memory test at another size; benchmarks/bench_scale_memory.py
+runs `score_memory` at 10,000,000 rows.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from vfl.runner import run_simulated
 from vfl.serving.client import ScoringClient
 from vfl.serving.features import IndexedTableSource
 from vfl.serving.online import batch_score
-from vfl.serving.partitioned import PartitionedTableSource
+from vfl.serving.partitioned import PartitionedTableSource, bucket_of
 
 MODEL = "credit"
 GUEST = ["g0", "g1", "g2", "segment"]
@@ -101,8 +103,12 @@ class Fed:
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory) -> Fed:
-    """The trained federation (model `credit` in production on both sides)."""
-    root = tmp_path_factory.mktemp("partitioned")
+    return trained_federation(tmp_path_factory.mktemp("partitioned"))
+
+
+def trained_federation(root: Path) -> Fed:
+    """A bank and a partner under `root` with model `credit` trained and in production on
+    both sides (on the local engine, from single Parquet files)."""
     federation = kit.Federation(root, ["bank", "partner"])
     f = Fed(federation, root, issue_party_cert(federation.certs, "app"))
     bank, partner = tables(400)
@@ -156,15 +162,14 @@ def test_the_partitioned_source_answers_as_the_table_in_memory(tmp_path, dask_cl
         # ids as strings are conformed to the integer id column, as in memory
         as_text = source.lookup(asked.astype(str).astype(object))
         np.testing.assert_array_equal(as_text.found, want.found)
-        done = source.transform(asked, _first_column)
-        np.testing.assert_array_equal(done.values, want.X["h0"].to_numpy())
-        assert source.transform(pd.Series([1, 2]), _first_column).values is None
+        nothing = source.lookup(pd.Series([1, 2]))
+        assert not nothing.found.any() and nothing.X.empty
+        dask_cluster.kill_worker(0)  # its buckets are computed again from their part files
+        again = source.lookup(asked)
+        np.testing.assert_array_equal(again.found, want.found)
+        pd.testing.assert_frame_equal(again.X, want.X)
     finally:
         compute.close()
-
-
-def _first_column(rows: pd.DataFrame) -> np.ndarray:
-    return rows["h0"].to_numpy()
 
 
 def test_an_id_in_two_part_files_is_refused_naming_it(tmp_path, dask_cluster):
@@ -215,29 +220,48 @@ def _batch(config: Path, source: str, sink: Path) -> pd.DataFrame:
     return read_table(str(sink))
 
 
-def test_batch_scoring_of_two_million_rows_keeps_both_coordinators_flat(fed, tmp_path, dask_cluster):
-    bank, partner = tables(SCORE_ROWS, seed=5)
-    dask = dask_cluster.compute_section()
-    bank_dir = parquet_dir(tmp_path / "bank", bank, 20)
-    partner_dir = parquet_dir(tmp_path / "partner", partner, 20)
-    ids = parquet_dir(tmp_path / "ids", bank[["id"]], 20)
-    warm = parquet_dir(tmp_path / "warm", bank[["id"]].head(2_000), 2)
+def score_memory(fed: Fed, folder: Path, cluster, rows: int) -> dict:
+    """Batch scoring of `rows` bank ids with the bank's and the partner's tables in Parquet
+    part files on `cluster`: the bank scores with `vfl score`'s `batch_score` in a fresh
+    process, the partner answers from its `vfl serve`; both peak RSS growths are measured
+    (tests/serving/score_probe.py). Returns the probe's JSON plus the scores' checks."""
+    bank, partner = tables(rows, seed=5)
+    dask = cluster.compute_section()
+    bank_dir = parquet_dir(folder / "bank", bank, 20)
+    partner_dir = parquet_dir(folder / "partner", partner, 20)
+    ids = parquet_dir(folder / "ids", bank[["id"]], 20)
+    warm = parquet_dir(folder / "warm", bank[["id"]].head(2_000), 2)
     del bank, partner
     served = fed.serve("partner", partner_dir, dask)
     try:
         bank_config = fed.configure("bank", bank_dir, dask)  # the bank scores with `vfl score`
         probe = subprocess.run(
-            [sys.executable, "-m", "tests.serving.score_probe", str(bank_config),
-             MODEL, warm, ids, str(tmp_path / "scores.parquet"), str(served.proc.pid)],
-            capture_output=True, text=True, timeout=900, cwd=REPO,
+            [sys.executable, "-m", "tests.serving.score_probe", str(bank_config), MODEL, warm, ids,
+             str(folder / "scores.parquet"), str(served.proc.pid)],
+            capture_output=True, text=True, timeout=3600, cwd=REPO,
             env=dict(os.environ, PYTHONPATH=str(REPO)))
         assert probe.returncode == 0, probe.stderr[-3000:]
         result = json.loads(probe.stdout.strip().splitlines()[-1])
     finally:
         served.stop()
-    scores = read_table(str(tmp_path / "scores.parquet"), columns=["score", "missing"])
-    assert len(scores) == SCORE_ROWS == result["rows"]
-    assert scores["score"].notna().sum() == SCORE_ROWS - SCORE_ROWS // 10
-    assert (scores.loc[scores["score"].isna(), "missing"] == "partner").all()
+    scores = read_table(str(folder / "scores.parquet"), columns=["score", "missing"])
+    result["sink_rows"] = len(scores)
+    result["scored_in_sink"] = int(scores["score"].notna().sum())
+    result["unscored_all_partner"] = bool((scores.loc[scores["score"].isna(), "missing"] == "partner").all())
+    return result
+
+
+def test_batch_scoring_of_two_million_rows_keeps_both_coordinators_flat(fed, tmp_path, dask_cluster):
+    result = score_memory(fed, tmp_path, dask_cluster, SCORE_ROWS)
+    print("score probe:", json.dumps(result))
+    assert result["sink_rows"] == result["rows"] == SCORE_ROWS
+    assert result["scored_in_sink"] == SCORE_ROWS - SCORE_ROWS // 10
+    assert result["unscored_all_partner"]
     assert result["growth"] < LIMIT, f"the bank's batch process grew by {result['growth'] / 2**20:.0f} MB"
     assert result["host_growth"] < LIMIT, f"the partner's service grew by {result['host_growth'] / 2**20:.0f} MB"
+
+
+def test_integer_ids_fall_in_the_same_bucket_whatever_their_width():
+    stored = pd.Series([-1, 5, 2**31 - 1, -(2**31)], dtype=np.int32)  # a Parquet int32 column
+    asked = pd.Series([-1, 5, 2**31 - 1, -(2**31)], dtype=np.int64)  # ids as requests carry them
+    np.testing.assert_array_equal(bucket_of(stored, 7), bucket_of(asked, 7))

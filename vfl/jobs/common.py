@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from vfl.connectors import Dataset
+from vfl.parties.compute import Compute
 from vfl.serving.sources import source_for
 
 TEST_SCORES = "test_scores.csv"
@@ -79,10 +80,10 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in ("auc", "ks", "ks_binned", "log_loss", "brier") if k in metrics}
 
 
-def feature_source(dataset: Dataset) -> Any:
+def feature_source(dataset: Dataset, compute: Compute) -> Any:
     """Where scoring reads features by id: the trained dataset, its feature list made explicit
-    (a SQL source selects exactly these columns)."""
-    return source_for(dataset.spec, name=dataset.name, columns=list(dataset.X.columns))
+    (a SQL source selects exactly these columns), kept on the workers of a Dask `compute`."""
+    return source_for(dataset.spec, name=dataset.name, columns=list(dataset.X.columns), compute=compute)
 
 
 class Timer:

@@ -106,7 +106,7 @@ def run_guest(ctx: Context, party: PartyRuntime, job: JobConfig) -> JobOutcome:
     scored = None
     if steps.score is not None:
         with timer("score"):
-            scored = score.guest(ctx.child("score"), job, bundle, dataset)
+            scored = score.guest(ctx.child("score"), job, bundle, dataset, party.compute)
     if evaluation is not None and (steps.export is not None or steps.score is not None):
         # the report again, now with every step's duration and the later scores' stability
         assert steps.evaluate is not None
@@ -144,5 +144,5 @@ def run_host(ctx: Context, party: PartyRuntime, params: dict[str, Any]) -> dict[
     if steps.export is not None:
         export.run(ctx, party, job, bundle, {})
     if steps.score is not None:
-        score.host(ctx.child("score"), bundle, dataset)
+        score.host(ctx.child("score"), bundle, dataset, party.compute)
     return {"intersection_size": len(X)}

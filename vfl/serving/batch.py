@@ -114,7 +114,7 @@ def score_batch(
     fingerprint = {"source": _sha(source), "model_version": version, "chunk_rows": chunk_rows,
                    "id_column": id_column, "duplicates": duplicates}
     types = {id_column: id_type} if id_type else None
-    repeats = _repeated_rows(source, id_column, types, chunk_rows, duplicates)
+    repeats = _repeated_rows(source, id_column, types, chunk_rows, duplicates, summary.total)
     with _progress(progress_root, sink) as folder:
         state = _Progress(folder, fingerprint, restart)
         first_row = 1  # of the chunk, counting the source's data rows from 1
@@ -238,7 +238,7 @@ def _ids(chunk: pd.DataFrame, id_column: str, where: str, first_row: int) -> pd.
 
 
 def _repeated_rows(source: str, id_column: str, types: dict[str, str] | None, chunk_rows: int,
-                   duplicates: str) -> np.ndarray:
+                   duplicates: str, total: int | None) -> np.ndarray:
     """The source's rows (counted from 1) whose id appeared on an earlier row, found before
     any chunk is scored; DataError naming both rows with ``duplicates: error``.
 
@@ -253,7 +253,13 @@ def _repeated_rows(source: str, id_column: str, types: dict[str, str] | None, ch
             yield where, first_row, _ids(chunk, id_column, where, first_row)
             first_row += len(chunk)
 
-    hashes = np.concatenate([np.zeros(0, np.uint64), *(_hashes(ids) for _, _, ids in chunks())])
+    hashes, n = np.empty(total or chunk_rows, dtype=np.uint64), 0  # sized once when counted
+    for _, _, ids in chunks():
+        if n + len(ids) > len(hashes):
+            hashes = np.resize(hashes, max(2 * len(hashes), n + len(ids)))
+        hashes[n:n + len(ids)] = _hashes(ids)
+        n += len(ids)
+    hashes = hashes[:n]
     hashes.sort()
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     del hashes

@@ -7,10 +7,9 @@ requested ids); or a user function ``package.module:function`` taking the ids an
 DataFrame. Every source answers in the order asked, with a mask of the ids it could not find:
 an unknown id is reported, never scored with made-up values.
 
-Scoring asks a source to `transform` the rows of some ids: apply a function (the host's
-preprocessing and part, the guest's preprocessing) to the rows found. Sources in the service
-look the rows up and apply it here; the partitioned source applies it on the workers that hold
-the rows.
+Every source answers a request with the rows of the ids found; the scorer applies the party's
+preprocessing and part to them in one piece, whatever the source, so a score never depends on
+where its features were kept (the same rows in the same batch give the same bits).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -47,38 +46,20 @@ def _pick(table: pd.DataFrame, ids: pd.Series) -> Lookup:
     return Lookup(table.iloc[pos[found]].reset_index(drop=True), found)
 
 
-@dataclass
-class Transformed:
-    """A function's output for the rows that were found (None when none was), in the asked
-    order; `found` flags every asked id."""
-
-    values: Any
-    found: np.ndarray
-
-
 class FeatureSource(Protocol):
     columns: list[str]
     id_kind: str | None  # "int" or "str": the type of the id column; None when unknown
 
     def lookup(self, ids: pd.Series) -> Lookup: ...
 
-    def transform(self, ids: pd.Series, fn: Callable[[pd.DataFrame], Any]) -> Transformed: ...
-
     def prepare(self) -> None: ...
 
 
-class LookupSource:
-    """A source whose rows are looked up in this process (its `lookup`): `transform` applies
-    `fn` here."""
-
-    lookup: Callable[[pd.Series], Lookup]
-
-    def transform(self, ids: pd.Series, fn: Callable[[pd.DataFrame], Any]) -> Transformed:
-        got = self.lookup(ids)
-        return Transformed(fn(got.X) if got.found.any() else None, got.found)
+class ReadySource:
+    """A source ready to answer once constructed (a file table is loaded by its constructor)."""
 
     def prepare(self) -> None:
-        """Ready to answer once built (a file table is loaded by its constructor)."""
+        """Nothing left to do before the first request."""
 
 
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})", re.ASCII)
@@ -102,7 +83,7 @@ def conform_ids(ids: pd.Series, id_kind: str | None) -> pd.Series:
     return ids
 
 
-class IndexedTableSource(LookupSource):
+class IndexedTableSource(ReadySource):
     """A file table loaded and validated once, then indexed by its id column."""
 
     def __init__(self, spec: DatasetSpec, name: str = "serving") -> None:
@@ -117,7 +98,7 @@ class IndexedTableSource(LookupSource):
         return _pick(self._X, ids)
 
 
-class SqlSource(LookupSource):
+class SqlSource(ReadySource):
     """A SQL table queried per request for exactly the requested ids."""
 
     def __init__(self, spec: DatasetSpec) -> None:
@@ -162,7 +143,7 @@ class SqlSource(LookupSource):
         return _pick(got.set_index(self.id_column), ids)
 
 
-class CallableSource(LookupSource):
+class CallableSource(ReadySource):
     """`package.module:function`: called with the ids, returns a frame with the id column."""
 
     def __init__(self, target: str, id_column: str, columns: list[str]) -> None:

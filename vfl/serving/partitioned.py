@@ -7,17 +7,18 @@ split its rows into buckets by a 64-bit hash of the id, and every bucket's piece
 on one worker into a frame indexed by id (duplicate ids across part files meet there). The
 service keeps only the handles of the buckets.
 
-Asked for some ids, the service hashes them, sends each bucket's ids to a task on the worker
-that holds it, and the task looks the rows up and applies the caller's function to the rows
-found (the host's preprocessing and part, the guest's preprocessing), so only that function's
-output for the asked ids comes back: never the table's rows, never more than one request's.
+Asked for some ids, the service hashes them and sends each bucket's ids to a task on the
+worker that holds it; the task returns the rows it found. The service holds the rows of one
+request (a batch job's chunk) and applies its preprocessing and part to them in one piece,
+exactly as the local engine does: batched floating-point arithmetic (a matrix product, a
+torch layer) may round a row differently in another batch, so a part applied per bucket on the
+workers could change a score's last bits. Scores are bit-identical on either engine.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,16 @@ from vfl.connectors import DatasetSpec, read_table
 from vfl.connectors.dataset import id_types, validate
 from vfl.connectors.uri import redact_uri
 from vfl.errors import DataError
-from vfl.serving.features import Lookup, Transformed, conform_ids
+from vfl.serving.features import Lookup, conform_ids
 
 log = logging.getLogger("vfl.serving")
 
 
 def bucket_of(ids: pd.Series, buckets: int) -> np.ndarray:
-    """The bucket of each id: its 64-bit hash (the same in every process) modulo `buckets`."""
+    """The bucket of each id: its 64-bit hash (the same in every process) modulo `buckets`.
+    Integer ids hash as int64, whatever width the table stores them in."""
+    if ids.dtype.kind in "iu":
+        ids = ids.astype(np.int64)
     return (pd.util.hash_pandas_object(ids, index=False).to_numpy() % np.uint64(buckets)).astype(np.int64)
 
 
@@ -65,7 +69,6 @@ class PartitionedTableSource:
         self.id_kind: str | None = kind
         self._buckets: list[Any] | None = None
         self._lock = threading.Lock()
-        self._shared: dict[int, tuple[Any, Any]] = {}  # id(fn) -> (fn, its handle on the workers)
 
     def prepare(self) -> None:
         """Build the buckets on the workers now rather than at the first request."""
@@ -90,48 +93,29 @@ class PartitionedTableSource:
                 self._buckets = buckets
             return self._buckets
 
-    def _handle(self, fn: Callable[[pd.DataFrame], Any]) -> Any:
-        """`fn` sent to the workers once (a scorer's function lives as long as its scorer)."""
-        with self._lock:
-            kept = self._shared.get(id(fn))
-            if kept is None or kept[0] is not fn:
-                kept = self._shared[id(fn)] = (fn, self.executor.share(fn))
-            return kept[1]
-
     def lookup(self, ids: pd.Series) -> Lookup:
-        done = self.transform(ids, _rows)
-        return Lookup(done.values if done.values is not None else pd.DataFrame(columns=self.columns),
-                      done.found)
-
-    def transform(self, ids: pd.Series, fn: Callable[[pd.DataFrame], Any]) -> Transformed:
+        """The rows of `ids` found, in the asked order, read from the buckets on the workers."""
         ids = conform_ids(pd.Series(ids).reset_index(drop=True), self.id_kind)
         buckets = self._built()
         which = bucket_of(ids, len(buckets))
-        handle = self._handle(fn)
         asked = {b: np.flatnonzero(which == b) for b in np.unique(which).tolist()}
-        futures = {b: self.executor.submit(apply_found, buckets[b], ids.iloc[at], handle)
+        futures = {b: self.executor.submit(rows_found, buckets[b], ids.iloc[at])
                    for b, at in asked.items()}
         found = np.zeros(len(ids), dtype=bool)
         order, pieces = [], []
         for b, future in futures.items():
-            hit, values = future.result()
+            hit, rows = future.result()
             found[asked[b][hit]] = True
-            if values is not None:
-                order.append(asked[b][hit])
-                pieces.append(values)
-        if not pieces:
-            return Transformed(None, found)
-        sort = np.argsort(np.concatenate(order), kind="stable")  # back to the asked order
-        if isinstance(pieces[0], pd.DataFrame):
-            return Transformed(pd.concat(pieces, ignore_index=True).iloc[sort].reset_index(drop=True), found)
-        return Transformed(np.concatenate(pieces)[sort], found)
+            order.append(asked[b][hit])
+            pieces.append(rows)
+        if not found.any():
+            return Lookup(pieces[0] if pieces else pd.DataFrame(columns=self.columns), found)
+        back = np.argsort(np.concatenate(order), kind="stable")  # to the asked order
+        rows = pd.concat(pieces, ignore_index=True).iloc[back].reset_index(drop=True)
+        return Lookup(rows, found)
 
 
 # --- tasks on the workers ----------------------------------------------------------------------
-
-
-def _rows(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame
 
 
 def _id_kind(uri: str, id_column: str, types: dict[str, str], where: str) -> str:
@@ -180,10 +164,8 @@ def join_bucket(duplicates: str, where: str, *pieces: pd.DataFrame | None) -> pd
     return frame
 
 
-def apply_found(table: pd.DataFrame, ids: pd.Series, fn: Callable[[pd.DataFrame], Any]) -> tuple[np.ndarray, Any]:
-    """Which of `ids` the bucket holds, and `fn` of their rows (in the asked order)."""
+def rows_found(table: pd.DataFrame, ids: pd.Series) -> tuple[np.ndarray, pd.DataFrame]:
+    """Which of `ids` (positions) the bucket holds, and their rows in the asked order."""
     pos = table.index.get_indexer(pd.Index(ids))
     hit = np.flatnonzero(pos >= 0)
-    if not len(hit):
-        return hit, None
-    return hit, fn(table.iloc[pos[hit]].reset_index(drop=True))
+    return hit, table.iloc[pos[hit]].reset_index(drop=True)

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -42,23 +41,12 @@ class HostScorer:
             raise DataError(f"HostScorer needs a host bundle, got a {bundle.role} one")
         self.bundle = bundle
         self.source = source
-        self._contribution = partial(contribution, bundle)  # one object: a source may keep it
 
     def partials(self, ids: pd.Series) -> Partials:
-        done = self.source.transform(ids, self._contribution)
-        if done.values is None:
-            return Partials(np.zeros((0, 1)), done.found)
-        return Partials(done.values, done.found)
-
-
-def contribution(bundle: ModelBundle, rows: pd.DataFrame) -> np.ndarray:
-    """A host part's contributions for raw rows (its preprocessing, then its part)."""
-    return bundle.part.contribution(bundle.features(rows))
-
-
-def input_matrix(bundle: ModelBundle, rows: pd.DataFrame) -> np.ndarray:
-    """A part's input matrix for raw rows."""
-    return bundle.features(rows)
+        lookup = self.source.lookup(ids)
+        if not lookup.found.any():
+            return Partials(np.zeros((0, 1)), lookup.found)
+        return Partials(self.bundle.part.contribution(self.bundle.features(lookup.X)), lookup.found)
 
 
 class HostClient(Protocol):
@@ -93,7 +81,6 @@ class GuestScorer:
         self.hosts = sorted(hosts, key=lambda h: h.name)  # a guest part takes contributions in name order
         self.source = source
         self.on_host_error = on_host_error
-        self._features = partial(input_matrix, bundle)
         # room for concurrent requests (online) to call every host at the same time
         self._pool = ThreadPoolExecutor(max(1, 16 * len(self.hosts)), thread_name_prefix="vfl-host-call")
 
@@ -110,12 +97,12 @@ class GuestScorer:
         if features is None:
             if self.source is None:
                 raise DataError("no guest features in the request and no guest feature source configured")
-            done = self.source.transform(ids, self._features)
-            guest_found, guest_X = done.found, done.values
+            lookup = self.source.lookup(ids)
+            guest_found, guest_rows = lookup.found, lookup.X
         else:
             if len(features) != len(ids):
                 raise DataError(f"{len(features)} feature rows for {len(ids)} ids")
-            guest_found, guest_X = np.ones(len(ids), dtype=bool), self._features(features.reset_index(drop=True))
+            guest_found, guest_rows = np.ones(len(ids), dtype=bool), features.reset_index(drop=True)
         answers, errors = {}, {}
         for name, call in calls.items():
             try:
@@ -130,7 +117,7 @@ class GuestScorer:
         ok = guest_found.copy()
         for ans in answers.values():
             ok &= ans.found
-        X = guest_X[ok[guest_found]] if ok.any() else None
+        X = self.bundle.features(guest_rows)[ok[guest_found]] if ok.any() else None
         contributions = [ans.values[ok[ans.found]] for ans in answers.values()]
         scores = np.full(len(ids), np.nan)
         if X is not None:
