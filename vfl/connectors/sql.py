@@ -5,10 +5,10 @@ million-row result in the client. Columns read from a ``?table=`` are typed from
 declared SQL types, so every chunk has the same dtypes even when a chunk is all NULL.
 Writes declare float64 as DOUBLE and int64 as BIGINT: values come back bit for bit.
 
-A table with ``?partition_column=`` (an integer column) is read in that column's order, rows
-whose column is NULL last; :func:`sql_parts` splits it into ``?partitions=`` contiguous ranges
-of the column (``partition_from <= column < partition_below``, bound parameters), whose reads
-in turn give the table's rows, each exactly once (the NULLs in the last range).
+A table with ``?partition_column=`` (an integer column without NULLs, unique for a fixed
+order) is read in that column's order; :func:`sql_parts` splits it into ``?partitions=``
+contiguous ranges of the column (``partition_from <= column < partition_below``, bound
+parameters), whose reads in turn give the table's rows, each exactly once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from vfl.connectors.uri import Location, with_query
 from vfl.errors import DataError
 
 FETCH_ROWS = 10_000
+TEXT = pd.Series(["text"]).dtype  # what pandas infers for strings ('str' from pandas 3)
 
 
 def engine_for(loc: Location) -> sa.Engine:
@@ -51,8 +52,7 @@ def _statement(conn: sa.Connection, loc: Location, columns: list[str] | None
         select = sa.select(*[table.c[n] for n in names])
         if "partition_column" in loc.params:
             column = _partition_column(table, loc)
-            select = select.where(*_range(column, loc)).order_by(
-                sa.case((column.is_(None), 1), else_=0), column)
+            select = select.where(*_range(conn, column, loc)).order_by(column)
         return select, {n: table.c[n].type for n in names}
     if "query" in loc.params:
         # Run as given (a subquery could lose its ORDER BY); columns are picked per chunk.
@@ -87,15 +87,19 @@ def _partition_column(table: sa.Table, loc: Location) -> sa.Column[Any]:
     return column
 
 
-def _range(column: sa.Column[Any], loc: Location) -> list[sa.ColumnElement[bool]]:
-    """The WHERE conditions of the URI's range of the partition column (bound parameters);
-    the rows whose column is NULL belong to the range with no upper bound."""
+def _range(conn: sa.Connection, column: sa.Column[Any], loc: Location
+           ) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of the URI's range of the partition column (bound parameters).
+    No range is the whole table: a NULL in the column is refused (no part would hold it)."""
     conditions = []
     if "partition_from" in loc.params:
-        low = column >= int(loc.params["partition_from"])
-        conditions.append(low if "partition_below" in loc.params else low | column.is_(None))
+        conditions.append(column >= int(loc.params["partition_from"]))
     if "partition_below" in loc.params:
         conditions.append(column < int(loc.params["partition_below"]))
+    if not conditions and conn.execute(sa.select(column).where(column.is_(None)).limit(1)
+                                       ).first() is not None:
+        raise DataError(f"{loc.redacted}: partition_column {column.name!r} holds NULLs; "
+                        "every row needs a value to fall in a partition")
     return conditions
 
 
@@ -110,10 +114,10 @@ def sql_parts(loc: Location) -> list[str]:
         with engine.connect() as conn:
             column = _partition_column(_table(conn, loc), loc)
             low, high = conn.execute(sa.select(sa.func.min(column), sa.func.max(column))
-                                     .where(*_range(column, loc))).one()
+                                     .where(*_range(conn, column, loc))).one()
     finally:
         engine.dispose()
-    if low is None:  # no value in range: every cut at one end of it (NULLs: the last part)
+    if low is None:  # no row in range: every cut at one end of it
         low = high = int(loc.params.get("partition_from") or loc.params.get("partition_below")
                          or 0)
     low, high = int(low), int(high)
@@ -137,6 +141,8 @@ def _numpy_kind(sql_type: sa.types.TypeEngine[Any]) -> str | None:
         return "int"
     if isinstance(sql_type, sa.Float | sa.Numeric):
         return "float"
+    if isinstance(sql_type, sa.String):
+        return "text"
     return None
 
 
@@ -148,7 +154,7 @@ def _frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str | None]
                                       coerce_float=True, nrows=len(rows))
     for i, name in enumerate(names):
         kind = kinds.get(name)
-        if kind is None:  # a query's column: inferred per chunk by _chunks
+        if kind in (None, "text"):  # a query's or a text column: inferred per chunk by _chunks
             frame[name] = pd.Series([r[i] for r in rows], dtype=object)
         elif kind == "float":
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
@@ -159,13 +165,16 @@ def _frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str | None]
 
 def _conform(frame: pd.DataFrame, kinds: dict[str, str | None]) -> pd.DataFrame:
     """Per chunk: integers int64 when the chunk has no NULL (float64 with NaN otherwise),
-    booleans bool when it has none."""
+    booleans bool when it has none, text as pandas infers strings even when the chunk holds
+    none (no rows, all NULL)."""
     for name, kind in kinds.items():
         col = frame[name]
         if kind == "int" and col.dtype != np.int64:
             frame[name] = col.astype(np.int64) if col.notna().all() else col.astype(np.float64)
         elif kind == "bool" and col.dtype != bool and col.notna().all():
             frame[name] = col.astype(bool)
+        elif kind == "text" and col.dtype != TEXT and col.isna().all():
+            frame[name] = col.astype(TEXT)
     return frame
 
 
@@ -179,7 +188,7 @@ def _chunks(frames: Iterator[pd.DataFrame], chunk_rows: int,
             kinds: dict[str, str | None]) -> Iterator[pd.DataFrame]:
     """Glue small converted frames into chunks of exactly ``chunk_rows`` rows, typed as one
     conversion of the whole chunk would be (a query's columns are re-inferred)."""
-    untyped = [n for n, kind in kinds.items() if kind is None]
+    untyped = [n for n, kind in kinds.items() if kind in (None, "text")]
     pending: list[pd.DataFrame] = []
     count = 0
 

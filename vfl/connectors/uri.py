@@ -5,7 +5,7 @@ A URI names where a table lives and how to read it. Three kinds exist:
 - files: ``data/x.csv``, ``file:///abs/x.parquet``, a directory of part files, ``?format=csv``;
 - HDFS through WebHDFS: ``hdfs://namenode:9870/path/x.csv?user=alice``;
 - SQL, any SQLAlchemy URL plus ``?table=NAME`` or ``?query=SELECT...`` (URL-encoded); a
-  table may name an integer ``partition_column=`` (read in its order) split into
+  table may name an integer ``partition_column=`` (read in its order), split into
   ``partitions=`` ranges, each range a URI of its own (``partition_from=``/``partition_below=``).
 
 Secrets (the password of the URL, query parameters such as ``password`` or ``token``) must
