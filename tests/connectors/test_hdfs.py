@@ -10,6 +10,7 @@ import pytest
 from hdfs import InsecureClient
 
 from vfl.connectors import iter_table, read_table, write_table
+from vfl.connectors.tables import table_parts
 from vfl.errors import DataError
 
 
@@ -85,3 +86,43 @@ def test_namenode_errors_become_data_errors(webhdfs, base):
 def test_unreachable_namenode_is_named():
     with pytest.raises(DataError, match=r"hdfs://127\.0\.0\.1:1/x\.csv: cannot read: the server is unreachable"):
         read_table("hdfs://127.0.0.1:1/x.csv")
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_table_parts_of_a_directory_read_one_after_the_other_are_the_table(webhdfs, base,
+                                                                           mixed, fmt):
+    """Each part file is a URI of its own, with the user and format of the table's URI.
+    (An empty Parquet part keeps its column types; an empty CSV part has none to keep.)"""
+    client = _client(webhdfs)
+    bounds = [0, 700, 700 if fmt == "parquet" else 701, 1500, 2000]
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        buffer = io.BytesIO()
+        if fmt == "parquet":
+            mixed.iloc[lo:hi].to_parquet(buffer, index=False)
+        else:
+            mixed.iloc[lo:hi].to_csv(buffer, index=False)
+        client.write(f"{base}/t dir/part-{k:05d}", data=buffer.getvalue())
+    client.write(f"{base}/t dir/_SUCCESS", data=b"")
+    uri = f"{webhdfs.url}{base}/t%20dir?user=etl&format={fmt}"
+    parts = table_parts(uri)
+    assert parts == [f"{webhdfs.url}{base}/t%20dir/part-{k:05d}?user=etl&format={fmt}"
+                     for k in range(4)]
+    whole = read_table(uri, types={"id": "str"})
+    before = len(webhdfs.requests)
+    frames = [read_table(part, types={"id": "str"}) for part in parts]
+    assert [len(f) for f in frames] == [700, *([0, 800] if fmt == "parquet" else [1, 799]), 500]
+    assert {p.get("user.name") for node, _, _, p in webhdfs.requests[before:]
+            if node == "namenode"} == {"etl"}
+    if fmt == "parquet":
+        pd.testing.assert_frame_equal(read_table(uri), mixed, check_exact=True)
+    joined = pd.concat(frames, ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole, check_exact=True)
+    assert all((f.dtypes == whole.dtypes).all() for f in frames)
+
+
+def test_table_parts_of_one_hdfs_file_is_that_file(webhdfs, base, credit):
+    write_table(credit.head(10), f"{webhdfs.url}{base}/one.parquet")
+    assert table_parts(f"{webhdfs.url}{base}/one.parquet") == \
+        [f"{webhdfs.url}{base}/one.parquet?format=parquet"]
+    with pytest.raises(DataError, match=rf"{base}/absent: no such file or directory"):
+        table_parts(f"{webhdfs.url}{base}/absent")

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from vfl.connectors import iter_table, read_table, write_table
+from vfl.connectors.tables import count_rows, table_parts
 from vfl.errors import DataError
 
 
@@ -160,3 +161,113 @@ def test_chunks_glued_from_small_fetches_keep_sizes_and_types(tmp_path, monkeypa
         assert whole.v.iloc[:5].isna().all() and whole.n.isna().tolist() == [False] * 8 + [True, False]
         # ids above 2^53 next to a NULL (rows 6-8 are fetched together) stay exact
         assert chunks[1].n.tolist() == [2**60 + i for i in range(4, 8)]
+
+
+# -- a table split into ranges of its ?partition_column= (table_parts) ---------------------
+
+
+def _partitioned_table(db: str, name: str) -> pd.DataFrame:
+    """Ids 0..39 and 1000..1009 (a gap: some ranges are empty), inserted shuffled."""
+    rng = np.random.default_rng(5)
+    ids = rng.permutation(np.concatenate([np.arange(40), np.arange(1000, 1010)]))
+    frame = pd.DataFrame({"cid": ids, "x": rng.standard_normal(len(ids)),
+                          "s": [f"s{i}" for i in ids]})
+    write_table(frame, f"{db}?table={name}")
+    return frame.sort_values("cid", ignore_index=True)
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 64])
+def test_partition_ranges_read_one_after_the_other_are_the_whole_table(db, partitions):
+    want = _partitioned_table(db, "ranged")
+    uri = f"{db}?table=ranged&partition_column=cid"
+    whole = read_table(uri)
+    pd.testing.assert_frame_equal(whole, want, check_exact=True)  # in the column's order
+    parts = table_parts(f"{uri}&partitions={partitions}")
+    assert parts is not None and len(parts) == partitions
+    frames = [read_table(part) for part in parts]
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole, check_exact=True)
+    assert all((f.dtypes == whole.dtypes).all() for f in frames)
+    if partitions == 64:  # 1,010 values in 64 ranges: most hold nothing
+        assert sum(len(f) == 0 for f in frames) > 40
+    columns = pd.concat([read_table(p, columns=["s", "cid"], types={"cid": "str"})
+                         for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(columns, read_table(uri, columns=["s", "cid"],
+                                                      types={"cid": "str"}))
+    assert [count_rows(p) for p in parts] == [len(f) for f in frames]
+
+
+def test_partition_ranges_are_bound_parameters(mariadb_url):
+    _partitioned_table(mariadb_url, "bound")
+    parts = table_parts(f"{mariadb_url}?table=bound&partition_column=cid&partitions=2")
+    assert parts is not None and "partition_from=505" in parts[1]
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        read_table(parts[1])
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    statement, parameters = next((s, p) for s, p in seen if "FROM bound" in s)
+    assert "505" not in statement and ">= %(cid_1)s" in statement
+    assert 505 in dict(parameters).values()
+
+
+def test_null_partition_values_are_refused(db):
+    _execute(db, "DROP TABLE IF EXISTS holes", "CREATE TABLE holes (k BIGINT, v DOUBLE)",
+             *[f"INSERT INTO holes VALUES ({'NULL' if i == 7 else i}, {i})" for i in range(12)])
+    uri = f"{db}?table=holes&partition_column=k"
+    for call in (table_parts, read_table):
+        with pytest.raises(DataError, match=r"\?table=holes&partition_column=k: partition_column "
+                                            r"'k' holds NULLs; every row needs a value"):
+            call(uri)
+    # a range never holds a NULL: the rows with a value are read, in their order
+    assert read_table(f"{uri}&partition_from=3&partition_below=9").k.tolist() == [3, 4, 5, 6, 8]
+
+
+def test_an_empty_table_splits_into_empty_ranges(db):
+    _execute(db, "DROP TABLE IF EXISTS blank", "CREATE TABLE blank (k BIGINT, v TEXT)")
+    parts = table_parts(f"{db}?table=blank&partition_column=k&partitions=3") or []
+    frames = [read_table(p) for p in parts]
+    assert len(frames) == 3 and all(len(f) == 0 for f in frames)
+    assert all(list(f.columns) == ["k", "v"] for f in frames)
+
+
+def test_a_table_without_a_partition_column_is_read_whole(db):
+    write_table(pd.DataFrame({"id": [1, 2]}), f"{db}?table=plain")
+    assert table_parts(f"{db}?table=plain") is None
+    assert table_parts(f"{db}?query=SELECT+id+FROM+plain") is None
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ("table=t&partition_column=id&partitions=0", r"partitions= must be a whole number >= 1, got '0'"),
+    ("table=t&partition_column=id&partitions=two", r"partitions= must be a whole number >= 1, got 'two'"),
+    ("table=t&partition_column=id&partition_from=1.5", r"partition_from= must be a whole number, got '1.5'"),
+    ("table=t&partitions=4", r"partitions= needs a partition_column="),
+    ("table=t&partition_column=", r"partition_column= names no column"),
+    ("query=SELECT+1&partition_column=id", r"partition_column= needs \?table=NAME"),
+])
+def test_bad_partition_options_are_refused_before_connecting(mariadb_server, options, message):
+    """An unreachable server (port 1): the option is refused before any connection."""
+    password = quote(mariadb_server.password, safe="")
+    uri = f"mysql+pymysql://vfl:{password}@127.0.0.1:1/vfl?{options}"
+    for call in (table_parts, read_table, count_rows):
+        with pytest.raises(DataError, match=message) as info:
+            call(uri)
+        assert str(info.value).startswith("mysql+pymysql://vfl:***@127.0.0.1:1/vfl?")
+        assert mariadb_server.password not in str(info.value) and password not in str(info.value)
+
+
+def test_partition_column_missing_or_not_an_integer_is_refused(mariadb_url):
+    _partitioned_table(mariadb_url, "typed")
+    for column, message in [("absent", r"partition_column 'absent' is not a column of the "
+                                       r"table; it has \['cid', 'x', 's'\]"),
+                            ("x", r"partition_column 'x' is DOUBLE, not an integer column"),
+                            ("s", r"partition_column 's' is TEXT, not an integer column")]:
+        uri = f"{mariadb_url}?table=typed&partition_column={column}&partitions=2"
+        for call in (table_parts, read_table):
+            with pytest.raises(DataError, match=message) as info:
+                call(uri)
+            assert str(info.value).startswith("mysql+pymysql://vfl:***@127.0.0.1:")

@@ -1,18 +1,24 @@
 """ECDH-PSI with each party's hashing and scalar multiplications on its own Dask cluster (real
 TLS scheduler and workers): the same rows as on the local pool, bit for bit, between a
-`vfl serve` partner and the bank over mutual TLS; and the same result when a worker dies."""
+`vfl serve` partner and the bank over mutual TLS, also when the partner's ids are a MariaDB
+table or an HDFS directory read partition by partition on its workers; and the same result
+when a worker dies."""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pandas as pd
+import pymysql
+import pytest
 
 from tests.parties import service_kit as kit
 from tests.psi.psi_kit import aligned_digest
+from tests.psi.test_partitioned import stored_ids
 from tests.support.dask_cluster import dask_cluster
 from vfl.parties.federation import connect_federation
 from vfl.psi import align, ecdh
@@ -27,11 +33,13 @@ def _federation(tmp_path, partner_ids: list[int]) -> kit.Federation:
 
 
 def _run_psi(fed: kit.Federation, job_id: str, bank: pd.DataFrame, bank_compute: dict,
-             partner_compute: dict, chunk: int, during=None):
-    """Serve the partner, run the bank's guest role here; returns (result, digest, partner log)."""
+             partner_compute: dict, chunk: int, during=None, uri: str | None = None):
+    """Serve the partner (its ids: `uri`, by default partner.parquet), run the bank's guest
+    role here; returns (result, digest, partner log)."""
     fed.write_config("bank", compute=bank_compute)
     fed.write_config("partner", plugins=["tests.psi.psi_kit"], compute=partner_compute,
-                     datasets={"ids": {"uri": str(fed.root / "partner.parquet"), "id_column": "cid"}})
+                     datasets={"ids": {"uri": uri or str(fed.root / "partner.parquet"),
+                                       "id_column": "cid"}})
     served = kit.Served(fed.root / "partner" / "party.yaml", fed.ports["partner"],
                         fed.root / f"partner-{job_id}.log")
     try:
@@ -68,6 +76,80 @@ def test_psi_on_dask_gives_the_local_rows_bit_for_bit(tmp_path):
     assert remote.rows is not None and local.rows is not None
     assert remote.rows.tobytes() == local.rows.tobytes()  # the same positions, same order
     assert remote_digest == local_digest == aligned_digest(align(bank, local)["cid"].tolist())
+
+
+class _Reads:
+    """The reads of the partner's table a run makes: the SELECTs MariaDB logs (its general
+    log, switched on by root for the run) or the HDFS OPENs of each part file."""
+
+    def __init__(self, request, store: str, uri: str) -> None:
+        self.request, self.store, self.uri = request, store, uri
+
+    def __enter__(self) -> _Reads:
+        if self.store == "mariadb":
+            self._root("SET GLOBAL log_output = 'TABLE'", "TRUNCATE mysql.general_log",
+                       "SET GLOBAL general_log = 'ON'")
+        else:
+            self.start = len(self.request.getfixturevalue("webhdfs").requests)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.store == "mariadb":
+            table = parse_qs(urlsplit(self.uri).query)["table"][0]
+            logged = self._root("SET GLOBAL general_log = 'OFF'",
+                                "SELECT argument FROM mysql.general_log")
+            statements = [" ".join((a.decode() if isinstance(a, bytes) else a).split())
+                          for (a,) in logged]
+            self.selects = [s for s in statements if s.startswith("SELECT")
+                            and f"FROM {table}" in s and "ORDER BY" in s]
+        else:
+            self.opens = [path for node, op, path, _ in
+                          self.request.getfixturevalue("webhdfs").requests[self.start:]
+                          if node == "namenode" and op == "OPEN"]
+
+    def _root(self, *statements: str) -> list[tuple]:
+        server = self.request.getfixturevalue("mariadb_server")
+        conn = pymysql.connect(unix_socket=server.socket, user="root", password="")
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("store", ["mariadb", "hdfs"])
+def test_psi_on_dask_reads_sql_ranges_and_hdfs_files_partition_by_partition(tmp_path, request,
+                                                                            store, dask_cluster):
+    """The partner's ids: a MariaDB table with a partition column (4 ranges) or an HDFS
+    directory (4 Parquet files). On Dask, its workers read them one partition at a time; the
+    rows are the local engine's (which reads the table whole), bit for bit."""
+    partner_ids = np.random.default_rng(11).permutation(np.arange(1, 12_001))
+    bank = pd.DataFrame({"cid": np.arange(8_000, 20_000)})  # 4,001 in common
+    fed = _federation(tmp_path, [])
+    uri = stored_ids(request, store, partner_ids, 4)
+    with _Reads(request, store, uri) as whole:
+        local, local_digest, _ = _run_psi(fed, "psi-local", bank, {"engine": "local"},
+                                          {"engine": "local"}, 1024, uri=uri)
+    with _Reads(request, store, uri) as parts:
+        remote, remote_digest, log = _run_psi(fed, "psi-dask", bank, {"engine": "local"},
+                                              dask_cluster.compute_section(), 1024, uri=uri)
+    assert "computes on Dask" in log
+    assert remote.size == local.size == 4_001
+    assert remote.rows is not None and local.rows is not None
+    assert remote.rows.tobytes() == local.rows.tobytes()
+    assert remote_digest == local_digest == aligned_digest(align(bank, local)["cid"].tolist())
+    if store == "mariadb":  # the whole table once; then each range, never the whole table
+        assert len(whole.selects) == 1 and " WHERE " not in whole.selects[0]
+        ranges = {s.split(" WHERE ")[1] for s in parts.selects if " WHERE " in s}
+        assert len(ranges) == 4 and len(ranges) < len(parts.selects)
+        assert all(" WHERE " in s for s in parts.selects), parts.selects
+    else:  # each file read once for the whole table; then by each task of its partition
+        for k in range(4):
+            once, per_task = (sum(p.endswith(f"/part-{k:05d}.parquet") for p in run.opens)
+                              for run in (whole, parts))
+            assert 0 < once < per_task
 
 
 def test_psi_completes_with_the_same_rows_when_a_worker_is_killed_mid_way(tmp_path, dask_cluster):

@@ -1,13 +1,18 @@
 """PSI with a party's ids left where they are stored (`vfl.psi.partitioned`): each file of a
-Parquet directory read by tasks of the party's executor (here its local process pool); the
-same rows, bit for bit, as the same ids in memory; duplicates across files found."""
+Parquet directory (local or on HDFS), or each range of a SQL table's partition column, read by
+tasks of the party's executor (here its local process pool); the same rows, bit for bit, as
+the same ids in memory; duplicates across files found."""
 
 from __future__ import annotations
+
+import io
+import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from vfl.connectors import read_table, write_table
 from vfl.connectors.tables import table_parts
 from vfl.errors import DataError
 from vfl.parties import simulate
@@ -39,6 +44,45 @@ def test_ids_read_per_partition_give_the_in_memory_rows_bit_for_bit(tmp_path):
         assert partitioned[party].rows.tobytes() == in_memory[party].rows.tobytes()
         assert partitioned[party].size == 3_000
     assert align(table, partitioned["partner"])["cid"].tolist() == list(range(3_000, 6_000))
+
+
+def stored_ids(request, store: str, ids: np.ndarray, parts: int) -> str:
+    """`ids` (with a column x) as a MariaDB table split by a row-number column into `parts`
+    ranges (rows inserted shuffled: the table's order is the row numbers'), or as an HDFS
+    directory of `parts` Parquet files; the URI of the table."""
+    name = f"ids_{uuid.uuid4().hex[:8]}"
+    frame = pd.DataFrame({"k": np.arange(len(ids)), "cid": ids, "x": 1.0})
+    if store == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        shuffled = frame.sample(frac=1.0, random_state=4)
+        write_table(shuffled, f"{url}?table={name}")
+        return f"{url}?table={name}&partition_column=k&partitions={parts}"
+    webhdfs = request.getfixturevalue("webhdfs")
+    from hdfs import InsecureClient
+
+    client = InsecureClient(f"http://127.0.0.1:{webhdfs.port}", user="loader")
+    for k, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        buffer = io.BytesIO()
+        frame.iloc[rows].to_parquet(buffer, index=False)
+        client.write(f"/{name}/part-{k:05d}.parquet", data=buffer.getvalue())
+    return f"{webhdfs.url}/{name}?user=loader"
+
+
+@pytest.mark.parametrize("store", ["mariadb", "hdfs"])
+def test_ids_of_sql_ranges_and_hdfs_files_give_the_in_memory_rows_bit_for_bit(request, store):
+    ids = np.random.default_rng(5).permutation(4_000)
+    uri = stored_ids(request, store, ids, 3)
+    parts = table_parts(uri)
+    assert parts is not None and len(parts) == 3
+    table = IdTable(parts, ["cid"], {}, "error", "dataset 'ids'")
+    whole = read_table(uri, columns=["cid"])
+    assert whole["cid"].tolist() == ids.tolist()  # the stored order
+    bank = pd.DataFrame({"cid": np.arange(2_500, 5_000)})
+    partitioned, in_memory = _psi(bank, table), _psi(bank, whole)
+    for party in ROLES:
+        assert partitioned[party].rows.tobytes() == in_memory[party].rows.tobytes()
+        assert partitioned[party].size == 1_500
+    assert align(table, partitioned["partner"])["cid"].tolist() == list(range(2_500, 4_000))
 
 
 def test_a_repeated_id_across_files_is_refused_or_dropped_as_the_dataset_says(tmp_path):

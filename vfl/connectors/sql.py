@@ -4,6 +4,11 @@ Reads stream through a server-side cursor (``stream_results``), so MySQL does no
 million-row result in the client. Columns read from a ``?table=`` are typed from the table's
 declared SQL types, so every chunk has the same dtypes even when a chunk is all NULL.
 Writes declare float64 as DOUBLE and int64 as BIGINT: values come back bit for bit.
+
+A table with ``?partition_column=`` (an integer column without NULLs, unique for a fixed
+order) is read in that column's order; :func:`sql_parts` splits it into ``?partitions=``
+contiguous ranges of the column (``partition_from <= column < partition_below``, bound
+parameters), whose reads in turn give the table's rows, each exactly once.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from vfl.connectors.uri import Location
+from vfl.connectors.uri import Location, with_query
 from vfl.errors import DataError
 
 FETCH_ROWS = 10_000
+TEXT = pd.Series(["text"]).dtype  # what pandas infers for strings ('str' from pandas 3)
 
 
 def engine_for(loc: Location) -> sa.Engine:
@@ -35,15 +41,7 @@ def _statement(conn: sa.Connection, loc: Location, columns: list[str] | None
                ) -> tuple[sa.Executable, dict[str, sa.types.TypeEngine[Any]]]:
     """The SELECT to run and the declared SQL type of each selected column (when known)."""
     if "table" in loc.params:
-        try:
-            table = sa.Table(loc.params["table"], sa.MetaData(), schema=loc.params.get("schema"),
-                             autoload_with=conn)
-        except sa.exc.NoSuchTableError:
-            raise DataError(f"{loc.redacted}: no table {loc.params['table']!r}") from None
-        for column in table.columns:
-            if isinstance(column.type, sa.Float):
-                # Reflected MySQL DOUBLEs default to Decimal rounded to 10 places: keep floats.
-                column.type.asdecimal = False
+        table = _table(conn, loc)
         names = list(table.columns.keys())
         if columns is not None:
             missing = [c for c in columns if c not in names]
@@ -51,11 +49,85 @@ def _statement(conn: sa.Connection, loc: Location, columns: list[str] | None
                 raise DataError(f"{loc.redacted}: missing column(s) {missing}; "
                                 f"the table has {names}")
             names = columns
-        return sa.select(*[table.c[n] for n in names]), {n: table.c[n].type for n in names}
+        select = sa.select(*[table.c[n] for n in names])
+        if "partition_column" in loc.params:
+            column = _partition_column(table, loc)
+            select = select.where(*_range(conn, column, loc)).order_by(column)
+        return select, {n: table.c[n].type for n in names}
     if "query" in loc.params:
         # Run as given (a subquery could lose its ORDER BY); columns are picked per chunk.
         return sa.text(loc.params["query"].strip().rstrip(";")), {}
     raise DataError(f"{loc.redacted}: a SQL URI needs ?table=NAME or ?query=SELECT...")
+
+
+def _table(conn: sa.Connection, loc: Location) -> sa.Table:
+    """The ``?table=`` as the database declares it."""
+    try:
+        table = sa.Table(loc.params["table"], sa.MetaData(), schema=loc.params.get("schema"),
+                         autoload_with=conn)
+    except sa.exc.NoSuchTableError:
+        raise DataError(f"{loc.redacted}: no table {loc.params['table']!r}") from None
+    for column in table.columns:
+        if isinstance(column.type, sa.Float):
+            # Reflected MySQL DOUBLEs default to Decimal rounded to 10 places: keep floats.
+            column.type.asdecimal = False
+    return table
+
+
+def _partition_column(table: sa.Table, loc: Location) -> sa.Column[Any]:
+    """The ``?partition_column=``: a column of the table, of an integer type."""
+    name = loc.params["partition_column"]
+    if name not in table.columns:
+        raise DataError(f"{loc.redacted}: partition_column {name!r} is not a column of the "
+                        f"table; it has {list(table.columns.keys())}")
+    column = table.c[name]
+    if not isinstance(column.type, sa.Integer):
+        raise DataError(f"{loc.redacted}: partition_column {name!r} is {column.type}, "
+                        "not an integer column")
+    return column
+
+
+def _range(conn: sa.Connection, column: sa.Column[Any], loc: Location
+           ) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of the URI's range of the partition column (bound parameters).
+    No range is the whole table: a NULL in the column is refused (no part would hold it)."""
+    conditions = []
+    if "partition_from" in loc.params:
+        conditions.append(column >= int(loc.params["partition_from"]))
+    if "partition_below" in loc.params:
+        conditions.append(column < int(loc.params["partition_below"]))
+    if not conditions and conn.execute(sa.select(column).where(column.is_(None)).limit(1)
+                                       ).first() is not None:
+        raise DataError(f"{loc.redacted}: partition_column {column.name!r} holds NULLs; "
+                        "every row needs a value to fall in a partition")
+    return conditions
+
+
+def sql_parts(loc: Location) -> list[str]:
+    """The URIs of the ``?partitions=`` (default 1) ranges of the partition column, in its
+    order: between its MIN and MAX, of equal widths (some empty when there are fewer values
+    than partitions), the first and last open-ended, so that together they hold every row
+    of the URI's table (or range) exactly once."""
+    count = int(loc.params.get("partitions", "1"))
+    engine = engine_for(loc)
+    try:
+        with engine.connect() as conn:
+            column = _partition_column(_table(conn, loc), loc)
+            low, high = conn.execute(sa.select(sa.func.min(column), sa.func.max(column))
+                                     .where(*_range(conn, column, loc))).one()
+    finally:
+        engine.dispose()
+    if low is None:  # no row in range: every cut at one end of it
+        low = high = int(loc.params.get("partition_from") or loc.params.get("partition_below")
+                         or 0)
+    low, high = int(low), int(high)
+    width = high - low + 1
+    cuts = [low + width * i // count for i in range(1, count)]
+    starts = [loc.params.get("partition_from"), *map(str, cuts)]
+    ends = [*map(str, cuts), loc.params.get("partition_below")]
+    return [with_query(loc.uri, {"partitions": None, "partition_from": start,
+                                 "partition_below": end})
+            for start, end in zip(starts, ends, strict=True)]
 
 
 def _numpy_kind(sql_type: sa.types.TypeEngine[Any]) -> str | None:
@@ -69,6 +141,8 @@ def _numpy_kind(sql_type: sa.types.TypeEngine[Any]) -> str | None:
         return "int"
     if isinstance(sql_type, sa.Float | sa.Numeric):
         return "float"
+    if isinstance(sql_type, sa.String):
+        return "text"
     return None
 
 
@@ -80,7 +154,7 @@ def _frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str | None]
                                       coerce_float=True, nrows=len(rows))
     for i, name in enumerate(names):
         kind = kinds.get(name)
-        if kind is None:  # a query's column: inferred per chunk by _chunks
+        if kind in (None, "text"):  # a query's or a text column: inferred per chunk by _chunks
             frame[name] = pd.Series([r[i] for r in rows], dtype=object)
         elif kind == "float":
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
@@ -91,13 +165,16 @@ def _frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str | None]
 
 def _conform(frame: pd.DataFrame, kinds: dict[str, str | None]) -> pd.DataFrame:
     """Per chunk: integers int64 when the chunk has no NULL (float64 with NaN otherwise),
-    booleans bool when it has none."""
+    booleans bool when it has none, text as pandas infers strings even when the chunk holds
+    none (no rows, all NULL)."""
     for name, kind in kinds.items():
         col = frame[name]
         if kind == "int" and col.dtype != np.int64:
             frame[name] = col.astype(np.int64) if col.notna().all() else col.astype(np.float64)
         elif kind == "bool" and col.dtype != bool and col.notna().all():
             frame[name] = col.astype(bool)
+        elif kind == "text" and col.dtype != TEXT and col.isna().all():
+            frame[name] = col.astype(TEXT)
     return frame
 
 
@@ -111,7 +188,7 @@ def _chunks(frames: Iterator[pd.DataFrame], chunk_rows: int,
             kinds: dict[str, str | None]) -> Iterator[pd.DataFrame]:
     """Glue small converted frames into chunks of exactly ``chunk_rows`` rows, typed as one
     conversion of the whole chunk would be (a query's columns are re-inferred)."""
-    untyped = [n for n, kind in kinds.items() if kind is None]
+    untyped = [n for n, kind in kinds.items() if kind in (None, "text")]
     pending: list[pd.DataFrame] = []
     count = 0
 
@@ -174,7 +251,8 @@ def count_sql_rows(loc: Location) -> int | None:
         with engine.connect() as conn:
             statement, _ = _statement(conn, loc, None)
             assert isinstance(statement, sa.Select)
-            return int(conn.execute(sa.select(sa.func.count()).select_from(statement.subquery())).scalar_one())
+            rows = statement.order_by(None).subquery()
+            return int(conn.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one())
     finally:
         engine.dispose()
 

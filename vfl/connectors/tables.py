@@ -25,8 +25,14 @@ from vfl.connectors.files import (
     read_file_table,
 )
 from vfl.connectors.filesystems import filesystem_for
-from vfl.connectors.sql import SqlTableWriter, count_sql_rows, iter_sql_table, read_sql_table
-from vfl.connectors.uri import Location, parse_uri, scrub
+from vfl.connectors.sql import (
+    SqlTableWriter,
+    count_sql_rows,
+    iter_sql_table,
+    read_sql_table,
+    sql_parts,
+)
+from vfl.connectors.uri import Location, parse_uri, scrub, with_query
 from vfl.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -162,16 +168,30 @@ def read_table(uri: str | os.PathLike[str], columns: list[str] | None = None,
 
 
 def table_parts(uri: str | os.PathLike[str]) -> list[str] | None:
-    """A local file table as the URIs of its files, in the order `read_table` reads them.
+    """The table as URIs of its partitions, in the order `read_table` reads them.
 
-    Each URI reads one partition of the table (`read_table(part)`): one file, or each part
-    file of a directory. None for a table kept elsewhere (SQL, HDFS), which is read whole.
+    Each URI reads one partition of the table (`read_table(part)`), and the partitions read
+    one after the other give the table's rows in its order: each part file of a local or
+    HDFS file table (one file: one part), or each range of a SQL table's
+    ``?partition_column=`` (``?partitions=`` of them). None for a table that cannot be
+    split (a SQL table without a partition column, a ``?query=``), which is read whole.
+
+    Raises
+    ------
+    DataError
+        The table cannot be listed, or its partition column is missing or not an integer
+        column; the message names the (redacted) URI.
     """
     loc = parse_uri(uri)
-    if loc.kind != "file":
-        return None
+    if loc.kind == "sql":
+        if "partition_column" not in loc.params:
+            return None
+        with _errors(loc, "split"):
+            return sql_parts(loc)
     with _errors(loc, "list the files of"):
         files, fmt = part_files(filesystem_for(loc), loc)
+    if loc.kind == "hdfs":
+        return [with_query(loc.uri, {"format": fmt}, path=path) for path in files]
     return [f"{path}?format={fmt}" for path in files]
 
 

@@ -4,7 +4,9 @@ A URI names where a table lives and how to read it. Three kinds exist:
 
 - files: ``data/x.csv``, ``file:///abs/x.parquet``, a directory of part files, ``?format=csv``;
 - HDFS through WebHDFS: ``hdfs://namenode:9870/path/x.csv?user=alice``;
-- SQL, any SQLAlchemy URL plus ``?table=NAME`` or ``?query=SELECT...`` (URL-encoded).
+- SQL, any SQLAlchemy URL plus ``?table=NAME`` or ``?query=SELECT...`` (URL-encoded); a
+  table may name an integer ``partition_column=`` (read in its order), split into
+  ``partitions=`` ranges, each range a URI of its own (``partition_from=``/``partition_below=``).
 
 Secrets (the password of the URL, query parameters such as ``password`` or ``token``) must
 never reach a log line or an error message, so every message built here uses
@@ -27,7 +29,10 @@ Kind = Literal["file", "hdfs", "sql"]
 EXTENSIONS: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 SECRET_PARAMS = frozenset({"password", "passwd", "pwd", "token", "secret", "delegation", "key"})
 # Query parameters that belong to vfl, never to the database driver.
-SQL_OWN_PARAMS = ("table", "query", "schema")
+SQL_OWN_PARAMS = ("table", "query", "schema", "partition_column", "partitions",
+                  "partition_from", "partition_below")
+# The integer options of a partitioned SQL table, and the least value each may take.
+SQL_INT_PARAMS = {"partitions": 1, "partition_from": None, "partition_below": None}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _REDACTED = "***"
 
@@ -109,6 +114,17 @@ def scrub(message: str, uri: str) -> str:
     return message
 
 
+def with_query(uri: str, updates: dict[str, str | None], path: str | None = None) -> str:
+    """``uri`` with the query parameters of ``updates`` set (removed where None) and, when
+    given, another ``path``; every other part (user, password, host, options) kept as is."""
+    parts = urlsplit(uri)
+    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in updates]
+    pairs += [(k, v) for k, v in updates.items() if v is not None]
+    return _unsplit(parts.scheme, parts.netloc, parts.path if path is None else quote(path),
+                    urlencode(pairs), parts.fragment)
+
+
 def format_of_name(name: str) -> Format | None:
     """The table format a file name implies by its extension, if any."""
     return EXTENSIONS.get(os.path.splitext(name)[1].lower())
@@ -177,5 +193,29 @@ def _parse_sql(uri: str) -> Location:
     rest = [(k, v) for k, v in pairs if k not in SQL_OWN_PARAMS]
     if "table" in own and "query" in own:
         raise DataError(f"{redact_uri(uri)}: give either ?table= or ?query=, not both")
+    _check_partition_params(uri, own)
     url = _unsplit(parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)
     return Location(uri=uri, kind="sql", path=url, params=own)
+
+
+def _check_partition_params(uri: str, own: dict[str, str]) -> None:
+    """A partitioned SQL table's options are whole numbers, about a column of a ``?table=``."""
+    for name, least in SQL_INT_PARAMS.items():
+        if name not in own:
+            continue
+        if "partition_column" not in own:
+            raise DataError(f"{redact_uri(uri)}: {name}= needs a partition_column=")
+        try:
+            value = int(own[name])
+        except ValueError:
+            value = None
+        if value is None or (least is not None and value < least):
+            wanted = "a whole number" if least is None else f"a whole number >= {least}"
+            raise DataError(f"{redact_uri(uri)}: {name}= must be {wanted}, "
+                            f"got {own[name]!r}")
+    if "partition_column" in own:
+        if not own["partition_column"]:
+            raise DataError(f"{redact_uri(uri)}: partition_column= names no column")
+        if "table" not in own:
+            raise DataError(f"{redact_uri(uri)}: partition_column= needs ?table=NAME "
+                            "(a ?query= cannot be split into ranges)")

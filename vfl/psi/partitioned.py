@@ -1,8 +1,9 @@
-"""PSI ids that stay on the party's workers: a file table read partition by partition.
+"""PSI ids that stay on the party's workers: a table read partition by partition.
 
 When the party's compute engine reads tables on its workers (``compute: {engine: dask}``),
-its service never loads the id columns of a Parquet or CSV table (one file, or a directory of
-part files; each file is a partition). Tasks on the workers read, check and normalise one
+its service never loads the id columns of a table `table_parts` splits (a Parquet or CSV
+file or directory of part files, local or on HDFS, each file a partition; a SQL table, each
+range of its partition column a partition). Tasks on the workers read, check and normalise one
 partition each, hash and multiply its ids, and return only points; the service holds
 
 - while it checks for duplicate ids: a 64-bit hash per row (then the encoded ids of the few
@@ -60,8 +61,9 @@ class IdTable:
 
 def psi_ids(party: PartyRuntime, name: str) -> pd.DataFrame | IdTable:
     """The ids PSI intersects for the party's dataset `name`: left on the workers (`IdTable`)
-    when its engine reads tables there and the dataset is a local Parquet/CSV file or
-    directory; otherwise the loaded dataset's id columns."""
+    when its engine reads tables there and `table_parts` splits the dataset's table (Parquet/
+    CSV files, local or on HDFS; a SQL table with a partition column); otherwise the loaded
+    dataset's id columns."""
     if name not in party.config.datasets:
         party.dataset(name)  # the ConfigError naming the configured datasets
     spec = DatasetSpec.model_validate(party.config.datasets[name])
