@@ -41,6 +41,7 @@ from vfl.serving.client import ScoringClient
 from vfl.serving.features import IndexedTableSource
 from vfl.serving.online import batch_score
 from vfl.serving.partitioned import PartitionedTableSource, bucket_of
+from vfl.serving.sources import source_for
 
 MODEL = "credit"
 GUEST = ["g0", "g1", "g2", "segment"]
@@ -143,16 +144,24 @@ def _source(spec: DatasetSpec, compute) -> PartitionedTableSource:
     return PartitionedTableSource(spec, compute.executor, table_parts(spec.uri), "credit")
 
 
-def test_the_partitioned_source_answers_as_the_table_in_memory(tmp_path, dask_cluster):
+@pytest.mark.parametrize("store", ["file", "hdfs"])
+def test_the_partitioned_source_answers_as_the_table_in_memory(tmp_path, dask_cluster, store, request):
     _, partner = tables(3_000, seed=1)
-    folder = parquet_dir(tmp_path / "partner", partner, 4)
+    if store == "hdfs":  # part files on the loopback WebHDFS, read by the workers through it
+        webhdfs = request.getfixturevalue("webhdfs")
+        parquet_dir(Path(webhdfs.local("/serving/partner")), partner, 4)
+        folder, uri = Path(webhdfs.local("/serving/partner")), f"{webhdfs.url}/serving/partner"
+    else:
+        folder = Path(parquet_dir(tmp_path / "partner", partner, 4))
+        uri = str(folder)
     pd.DataFrame({c: pd.Series([], dtype=partner[c].dtype) for c in partner.columns}).to_parquet(
-        Path(folder) / "part-999.parquet", index=False)  # an empty part file, as Spark writes
-    spec = DatasetSpec.model_validate({"uri": folder, "id_column": "id", "features": HOST,
+        folder / "part-999.parquet", index=False)  # an empty part file, as Spark writes
+    spec = DatasetSpec.model_validate({"uri": uri, "id_column": "id", "features": HOST,
                                       "categorical": ["region"]})
     compute = connect(ComputeConfig.model_validate(dask_cluster.compute_section()), None, "partner")
     try:
-        source = _source(spec, compute)
+        source = source_for(spec, compute=compute)
+        assert isinstance(source, PartitionedTableSource)
         memory = IndexedTableSource(spec)
         asked = pd.Series(np.r_[partner["id"].to_numpy()[::7], [1, 2, 10_000 + 3_000]], dtype=np.int64)
         got, want = source.lookup(asked), memory.lookup(asked)

@@ -31,7 +31,7 @@ def source_for(spec: DatasetSpec, callable_target: str | None = None, name: str 
     if parse_uri(spec.uri).kind == "sql" and "table" in parse_uri(spec.uri).params:
         return SqlSource(spec)
     if compute is not None and compute.partitioned_tables:
-        parts = table_parts(spec.uri)  # None for a table kept elsewhere (HDFS, SQL query)
+        parts = table_parts(spec.uri)  # None for a table read whole (SQL without a partition column)
         if parts:
             return PartitionedTableSource(spec, compute.executor, parts, name)
     return IndexedTableSource(spec, name)
