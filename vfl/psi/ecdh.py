@@ -54,6 +54,7 @@ from vfl.psi.stream import (
     chunk_bounds,
     executor_of,
     in_parallel,
+    joined,
     ordered,
     recv_chunks,
     secure_permutation,
@@ -303,11 +304,11 @@ def _host_pair(ctx: Context, mine: _Ids | PartitionedIds, min_intersection: int,
     def send_b() -> None:  # b.u(y_j), in the secret order
         send_chunks(ctx, guest, "b", progress.track(hashed))
 
-    def encrypt_a_then_match() -> tuple[bytes, np.ndarray]:
+    def encrypt_a_then_match() -> tuple[bytearray, np.ndarray]:
         # b.(a.u(x_i)), in the order received, held until the verdict; then a.(b.u(y_j))
         # matched against it as it arrives (the guest sends it while b still streams)
         calls = ((key, block) for block in recv_chunks(ctx, guest, "a", n, guest_chunk, stop))
-        ba = b"".join(progress.track(ordered(pool, encrypt, calls, stop)))
+        ba = joined(progress.track(ordered(pool, encrypt, calls, stop)), n)
         return ba, _match(recv_chunks(ctx, guest, "ab", mine.n, chunk, stop), ba)
 
     ba, own_in_common = in_parallel(stop, send_b, encrypt_a_then_match)[1]
@@ -321,7 +322,7 @@ def _host_pair(ctx: Context, mine: _Ids | PartitionedIds, min_intersection: int,
 # --- small pieces -----------------------------------------------------------------------------
 
 
-def _match(own: Iterable[bytes], other: bytes) -> np.ndarray:
+def _match(own: Iterable[bytes], other: bytes | bytearray) -> np.ndarray:
     """Indices into `own` (its chunks, matched as they arrive) of the values also in
     `other`, in sorted-value order; only `other` and the matches are held.
 
@@ -340,7 +341,7 @@ def _match(own: Iterable[bytes], other: bytes) -> np.ndarray:
     return np.concatenate(index)[np.argsort(np.concatenate(values), kind="stable")]
 
 
-def _shuffled(points: bytes) -> bytes:
+def _shuffled(points: bytes | bytearray) -> bytes:
     """The points in a fresh secret order: unlinks them from the rows they came from."""
     values = np.frombuffer(points, dtype=f"S{POINT}")
     return values[secure_permutation(len(values))].tobytes()

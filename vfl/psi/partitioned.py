@@ -8,8 +8,8 @@ partition each, hash and multiply its ids, and return only points; the service h
 
 - while it checks for duplicate ids: a 64-bit hash per row (then the encoded ids of the few
   rows whose hashes repeat, compared exactly);
-- while it streams: the secret order (a table position per row, int64, and a partition label,
-  int32) and the chunks in flight;
+- while it streams: the secret order (a table position per row, int32 below 2**31 rows, and
+  a partition label, int32) and the chunks in flight;
 - at the end: the encoded ids of the intersection, to hand its rows out in id order.
 
 The secret order is uniform over all orders of the rows, as with the table in memory. It is
@@ -80,26 +80,40 @@ class PartitionedIds:
 
     def __init__(self, table: IdTable, pool: Executor, norm: dict[str, Any]) -> None:
         self.table, self.pool, self.normalization = table, pool, norm
-        hashes = [f.result() for f in [pool.submit(part_hashes, table, p, norm)
-                                       for p in range(len(table.parts))]]
-        self.offsets = np.cumsum([0, *map(len, hashes)])
+        sizes, repeated = self._hashes()
+        self.offsets = np.cumsum([0, *sizes])
         if self.offsets[-1] == 0:
             raise DataError(f"{table.where}: the id table {table.columns} is empty")
-        self.drops = self._duplicates(hashes)
-        self.kept = [len(h) - len(d) for h, d in zip(hashes, self.drops, strict=True)]
+        self.drops = self._duplicates(repeated)
+        self.kept = [size - len(d) for size, d in zip(sizes, self.drops, strict=True)]
         self.n = sum(self.kept)
+        # table positions: 4 bytes a row while the table has fewer than 2**31 rows
+        self.position = np.int32 if self.offsets[-1] < 2**31 else np.int64
 
-    def _duplicates(self, hashes: list[np.ndarray]) -> list[np.ndarray]:
+    def _hashes(self) -> tuple[list[int], np.ndarray]:
+        """Every partition's row count, and the 64-bit id hashes that occur more than once
+        in the table: every row's hash is held once (8 bytes a row), each partition's let go
+        as it is copied in."""
+        futures = [self.pool.submit(part_hashes, self.table, p, self.normalization)
+                   for p in range(len(self.table.parts))]
+        hashes = [future.result() for future in futures]
+        sizes = [len(h) for h in hashes]
+        every = np.empty(sum(sizes), dtype=np.uint64)  # pages taken as they are written
+        for p, at in enumerate(np.cumsum([0, *sizes[:-1]]).tolist()):
+            every[at:at + sizes[p]] = hashes[p]
+            hashes[p] = every[:0]  # let go of the partition's copy
+        every.sort()
+        return sizes, np.unique(every[1:][every[1:] == every[:-1]])
+
+    def _duplicates(self, repeated: np.ndarray) -> list[np.ndarray]:
         """Per partition, the rows that repeat an earlier id (DataError with duplicates:
         error). Only rows whose hash repeats are fetched and compared exactly."""
-        drops = [np.zeros(0, dtype=np.int64) for _ in hashes]
-        every = np.concatenate(hashes)
-        every.sort()
-        repeated = np.unique(every[1:][every[1:] == every[:-1]])
-        del every
+        drops = [np.zeros(0, dtype=np.int64) for _ in self.table.parts]
         if not len(repeated):
             return drops
-        suspects = [np.flatnonzero(np.isin(h, repeated)) for h in hashes]
+        found = [self.pool.submit(part_suspects, self.table, p, self.normalization, repeated)
+                 for p in range(len(self.table.parts))]
+        suspects = [future.result() for future in found]
         encoded = [self.pool.submit(part_encoded, self.table, p, self.normalization, rows)
                    for p, rows in enumerate(suspects)]
         first: dict[bytes, int] = {}
@@ -124,13 +138,22 @@ class PartitionedIds:
                   stop: threading.Event) -> tuple[np.ndarray, Iterator[bytes]]:
         """``key.u(x)`` for every id, in chunks of `chunk`, in a secret uniform order; and
         that order (table positions, filled in as the chunks are made)."""
-        order = np.empty(self.n, dtype=np.int64)
+        order = np.empty(self.n, dtype=self.position)
         return order, self._chunks(order, pool, key, salt, chunk, stop)
+
+    def _labels(self) -> np.ndarray:
+        """The partition of each row of the secret order: a uniformly random interleaving
+        (4 bytes a row; the permutation it comes from is let go once read)."""
+        ends = np.cumsum(self.kept)
+        permutation = secure_permutation(self.n)
+        labels = np.empty(self.n, dtype=np.int32)
+        for lo, hi in chunk_bounds(self.n, 1 << 20):
+            labels[lo:hi] = np.searchsorted(ends, permutation[lo:hi], side="right")
+        return labels
 
     def _chunks(self, order: np.ndarray, pool: Executor, key: bytes, salt: bytes, chunk: int,
                 stop: threading.Event) -> Iterator[bytes]:
-        ends = np.cumsum(self.kept)
-        labels = np.searchsorted(ends, secure_permutation(self.n), side="right").astype(np.int32)
+        labels = self._labels()
         feeds = [_Feed(ordered(pool, part_slice, self._slices(p, os.urandom(32), key, salt, chunk),
                                stop, window=2)) for p in range(len(self.kept))]
         for lo, hi in chunk_bounds(self.n, chunk):
@@ -220,6 +243,11 @@ def part_hashes(table: IdTable, p: int, norm: dict[str, Any]) -> np.ndarray:
     frame, where = _read(table, p, norm)
     id_columns(frame, where)  # refuses a column that cannot be an id
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def part_suspects(table: IdTable, p: int, norm: dict[str, Any], repeated: np.ndarray) -> np.ndarray:
+    """The rows of partition `p` whose id hash is among `repeated` (sorted)."""
+    return np.flatnonzero(np.isin(part_hashes(table, p, norm), repeated))
 
 
 def part_encoded(table: IdTable, p: int, norm: dict[str, Any], rows: np.ndarray) -> list[bytes]:

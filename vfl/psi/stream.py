@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from vfl.errors import PeerTimeoutError, VflError
+from vfl.errors import PeerTimeoutError, ProtocolError, VflError
 from vfl.parties.context import Context
 from vfl.parties.executor import shared_process_pool
 from vfl.psi.x25519 import POINT, check_points
@@ -95,9 +95,23 @@ def _recv(ctx: Context, peer: str, tag: str, stop: threading.Event | None) -> An
             raise Cancelled("stopped because a parallel PSI stream failed")
 
 
-def split(data: bytes, chunk: int) -> Iterator[bytes]:
+def split(data: bytes | bytearray, chunk: int) -> Iterator[bytes]:
     step = chunk * POINT
-    return (data[i : i + step] for i in range(0, len(data), step))
+    return (bytes(data[i : i + step]) for i in range(0, len(data), step))
+
+
+def joined(blocks: Iterable[bytes], points: int) -> bytearray:
+    """A stream of `points` points as one buffer, each block written into place as it
+    arrives (the blocks and their join are never held at once)."""
+    out, at = bytearray(points * POINT), 0
+    for block in blocks:
+        if at + len(block) > len(out):
+            raise ProtocolError(f"a stream of {points} points ran past its end")
+        out[at:at + len(block)] = block
+        at += len(block)
+    if at != len(out):
+        raise ProtocolError(f"a stream of {points} points ended after {at // POINT}")
+    return out
 
 
 class Progress:
