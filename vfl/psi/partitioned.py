@@ -219,8 +219,8 @@ class Packed:
         return cls(b"".join(values), np.cumsum([len(v) for v in values], dtype=np.int64))
 
     def values(self) -> list[bytes]:
-        starts = [0, *self.ends[:-1].tolist()]
-        return [self.data[lo:hi] for lo, hi in zip(starts, self.ends.tolist(), strict=True)]
+        bounds = [0, *self.ends.tolist()]
+        return [self.data[bounds[i]:bounds[i + 1]] for i in range(len(self.ends))]
 
 
 class _Feed:
