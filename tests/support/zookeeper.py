@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.servers import stop_process
+
 JARS = Path("/usr/share/java")
 CLASSPATH = ("zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar",
              "netty-handler.jar", "netty-transport.jar", "netty-common.jar", "netty-buffer.jar",
@@ -88,13 +90,7 @@ class ZooKeeperServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=15, killed_timeout=5)
         self.process = None
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
