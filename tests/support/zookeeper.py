@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.servers import stop_process
+from tests.support.servers import require, stop_process
 
 JARS = Path("/usr/share/java")
 CLASSPATH = ("zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar",
@@ -105,13 +105,4 @@ class ZooKeeperServer:
 
 def start_zookeeper() -> ZooKeeperServer:
     """A started server; without Debian's zookeeper the test fails in CI and skips locally."""
-    import pytest
-
-    server = ZooKeeperServer()
-    try:
-        server.start()
-    except ZooKeeperUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: CI must provide a real ZooKeeper server")
-        pytest.skip(str(exc))
-    return server
+    return require(ZooKeeperServer().start, ZooKeeperUnavailable, "provide a real ZooKeeper server")
