@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.support.servers import missing, require
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -14,9 +15,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def shared_data() -> Path:
     """`../shared/data` beside the checkout; tests that need it skip (or fail in CI) without it."""
     if not (SHARED_DATA / "default_credit_hetero_guest.csv").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared data missing at {SHARED_DATA} (CI must have shared/ beside the clone)")
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
+        missing(f"shared data not found at {SHARED_DATA}", "have shared/ beside the clone")
     return SHARED_DATA
 
 
@@ -28,13 +27,7 @@ def mariadb_server():
     """A throwaway MariaDB server for the session (fails in CI, skips locally, if missing)."""
     from tests.support.mariadb import MariaDBServer, MariaDBUnavailable
 
-    server = MariaDBServer()
-    try:
-        server.start()
-    except MariaDBUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: CI must provide a real MariaDB server")
-        pytest.skip(str(exc))
+    server = require(MariaDBServer().start, MariaDBUnavailable, "provide a real MariaDB server")
     yield server
     server.stop()
 

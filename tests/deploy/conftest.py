@@ -6,13 +6,13 @@ size, time per phase) is printed in the terminal summary.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.deploy.docker_kit import Daemon, DockerUnavailable
+from tests.support.servers import require
 
 REPORT: dict[str, str] = {}  # name -> value, printed after the run
 
@@ -27,12 +27,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def docker_daemon() -> Iterator[Daemon]:
     """A Docker daemon (started here as root when none runs; stopped again only then)."""
-    try:
-        daemon = Daemon.obtain()
-    except DockerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: CI must run the container tests")
-        pytest.skip(str(exc))
+    daemon = require(Daemon.obtain, DockerUnavailable, "run the container tests")
     try:
         yield daemon
     finally:

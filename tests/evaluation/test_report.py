@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageStat
 
+from tests.support.servers import missing
 from vfl.evaluation import evaluate_scores, write_report
 
 FIGURES = 7  # roc, ks, lift, gain, score distribution, calibration, psi
@@ -22,9 +22,7 @@ def chromium() -> str:
         "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
     )
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: CI must install Debian's chromium package")
-        pytest.skip("chromium not installed (Debian package 'chromium')")
+        missing("chromium not installed (Debian package 'chromium')", "install Debian's chromium package")
     return found
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tests.support.servers import stop_process
 from vfl.crypto.tls import create_ca, issue_party_cert
 from vfl.parties.config import PartyConfig, load_party_config
 from vfl.parties.registry import register
@@ -210,13 +211,7 @@ class Served:
         self._log.close()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=15, killed_timeout=5)
         self._log.close()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
 import time
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.conftest import MODEL, Trained
 from tests.support.prometheus import PrometheusServer, PrometheusUnavailable, Target
+from tests.support.servers import require
 from vfl.config import JobConfig
 from vfl.errors import UnknownModelError
 from vfl.parties.config import load_party_config
@@ -36,12 +36,7 @@ def prometheus(trained: Trained):
     certs = trained.fed.certs
     server = PrometheusServer([Target(party, f"127.0.0.1:{port}") for party, port in trained.metrics_ports.items()],
                               certs / "ca.pem", certs / "prometheus.pem", certs / "prometheus.key")
-    try:
-        server.start()
-    except PrometheusUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: CI must provide a real Prometheus server")
-        pytest.skip(str(exc))
+    require(server.start, PrometheusUnavailable, "provide a real Prometheus server")
     yield server
     server.stop()
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from tests.support.servers import stop_process
+
 SCRAPE_INTERVAL = "1s"
 
 
@@ -162,13 +164,7 @@ class PrometheusServer:
         return [{k: t.get(k) for k in ("scrapeUrl", "health", "lastError")} for t in active]
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace=30)
         self.process = None
         if self.tmp != Path() and self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)

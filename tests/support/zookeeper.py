@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.servers import require, stop_process
+
 JARS = Path("/usr/share/java")
 CLASSPATH = ("zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar",
              "netty-handler.jar", "netty-transport.jar", "netty-common.jar", "netty-buffer.jar",
@@ -88,13 +90,7 @@ class ZooKeeperServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=15, killed_timeout=5)
         self.process = None
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -109,13 +105,4 @@ class ZooKeeperServer:
 
 def start_zookeeper() -> ZooKeeperServer:
     """A started server; without Debian's zookeeper the test fails in CI and skips locally."""
-    import pytest
-
-    server = ZooKeeperServer()
-    try:
-        server.start()
-    except ZooKeeperUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: CI must provide a real ZooKeeper server")
-        pytest.skip(str(exc))
-    return server
+    return require(ZooKeeperServer().start, ZooKeeperUnavailable, "provide a real ZooKeeper server")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vfl.algorithms.hetero_lr.model import sigmoid
+from vfl.algorithms.guest_classifier import sigmoid
 from vfl.algorithms.optim import Optimizer, OptimizerConfig, auto_batch_size, epoch_batches
 
 

@@ -8,11 +8,10 @@ values a key owner decrypts for its peer are masked. The same inspector run on a
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
+from tests.algorithms import training_kit as kit
 from tests.algorithms.hetero_lr.lr_centralized import TaylorLogisticRegression
 from vfl.algorithms.hetero_lr.estimator import (
     INSECURE,
@@ -21,26 +20,17 @@ from vfl.algorithms.hetero_lr.estimator import (
     host_predict,
 )
 from vfl.algorithms.optim import epoch_batches
-from vfl.crypto import EncodedArray, PaillierPublicKey
-from vfl.net.codec import decode
-from vfl.parties import InProcessChannel, IntBlock, simulate
+from vfl.crypto import EncodedArray
 
 N, BATCH, SEED = 120, 40, 4
 
 
 def make_data(widths: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
-    rng = np.random.default_rng(21)
-    blocks = [rng.normal(size=(N, w)) for w in widths]
-    z = sum(b @ rng.normal(size=b.shape[1]) for b in blocks)
-    return blocks, (z + rng.logistic(size=N) > 0).astype(int)
+    return kit.make_blocks(widths, N, seed=21)
 
 
 def run_tapped(mode: str, blocks: list[np.ndarray], y: np.ndarray, class_weight: str | None = None):
     """Train + predict with a tap on the channel; returns messages, estimator, host parts."""
-    hosts = [f"h{i}" for i in range(1, len(blocks))]
-    messages: list[tuple[str, str, str, Any]] = []
-    channel = InProcessChannel(["bank", *hosts],
-                               taps=[lambda s, r, k, p: messages.append((s, r, k, decode(p)))])
     est = HeteroLogisticRegression(epochs=2, batch_size=BATCH, key_bits=1024, mode=mode,
                                    learning_rate=0.3, random_state=SEED, class_weight=class_weight)
 
@@ -53,20 +43,8 @@ def run_tapped(mode: str, blocks: list[np.ndarray], y: np.ndarray, class_weight:
         host_predict(ctx, X, part)
         return part
 
-    parties = {"bank": (guest, {}), **{h: (host, {"X": b}) for h, b in zip(hosts, blocks[1:], strict=True)}}
-    out = simulate(parties, {"bank": "guest", **dict.fromkeys(hosts, "host")}, channel=channel)
-    return messages, est, {h: out[h] for h in hosts}
-
-
-def leaves(value: Any) -> list[Any]:
-    """Scalars, arrays and typed crypto values (keys, ciphertexts, decrypted encodings)."""
-    if isinstance(value, dict) and "kind" in value:
-        return [value]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in leaves(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in leaves(v)]
-    return [value]
+    messages, parts = kit.run_tapped(guest, host, blocks)
+    return messages, est, parts
 
 
 def first_batch_gradients(blocks: list[np.ndarray], y: np.ndarray, balanced: bool) -> list[np.ndarray]:
@@ -84,16 +62,11 @@ def violations(messages, blocks, y, weights) -> list[str]:
     labels = [y.astype(float), np.where(y == 1, 1.0, -1.0)]
     columns = [b[:, j] for b in blocks for j in range(b.shape[1])]
     secrets = [v for w in weights for v in w if abs(v) > 1e-6]
-    keys = {}
-    for _, _, _, value in messages:
-        for leaf in leaves(value):
-            if isinstance(leaf, dict) and leaf.get("kind") == "paillier.public_key":
-                k = PaillierPublicKey.from_wire(leaf)
-                keys[k.fingerprint] = k
+    keys = kit.public_keys(messages)
     for sender, receiver, key, value in messages:
         training = "/epoch/" in key
         tag = key.rsplit("/", 1)[1]
-        for leaf in leaves(value):
+        for leaf in kit.leaves(value):
             floats = None
             if isinstance(leaf, np.ndarray):
                 floats = leaf.astype(float).ravel()
@@ -104,9 +77,8 @@ def violations(messages, blocks, y, weights) -> list[str]:
             elif isinstance(leaf, dict) and leaf.get("kind") == "encoded.array":
                 floats = EncodedArray.from_wire(leaf).decode().ravel()
             elif isinstance(leaf, dict) and leaf.get("kind") == "paillier.array":
-                n = int(keys[leaf["key"]].n)
-                block = next(v for v in leaf.values() if isinstance(v, IntBlock))
-                if any((c - 1) % n == 0 for c in block.to_ints()):
+                values, n = kit.ciphertexts(leaf, keys)
+                if any((c - 1) % n == 0 for c in values):
                     found.append(f"unrandomized ciphertext in {tag} {sender}->{receiver}")
             if floats is None:
                 continue

@@ -10,20 +10,16 @@ the newest epoch both have, and end with the weights of an uninterrupted run wit
 
 from __future__ import annotations
 
-import itertools
-import re
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.algorithms.training_kit import ServedTraining, host_epochs, resumed_after
 from tests.parties import service_kit as kit
 from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit
 from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart
-from vfl.errors import PeerError
 from vfl.parties import simulate
 from vfl.parties.federation import connect_federation
 from vfl.parties.registry import register
@@ -32,7 +28,7 @@ PROTOCOL = "test-hetero-lr"
 PARAMS = dict(epochs=8, batch_size=30, key_bits=1024, optimizer="momentum", learning_rate=0.2,
               tol=None, random_state=3)
 ROLES = {"bank": "guest", "partner": "host"}
-DATASETS = {"bank": ["train"], "partner": ["train"]}
+SERVED = ServedTraining(PROTOCOL, ROLES)
 
 
 @register(PROTOCOL)
@@ -65,72 +61,33 @@ def uninterrupted(Xg: pd.DataFrame, y: np.ndarray, Xh: pd.DataFrame) -> tuple[np
     return np.r_[est.coef_, est.intercept_], out["partner"].coef_
 
 
-def federation(root: Path, Xg: pd.DataFrame, y: np.ndarray, Xh: pd.DataFrame) -> kit.Federation:
-    fed = kit.Federation(root, ["bank", "partner"])
-    ids = pd.Series(np.arange(len(y)), name="id")
-    pd.concat([ids, Xg, pd.Series(y, name="y")], axis=1).to_csv(root / "bank.csv", index=False)
-    pd.concat([ids, Xh], axis=1).to_csv(root / "partner.csv", index=False)
-    plugins = ["tests.parties.service_kit", __name__]
-    fed.write_config("bank", plugins=plugins, datasets={
-        "train": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y"}})
-    fed.write_config("partner", plugins=plugins, datasets={
-        "train": {"uri": str(root / "partner.csv"), "id_column": "id"}},
-        policy={"allow": [{"peers": ["bank"], "protocols": [PROTOCOL], "datasets": ["train"]}]})
-    return fed
-
-
-def rerun_when_reachable(client: Any, params: dict[str, Any]) -> Any:
-    """Submit the job again until the bank's service reaches the restarted partner.
-
-    gRPC reconnects to a peer that was down only after its reconnect backoff; until then the
-    bank's service fails the job while starting the partner's role, before any role runs.
-    """
-    deadline = time.monotonic() + 150
-    for attempt in itertools.count():
-        try:
-            return client.run(f"again-{attempt}", PROTOCOL, params, ROLES, DATASETS, timeout=300)
-        except PeerError as exc:
-            if "while starting job" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-    raise AssertionError("unreachable")
-
-
 @pytest.mark.slow
 def test_killed_party_service_resumes_from_last_checkpoint_and_reaches_the_same_model(tmp_path):
     Xg, y, Xh = make_data()
-    fed = federation(tmp_path, Xg, y, Xh)
+    fed = SERVED.federation(tmp_path, __name__, Xg, y, {"partner": Xh})
     run = {p: tmp_path / p / "store" / "hetero_lr" / "r1" for p in ROLES}
     serve = {p: (fed.root / p / "party.yaml", fed.ports[p]) for p in ROLES}
-    partner = kit.Served(*serve["partner"], tmp_path / "partner.log")
-    bank = kit.Served(*serve["bank"], tmp_path / "bank.log")
+    served = {p: kit.Served(*serve[p], tmp_path / f"{p}.log") for p in ("partner", "bank")}
     try:
         with connect_federation(fed.config("bank"), embedded=False) as client:
-            client.start_job("bank", "first", PROTOCOL, {"run": "r1"}, ROLES, DATASETS)
-            marker = run["partner"] / "ckpt" / "epoch_00001.json"
-            deadline = time.monotonic() + 120
-            while not marker.exists():
-                assert time.monotonic() < deadline, f"no 2nd-epoch checkpoint after 120 s:\n{bank.log()[-3000:]}"
-                time.sleep(0.005)
-            partner.kill()
-            info = client.wait_job("bank", "first", timeout=60, poll=0.1)
-            assert info.state == "failed" and "partner" in (info.error or ""), info
+            SERVED.kill_host_at(client, served, "partner", run["partner"] / "ckpt" / "epoch_00001.json",
+                                {"run": "r1"}, checkpoint_timeout=120, fail_timeout=60, what="2nd-epoch")
             assert not (run["bank"] / "model").exists(), "the job finished before the partner was killed"
             saved = sorted(p.name for p in (run["partner"] / "ckpt").glob("*.json"))
             assert saved[-1] < "epoch_00007.json"
 
-            partner = kit.Served(*serve["partner"], tmp_path / "partner2.log")
+            served["partner"] = kit.Served(*serve["partner"], tmp_path / "partner2.log")
             assert client.job_status("partner", "first").state == "failed"
-            info = rerun_when_reachable(client, {"run": "r1"})
+            info = SERVED.rerun_when_reachable(client, {"run": "r1"})
             assert info.result == {"epochs": 8}
     finally:
-        partner.stop()
-        bank.stop()
+        for proc in served.values():
+            proc.stop()
 
-    resumed = [int(e) for e in re.findall(r"resuming hetero LR after epoch (\d+)", bank.log())]
+    resumed = resumed_after(served["bank"].log(), "hetero LR")
     assert len(resumed) == 1 and resumed[0] >= 2, "the rerun did not resume from a checkpoint"
-    host_epochs = [int(e) for e in re.findall(r"hetero LR host \[he\] epoch (\d+)/8", (tmp_path / "partner2.log").read_text())]
-    assert host_epochs == list(range(resumed[0] + 1, 9)), "the restarted partner did not resume"
+    host_trained = host_epochs((tmp_path / "partner2.log").read_text(), "hetero LR", 8)
+    assert host_trained == list(range(resumed[0] + 1, 9)), "the restarted partner did not resume"
 
     guest, host = LRGuestPart.load(run["bank"] / "model"), LRHostPart.load(run["partner"] / "model")
     want_guest, want_host = uninterrupted(Xg, y, Xh)

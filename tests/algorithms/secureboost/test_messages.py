@@ -9,30 +9,20 @@ the guest (so it can fail)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
+from tests.algorithms import training_kit as kit
 from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
-from vfl.crypto import PaillierPublicKey
-from vfl.net.codec import decode
-from vfl.parties import InProcessChannel, IntBlock, simulate
 
 N = 160
 
 
 def make_data(widths: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
-    rng = np.random.default_rng(5)
-    blocks = [rng.normal(size=(N, w)) for w in widths]
-    z = sum(b @ rng.normal(size=b.shape[1]) for b in blocks)
-    return blocks, (z + rng.logistic(size=N) > 0).astype(int)
+    return kit.make_blocks(widths, N, seed=5)
 
 
 def run_tapped(blocks: list[np.ndarray], y: np.ndarray):
-    hosts = [f"h{i}" for i in range(1, len(blocks))]
-    messages: list[tuple[str, str, str, Any]] = []
-    channel = InProcessChannel(["bank", *hosts], taps=[lambda s, r, k, p: messages.append((s, r, k, decode(p)))])
     est = SecureBoostClassifier(n_estimators=3, max_depth=2, max_bin=8, key_bits=1024, random_state=1)
 
     def guest(ctx):
@@ -44,40 +34,23 @@ def run_tapped(blocks: list[np.ndarray], y: np.ndarray):
         host_predict(ctx, X, part)
         return part
 
-    parties = {"bank": (guest, {}), **{h: (host, {"X": b}) for h, b in zip(hosts, blocks[1:], strict=True)}}
-    out = simulate(parties, {"bank": "guest", **dict.fromkeys(hosts, "host")}, channel=channel)
-    return messages, est, {h: out[h] for h in hosts}
+    messages, parts = kit.run_tapped(guest, host, blocks)
+    return messages, est, parts
 
 
-def leaves(value: Any) -> list[Any]:
-    if isinstance(value, dict) and "kind" in value:
-        return [value]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in leaves(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in leaves(v)]
-    return [value]
-
-
-def violations(messages: list[tuple[str, str, str, Any]], host_values: np.ndarray, labels: np.ndarray) -> list[str]:
+def violations(messages: list[kit.Message], host_values: np.ndarray, labels: np.ndarray) -> list[str]:
     """What should not be in the traffic: plaintext non-integers (or labels) to a host; a host's
     feature value or threshold to the guest; trivial or repeated ciphertexts."""
     found: list[str] = []
-    keys: dict[str, PaillierPublicKey] = {}
+    keys = kit.public_keys(messages)
     seen: dict[int, str] = {}  # ciphertext -> the step and tag it was sent under
-    for _, _, _, value in messages:
-        for leaf in leaves(value):
-            if isinstance(leaf, dict) and leaf.get("kind") == "paillier.public_key":
-                key = PaillierPublicKey.from_wire(leaf)
-                keys[key.fingerprint] = key
     secret = set(np.unique(host_values).tolist())
     for sender, receiver, key, value in messages:
         tag = key.rsplit("/", 1)[1]
-        for leaf in leaves(value):
+        for leaf in kit.leaves(value):
             if isinstance(leaf, dict) and leaf.get("kind") == "paillier.array":
-                n = int(keys[leaf["key"]].n)
-                block = next(v for v in leaf.values() if isinstance(v, IntBlock))
-                for c in block.to_ints():  # a broadcast sends the same ciphertexts to every host
+                values, n = kit.ciphertexts(leaf, keys)
+                for c in values:  # a broadcast sends the same ciphertexts to every host
                     if (c - 1) % n == 0 or seen.setdefault(c, key) != key:
                         found.append(f"unrandomized ciphertext in {tag} {sender}->{receiver}")
                 continue

@@ -9,10 +9,6 @@ This module is loaded by the services as a plugin that offers "test-secureboost"
 
 from __future__ import annotations
 
-import itertools
-import re
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +16,10 @@ import pandas as pd
 import pytest
 
 from tests.algorithms.secureboost.central import central_part, joined
+from tests.algorithms.training_kit import ServedTraining, host_epochs, resumed_after
 from tests.parties import service_kit as kit
 from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
 from vfl.algorithms.secureboost.model import SBGuestPart, SBHostPart
-from vfl.errors import PeerError
 from vfl.parties import simulate
 from vfl.parties.federation import connect_federation
 from vfl.parties.registry import register
@@ -32,7 +28,7 @@ PROTOCOL = "test-secureboost"
 PARAMS = dict(n_estimators=6, max_depth=2, max_bin=8, key_bits=1024, learning_rate=0.3, random_state=3)
 HOSTS = ["partner", "p2"]
 ROLES = {"bank": "guest", "partner": "host", "p2": "host"}
-DATASETS = {p: ["train"] for p in ROLES}
+SERVED = ServedTraining(PROTOCOL, ROLES)
 
 
 @register(PROTOCOL)
@@ -75,63 +71,29 @@ def uninterrupted(Xg: pd.DataFrame, y: np.ndarray, Xh: dict[str, pd.DataFrame]):
     return est.part_, {h: out[h] for h in HOSTS}, out["bank"]
 
 
-def federation(root: Path, Xg: pd.DataFrame, y: np.ndarray, Xh: dict[str, pd.DataFrame]) -> kit.Federation:
-    fed = kit.Federation(root, list(ROLES))
-    ids = pd.Series(np.arange(len(y)), name="id")
-    pd.concat([ids, Xg, pd.Series(y, name="y")], axis=1).to_csv(root / "bank.csv", index=False)
-    plugins = ["tests.parties.service_kit", __name__]
-    fed.write_config("bank", plugins=plugins, datasets={
-        "train": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y"}})
-    for h in HOSTS:
-        pd.concat([ids, Xh[h]], axis=1).to_csv(root / f"{h}.csv", index=False)
-        fed.write_config(h, plugins=plugins, datasets={"train": {"uri": str(root / f"{h}.csv"), "id_column": "id"}},
-                         policy={"allow": [{"peers": ["bank"], "protocols": [PROTOCOL], "datasets": ["train"]}]})
-    return fed
-
-
-def rerun_when_reachable(client: Any, params: dict[str, Any]) -> Any:
-    """Submit again until the bank's service reaches the restarted host (gRPC reconnect backoff)."""
-    deadline = time.monotonic() + 150
-    for attempt in itertools.count():
-        try:
-            return client.run(f"again-{attempt}", PROTOCOL, params, ROLES, DATASETS, timeout=300)
-        except PeerError as exc:
-            if "while starting job" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-    raise AssertionError("unreachable")
-
-
 @pytest.mark.slow
 def test_two_hosts_resume_after_a_killed_host_at_a_tree_boundary(tmp_path):
     Xg, y, Xh = make_data()
-    fed = federation(tmp_path, Xg, y, Xh)
+    fed = SERVED.federation(tmp_path, __name__, Xg, y, Xh)
     run = {p: tmp_path / p / "store" / "secureboost" / "r1" for p in ROLES}
     serve = {p: (fed.root / p / "party.yaml", fed.ports[p]) for p in ROLES}
     served = {p: kit.Served(*serve[p], tmp_path / f"{p}.log") for p in ("partner", "p2", "bank")}
     try:
         with connect_federation(fed.config("bank"), embedded=False) as client:
-            client.start_job("bank", "first", PROTOCOL, {"run": "r1"}, ROLES, DATASETS)
-            marker = run["partner"] / "ckpt" / "epoch_00001.json"
-            deadline = time.monotonic() + 180
-            while not marker.exists():
-                assert time.monotonic() < deadline, f"no 2nd-tree checkpoint:\n{served['bank'].log()[-3000:]}"
-                time.sleep(0.005)
-            served["partner"].kill()
-            info = client.wait_job("bank", "first", timeout=90, poll=0.1)
-            assert info.state == "failed" and "partner" in (info.error or ""), info
+            SERVED.kill_host_at(client, served, "partner", run["partner"] / "ckpt" / "epoch_00001.json",
+                                {"run": "r1"}, checkpoint_timeout=180, fail_timeout=90, what="2nd-tree")
             assert not (run["bank"] / "model").exists(), "the job finished before the host was killed"
 
             served["partner"] = kit.Served(*serve["partner"], tmp_path / "partner2.log")
-            info = rerun_when_reachable(client, {"run": "r1"})
+            info = SERVED.rerun_when_reachable(client, {"run": "r1"})
             assert info.result == {"trees": 6}
     finally:
         for proc in served.values():
             proc.stop()
 
-    resumed = [int(t) for t in re.findall(r"resuming SecureBoost after epoch (\d+)", served["bank"].log())]
+    resumed = resumed_after(served["bank"].log(), "SecureBoost")
     assert len(resumed) == 1 and resumed[0] >= 2, "the rerun did not resume from a checkpoint"
-    host_trees = [int(t) for t in re.findall(r"SecureBoost host \[he\] epoch (\d+)/6", (tmp_path / "partner2.log").read_text())]
+    host_trees = host_epochs((tmp_path / "partner2.log").read_text(), "SecureBoost", 6)
     assert host_trees == list(range(resumed[0] + 1, 7)), "the restarted host did not resume"
 
     guest = SBGuestPart.load(run["bank"] / "model")

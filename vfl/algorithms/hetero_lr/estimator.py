@@ -22,7 +22,8 @@ from pydantic import Field, PlainSerializer, PlainValidator
 from sklearn.base import BaseEstimator
 
 from vfl.algorithms import contributions, session_start
-from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart, sigmoid
+from vfl.algorithms.guest_classifier import GuestClassifierMixin, sigmoid
+from vfl.algorithms.hetero_lr.model import LRGuestPart, LRHostPart
 from vfl.algorithms.hetero_lr.protocol import (
     Keys,
     guest_batch,
@@ -151,7 +152,7 @@ def _check_batches(plan: TrainingPlan, widths: dict[str, int]) -> None:
 
 
 # --- guest ----------------------------------------------------------------------------------
-class HeteroLogisticRegression(BaseEstimator):
+class HeteroLogisticRegression(GuestClassifierMixin, BaseEstimator):
     """The guest's estimator of HE logistic regression (a scikit-learn estimator; hosts take part).
 
     Labels and the guest's features stay on the guest; each host keeps its own weights
@@ -477,41 +478,6 @@ class HeteroLogisticRegression(BaseEstimator):
         z = self.part_.decision_function(Xg, contributions.guest_collect(ctx, len(Xg), width=1))
         watch_scores(ctx, z, "predict")
         return z
-
-    def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
-        """Class probabilities from the joint score (see `decision_function`).
-
-        Parameters
-        ----------
-        ctx : Context
-            The guest's context of a job or simulation with the hosts.
-        X : array-like or pandas.DataFrame
-            The guest's features of the rows to score.
-
-        Returns
-        -------
-        numpy.ndarray
-            (n, 2) probabilities of ``classes_[0]`` and ``classes_[1]``.
-        """
-        p = sigmoid(self.decision_function(ctx, X))
-        return np.column_stack([1 - p, p])
-
-    def predict(self, ctx: Context, X: Any) -> np.ndarray:
-        """Class labels: ``classes_[1]`` where the joint score is positive.
-
-        Parameters
-        ----------
-        ctx : Context
-            The guest's context of a job or simulation with the hosts.
-        X : array-like or pandas.DataFrame
-            The guest's features of the rows to score.
-
-        Returns
-        -------
-        numpy.ndarray
-            One label per row.
-        """
-        return np.where(self.decision_function(ctx, X) > 0, self.classes_[1], self.classes_[0])
 
 
 def watch_scores(ctx: Context, z: np.ndarray, what: str) -> None:

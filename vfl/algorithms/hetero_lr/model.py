@@ -15,15 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from vfl.algorithms.guest_classifier import sigmoid
 from vfl.errors import DataError
 
 KIND = "hetero_lr"
 HOST_FILE = "hetero_lr_host.json"
 GUEST_FILE = "hetero_lr_guest.json"
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def _check_width(X: np.ndarray, coef: np.ndarray, who: str) -> np.ndarray:

@@ -21,7 +21,7 @@ from pydantic import Field
 from sklearn.base import BaseEstimator
 
 from vfl.algorithms import contributions, session_start
-from vfl.algorithms.hetero_lr.model import sigmoid
+from vfl.algorithms.guest_classifier import GuestClassifierMixin, sigmoid
 from vfl.algorithms.secureboost.binning import Bins
 from vfl.algorithms.secureboost.histograms import Candidates
 from vfl.algorithms.secureboost.model import GUEST, LEAF, SBGuestPart, SBHostPart
@@ -121,7 +121,7 @@ def forest(trees: list[dict[str, list[Any]]], n_features: int, hosts: list[str],
 
 
 # --- guest ----------------------------------------------------------------------------------
-class SecureBoostClassifier(BaseEstimator):
+class SecureBoostClassifier(GuestClassifierMixin, BaseEstimator):
     """The guest's estimator of SecureBoost (a scikit-learn estimator; hosts take part).
 
     Gradient-boosted trees on the logistic loss, XGBoost's second-order splits on quantile
@@ -447,15 +447,6 @@ class SecureBoostClassifier(BaseEstimator):
         Xg, _ = _as_matrix(X, "guest features X")
         bits = dict(zip(ctx.hosts, contributions.guest_collect(ctx, len(Xg)), strict=True))
         return self.part_.decision_function(Xg, [bits[h] for h in self.part_.hosts])
-
-    def predict_proba(self, ctx: Context, X: Any) -> np.ndarray:
-        """(n, 2) probabilities of ``classes_[0]`` and ``classes_[1]`` (see `decision_function`)."""
-        p = sigmoid(self.decision_function(ctx, X))
-        return np.column_stack([1 - p, p])
-
-    def predict(self, ctx: Context, X: Any) -> np.ndarray:
-        """Class labels: ``classes_[1]`` where the raw score is positive."""
-        return np.where(self.decision_function(ctx, X) > 0, self.classes_[1], self.classes_[0])
 
 
 def _stack(blocks: list[np.ndarray], n: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vfl.algorithms.hetero_lr.model import sigmoid
+from vfl.algorithms.guest_classifier import sigmoid
 from vfl.errors import DataError
 
 KIND = "secureboost"
