@@ -186,7 +186,7 @@ class PartitionedIds:
             at = np.flatnonzero(part == p)
             for i, value in zip(at.tolist(), future.result().values(), strict=True):
                 encoded[i] = value
-        return positions[np.argsort(encoded, kind="stable")]
+        return positions[np.argsort(encoded, kind="stable")].astype(np.int64)  # as in memory
 
 
 def table_rows(table: IdTable, rows: np.ndarray) -> pd.DataFrame:
