@@ -115,15 +115,8 @@ def trained_federation(root: Path) -> Fed:
     bank, partner = tables(400)
     write_table(bank, str(root / "bank.parquet"))
     write_table(partner, str(root / "partner.parquet"))
-    local = {"engine": "local"}
     for party in ("bank", "partner"):
-        f.kit.write_config(party, plugins=[], compute=local,
-                           datasets={"credit": {"uri": str(root / f"{party}.parquet"), "id_column": "id",
-                                                "features": GUEST if party == "bank" else HOST,
-                                                "categorical": ["segment" if party == "bank" else "region"],
-                                                **({"label": "y"} if party == "bank" else {})}},
-                           preprocessing={"credit": _pre((GUEST if party == "bank" else HOST)[:3],
-                                                         ["segment" if party == "bank" else "region"])})
+        f.configure(party, str(root / f"{party}.parquet"), {"engine": "local"})
     job = JobConfig.model_validate({
         "guest": "bank", "hosts": ["partner"], "datasets": {"bank": "credit", "partner": "credit"},
         "parties": {p: str(root / p / "party.yaml") for p in ("bank", "partner")},

@@ -82,7 +82,10 @@ class DaskExecutor(Executor):
         self.done = self.submitted = 0
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = self._inner.submit(fn, *args, **kwargs)
+        return self._counted(self._inner.submit(fn, *args, **kwargs))
+
+    def _counted(self, future: Any) -> Any:
+        """`future` (either kind) counted as submitted, and as done once it succeeds."""
         with self._lock:
             self.submitted += 1
         future.add_done_callback(self._count)
@@ -105,11 +108,7 @@ class DaskExecutor(Executor):
         """Run ``fn(*args)`` on a worker and leave the result there: the returned handle stands
         for it in later tasks' arguments (handles among `args` are their kept results). The
         result is freed once no handle refers to it."""
-        with self._lock:
-            self.submitted += 1
-        future = self._client.submit(fn, *args, pure=False, retries=self._retries)
-        future.add_done_callback(self._count)
-        return future
+        return self._counted(self._client.submit(fn, *args, pure=False, retries=self._retries))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._inner.shutdown(wait=wait)

@@ -63,7 +63,7 @@ class PartitionedTableSource:
         self.id_column = spec.id_columns[0]
         self.columns = list(spec.features or [])
         self.where = f"dataset '{name}' ({redact_uri(spec.uri)})"
-        self.types = id_types(spec)
+        self.types = id_types(spec)  # once here: it may list the table's files
         # the id column's type, from the first part file's schema (one small task)
         kind = executor.submit(_id_kind, parts[0], self.id_column, self.types, self.where).result()
         self.id_kind: str | None = kind
@@ -81,7 +81,8 @@ class PartitionedTableSource:
                 n = max(len(self.parts), getattr(self.executor, "_max_workers", 1))
                 log.info("%s: partitioning %d part file(s) into %d buckets by id on the workers",
                          self.where, len(self.parts), n)
-                splits = [self.executor.keep(split_part, uri, self.spec, self.name, p, len(self.parts), n)
+                splits = [self.executor.keep(split_part, uri, self.spec, self.types, self.name, p,
+                                             len(self.parts), n)
                           for p, uri in enumerate(self.parts)]
                 buckets = [self.executor.keep(join_bucket, self.spec.duplicates, self.where,
                                               *[self.executor.keep(_piece, s, b) for s in splits])
@@ -126,13 +127,13 @@ def _id_kind(uri: str, id_column: str, types: dict[str, str], where: str) -> str
     return "int" if ids[id_column].dtype.kind in "iu" else "str"
 
 
-def split_part(uri: str, spec: DatasetSpec, name: str, p: int, parts: int,
+def split_part(uri: str, spec: DatasetSpec, types: dict[str, str], name: str, p: int, parts: int,
                buckets: int) -> list[pd.DataFrame]:
-    """Part file `p` of `parts`, read and validated, cut into `buckets` frames by id hash
-    (rows in file order within each)."""
+    """Part file `p` of `parts`, read (ids typed as `types`, the dataset's `id_types`) and
+    validated, cut into `buckets` frames by id hash (rows in file order within each)."""
     wanted = [*spec.id_columns, *(spec.features or []), *([spec.label] if spec.label else [])]
     try:
-        frame = read_table(uri, columns=wanted if spec.features is not None else None, types=id_types(spec))
+        frame = read_table(uri, columns=wanted if spec.features is not None else None, types=types)
     except DataError as exc:
         raise DataError(f"dataset '{name}' ({redact_uri(spec.uri)}): {exc}") from None
     if frame.empty and parts > 1:  # an empty part file of a directory (Spark writes them)

@@ -28,7 +28,8 @@ def source_for(spec: DatasetSpec, callable_target: str | None = None, name: str 
         if spec.features is None:
             raise ConfigError("a callable feature source needs the dataset's feature list")
         return CallableSource(callable_target, spec.id_columns[0], list(spec.features))
-    if parse_uri(spec.uri).kind == "sql" and "table" in parse_uri(spec.uri).params:
+    loc = parse_uri(spec.uri)
+    if loc.kind == "sql" and "table" in loc.params:
         return SqlSource(spec)
     if compute is not None and compute.partitioned_tables:
         parts = table_parts(spec.uri)  # None for a table read whole (SQL without a partition column)
