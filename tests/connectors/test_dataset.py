@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from vfl.connectors import Dataset, DatasetSpec, load_dataset, write_table
+from vfl.connectors.dataset import id_hashes, repeated_hashes
 from vfl.errors import DataError
 
 
@@ -143,3 +144,14 @@ def test_loads_from_mysql(mariadb_url, credit):
     write_table(credit, f"{mariadb_url}?table=ds_guest")
     ds = load_dataset({"uri": f"{mariadb_url}?table=ds_guest", "id_column": "id", "label": "y"})
     pd.testing.assert_frame_equal(ds.X, credit.drop(columns=["id", "y"]), check_exact=True)
+
+
+def test_id_hashes_are_stable_and_width_blind_and_repeats_are_found():
+    narrow = pd.Series([-1, 7, -1], dtype=np.int16)
+    hashes = id_hashes(narrow)
+    assert hashes.dtype == np.uint64
+    np.testing.assert_array_equal(hashes, id_hashes(narrow.astype(np.int64)))
+    frame = pd.DataFrame({"a": narrow.astype(np.int32), "b": ["x", "y", "x"]})
+    np.testing.assert_array_equal(id_hashes(frame), id_hashes(frame.astype({"a": np.int64})))
+    assert repeated_hashes(id_hashes(frame).copy()).tolist() == [id_hashes(frame)[0]]
+    assert len(repeated_hashes(id_hashes(pd.Series(["a", "b"])).copy())) == 0

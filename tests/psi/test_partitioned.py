@@ -97,6 +97,16 @@ def test_a_repeated_id_across_files_is_refused_or_dropped_as_the_dataset_says(tm
     assert 100 not in out["partner"].rows.tolist()  # the repeat's row (from 0) is not used
 
 
+def test_an_id_repeated_in_files_of_different_integer_widths_is_found(tmp_path):
+    folder = tmp_path / "ids"
+    folder.mkdir()  # one writer stored int64, another int32: -3 is the same customer in both
+    pd.DataFrame({"cid": np.array([-3, 1, 2], dtype=np.int64)}).to_parquet(folder / "part-0.parquet")
+    pd.DataFrame({"cid": np.array([4, -3], dtype=np.int32)}).to_parquet(folder / "part-1.parquet")
+    table = IdTable(table_parts(str(folder)) or [], ["cid"], {}, "error", "dataset 'ids'")
+    with pytest.raises(DataError, match=r"1 duplicate id row.*row 5 \(as row 1\)"):
+        _psi(pd.DataFrame({"cid": [-3, 4]}), table)
+
+
 def test_a_partition_shuffle_is_a_permutation_drawn_from_its_seed():
     rows = np.arange(1_000)
     first, again, other = (_shuffled(rows, seed) for seed in (b"a" * 32, b"a" * 32, b"b" * 32))

@@ -226,6 +226,26 @@ def check_ids(ids: pd.DataFrame, where: str, first_row: int = 1) -> None:
                                 f"{_rows(blank, first_row)}; every row needs an id")
 
 
+def id_hashes(ids: pd.Series | pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's id (uint64), the same in every process and run. Integer
+    ids hash as int64 whatever width a file stores them in, so one id read from two part
+    files of different widths hashes alike."""
+    if isinstance(ids, pd.Series):
+        ids = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids
+    else:
+        wide = {c: np.int64 for c in ids.columns if ids[c].dtype.kind in "iu"}
+        ids = ids.astype(wide) if wide else ids
+    return pd.util.hash_pandas_object(ids, index=False).to_numpy()
+
+
+def repeated_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The values that occur more than once in `hashes` (sorted; `hashes` is sorted in place,
+    so a table's ids are held once, at 8 bytes a row). Only rows whose hash is among them can
+    repeat an id: the caller compares those exactly."""
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
 def missing_as_nan(X: pd.DataFrame, na_values: list[str]) -> pd.DataFrame:
     """Text feature values listed in ``na_values`` (blank CSV cells: '') become NaN, so every
     connector reports and imputes them alike (Parquet and SQL hold them as null already)."""

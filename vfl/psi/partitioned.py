@@ -34,7 +34,7 @@ import pandas as pd
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from vfl.connectors import DatasetSpec, read_table
-from vfl.connectors.dataset import check_ids, id_types
+from vfl.connectors.dataset import check_ids, id_hashes, id_types, repeated_hashes
 from vfl.connectors.tables import table_parts
 from vfl.connectors.uri import redact_uri
 from vfl.errors import DataError
@@ -102,8 +102,7 @@ class PartitionedIds:
         for p, at in enumerate(np.cumsum([0, *sizes[:-1]]).tolist()):
             every[at:at + sizes[p]] = hashes[p]
             hashes[p] = every[:0]  # let go of the partition's copy
-        every.sort()
-        return sizes, np.unique(every[1:][every[1:] == every[:-1]])
+        return sizes, repeated_hashes(every)
 
     def _duplicates(self, repeated: np.ndarray) -> list[np.ndarray]:
         """Per partition, the rows that repeat an earlier id (DataError with duplicates:
@@ -259,7 +258,7 @@ def part_hashes(table: IdTable, p: int, norm: dict[str, Any]) -> np.ndarray:
     """A 64-bit hash of every row's id in partition `p` (its ids checked on the way)."""
     frame, where = _read(table, p, norm)
     id_columns(frame, where)  # refuses a column that cannot be an id
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return id_hashes(frame)
 
 
 def part_suspects(table: IdTable, p: int, norm: dict[str, Any], repeated: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from vfl.connectors import iter_table, read_table, write_table
+from vfl.connectors.dataset import id_hashes, repeated_hashes
 from vfl.connectors.sql import engine_for
 from vfl.connectors.tables import count_rows, open_writer
 from vfl.connectors.uri import parse_uri, redact_uri
@@ -223,7 +224,7 @@ class _Progress:
 
 
 def _ids_digest(ids: pd.Series) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(ids, index=False).to_numpy().tobytes()).hexdigest()
+    return hashlib.sha256(id_hashes(ids).tobytes()).hexdigest()
 
 
 def _ids(chunk: pd.DataFrame, id_column: str, where: str, first_row: int) -> pd.Series:
@@ -257,18 +258,16 @@ def _repeated_rows(source: str, id_column: str, types: dict[str, str] | None, ch
     for _, _, ids in chunks():
         if n + len(ids) > len(hashes):
             hashes = np.resize(hashes, max(2 * len(hashes), n + len(ids)))
-        hashes[n:n + len(ids)] = _hashes(ids)
+        hashes[n:n + len(ids)] = id_hashes(ids)
         n += len(ids)
-    hashes = hashes[:n]
-    hashes.sort()
-    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    repeated = repeated_hashes(hashes[:n])
     del hashes
     if not len(repeated):
         return np.zeros(0, dtype=np.int64)
     first: dict[Any, int] = {}
     drops: list[int] = []
     for where, first_row, ids in chunks():
-        suspects = np.flatnonzero(np.isin(_hashes(ids), repeated))
+        suspects = np.flatnonzero(np.isin(id_hashes(ids), repeated))
         for i, value in zip(suspects.tolist(), ids.iloc[suspects].tolist(), strict=True):
             row = first_row + i
             earlier = first.setdefault(value, row)
@@ -281,10 +280,6 @@ def _repeated_rows(source: str, id_column: str, types: dict[str, str] | None, ch
                     "the first of each")
             drops.append(row)
     return np.array(drops, dtype=np.int64)
-
-
-def _hashes(ids: pd.Series) -> np.ndarray:
-    return pd.util.hash_pandas_object(ids, index=False).to_numpy()
 
 
 def _score_chunk(scorer: GuestScorer, chunk: pd.DataFrame, id_column: str, retries: int, delay: float,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from vfl.connectors import DatasetSpec, read_table
-from vfl.connectors.dataset import id_types, validate
+from vfl.connectors.dataset import id_hashes, id_types, validate
 from vfl.connectors.uri import redact_uri
 from vfl.errors import DataError
 from vfl.serving.features import Lookup, conform_ids
@@ -34,11 +34,8 @@ log = logging.getLogger("vfl.serving")
 
 
 def bucket_of(ids: pd.Series, buckets: int) -> np.ndarray:
-    """The bucket of each id: its 64-bit hash (the same in every process) modulo `buckets`.
-    Integer ids hash as int64, whatever width the table stores them in."""
-    if ids.dtype.kind in "iu":
-        ids = ids.astype(np.int64)
-    return (pd.util.hash_pandas_object(ids, index=False).to_numpy() % np.uint64(buckets)).astype(np.int64)
+    """The bucket of each id: its 64-bit hash (`id_hashes`) modulo `buckets`."""
+    return (id_hashes(ids) % np.uint64(buckets)).astype(np.int64)
 
 
 class PartitionedTableSource:
