@@ -19,7 +19,6 @@ import json
 import multiprocessing
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.servers import free_port  # noqa: E402
 from vfl.crypto.tls import create_ca, issue_party_cert  # noqa: E402
 from vfl.parties.config import load_party_config  # noqa: E402
 from vfl.parties.context import Context  # noqa: E402
@@ -131,17 +131,12 @@ def _serve(config: str, stop: Any) -> None:
     shared_process_pool().shutdown()  # a Process joins its children before atexit runs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def federation(root: Path) -> dict[str, Path]:
     """Certificates from vfl.crypto.tls and one party YAML per party (mTLS, loopback)."""
     certs = root / "certs"
     create_ca(certs)
-    ports = {name: _free_port() for name in ROLES}
+    ports = {name: free_port() for name in ROLES}
     paths = {}
     for name in ROLES:
         issue_party_cert(certs, name)

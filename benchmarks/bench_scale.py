@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -33,22 +34,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tests.support.dask_cluster import dask_cluster
-from vfl.algorithms.hetero_lr.model import LRHostPart
-from vfl.connectors import DatasetSpec
-from vfl.connectors.tables import table_parts
-from vfl.crypto import generate_keypair
-from vfl.parties.compute import connect
-from vfl.parties.config import ComputeConfig
-from vfl.parties.executor import shared_process_pool
-from vfl.preprocessing.preprocessor import PartyPreprocessor
-from vfl.psi.ids import id_columns, take
-from vfl.psi.stream import chunk_bounds, ordered
-from vfl.psi.x25519 import hash_encrypt, new_key, new_salt
-from vfl.serving.bundle import ModelBundle
-from vfl.serving.features import IndexedTableSource
-from vfl.serving.partitioned import PartitionedTableSource
-from vfl.serving.scoring import HostScorer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' real servers and fixtures
+
+from tests.support.dask_cluster import dask_cluster  # noqa: E402
+from vfl.algorithms.hetero_lr.model import LRHostPart  # noqa: E402
+from vfl.connectors import DatasetSpec  # noqa: E402
+from vfl.connectors.tables import table_parts  # noqa: E402
+from vfl.crypto import generate_keypair  # noqa: E402
+from vfl.parties.compute import connect  # noqa: E402
+from vfl.parties.config import ComputeConfig  # noqa: E402
+from vfl.parties.executor import shared_process_pool  # noqa: E402
+from vfl.preprocessing.preprocessor import PartyPreprocessor  # noqa: E402
+from vfl.psi.ids import id_columns, take  # noqa: E402
+from vfl.psi.stream import chunk_bounds, ordered  # noqa: E402
+from vfl.psi.x25519 import hash_encrypt, new_key, new_salt  # noqa: E402
+from vfl.serving.bundle import ModelBundle  # noqa: E402
+from vfl.serving.features import IndexedTableSource  # noqa: E402
+from vfl.serving.partitioned import PartitionedTableSource  # noqa: E402
+from vfl.serving.scoring import HostScorer  # noqa: E402
 
 SCORE_CHUNK = 50_000  # ids a guest asks a host for at once (a batch job's default chunk)
 

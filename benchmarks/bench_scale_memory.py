@@ -22,14 +22,17 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.psi.test_dask_memory import psi_memory
-from tests.serving.test_partitioned import score_memory, trained_federation
-from tests.support.dask_cluster import dask_cluster
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' real servers and fixtures
+
+from tests.psi.test_dask_memory import psi_memory  # noqa: E402
+from tests.serving.test_partitioned import score_memory, trained_federation  # noqa: E402
+from tests.support.dask_cluster import dask_cluster  # noqa: E402
 
 LIMIT_MB = 300
 

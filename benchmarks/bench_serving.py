@@ -43,19 +43,22 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from vfl.config import JobConfig
-from vfl.connectors import write_table
-from vfl.crypto.tls import TlsFiles, create_ca, issue_party_cert
-from vfl.errors import VflError
-from vfl.parties.config import load_party_config
-from vfl.runner import run_simulated
-from vfl.serving.batch import score_batch
-from vfl.serving.bundle import ModelBundle
-from vfl.serving.client import ScoringClient
-from vfl.serving.online import batch_score
-from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost
-from vfl.serving.sources import source_for
-from vfl.store.models import ModelStore
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' real servers and fixtures
+
+from tests.support.servers import free_port  # noqa: E402
+from vfl.config import JobConfig  # noqa: E402
+from vfl.connectors import write_table  # noqa: E402
+from vfl.crypto.tls import TlsFiles, create_ca, issue_party_cert  # noqa: E402
+from vfl.errors import VflError  # noqa: E402
+from vfl.parties.config import load_party_config  # noqa: E402
+from vfl.runner import run_simulated  # noqa: E402
+from vfl.serving.batch import score_batch  # noqa: E402
+from vfl.serving.bundle import ModelBundle  # noqa: E402
+from vfl.serving.client import ScoringClient  # noqa: E402
+from vfl.serving.online import batch_score  # noqa: E402
+from vfl.serving.scoring import GuestScorer, HostScorer, LocalHost  # noqa: E402
+from vfl.serving.sources import source_for  # noqa: E402
+from vfl.store.models import ModelStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -66,11 +69,6 @@ SYNTHETIC_BASE = 10_000_000  # synthetic ids start here (real ids are 1..30,000)
 def log(msg: str) -> None:
     print(f"[bench_serving] {msg}", file=sys.stderr, flush=True)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

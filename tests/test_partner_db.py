@@ -12,16 +12,12 @@ import pandas as pd
 import pytest
 
 from tests.support.mariadb import MariaDBUnavailable, binaries
+from tests.support.servers import free_port
 from vfl.connectors import read_table, write_table
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "partner-db.sh"
 EXPORT = re.compile(r"^export PARTNER_DB_URL='(mysql\+pymysql://partner:\w+@127\.0\.0\.1:(\d+)/partner)'$")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _script(action: str, folder: Path, port: int) -> subprocess.CompletedProcess[str]:
@@ -40,7 +36,7 @@ def folder(tmp_path):
         binaries()
     except MariaDBUnavailable as exc:
         pytest.skip(str(exc))
-    port = _free_port()
+    port = free_port()
     yield tmp_path / "db", port
     _script("stop", tmp_path / "db", port)  # whatever the test did, the server it started stops
 

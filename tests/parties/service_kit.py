@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from tests.support.servers import stop_process
+from tests.support.servers import free_port, stop_process
 from vfl.crypto.tls import create_ca, issue_party_cert
 from vfl.parties.config import PartyConfig, load_party_config
 from vfl.parties.registry import register
@@ -104,11 +104,6 @@ def host_refuses(ctx: Any, party: Any, params: Any) -> Any:
 
 # --- federations on loopback ------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

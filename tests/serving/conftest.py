@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from tests.parties import service_kit as kit
+from tests.serving.credit import GUEST_FEATURES, HOST_FEATURES, MODEL, credit_tables, preprocessing
 from vfl.config import JobConfig
 from vfl.connectors import write_table
 from vfl.crypto.tls import TlsFiles, issue_party_cert
@@ -24,9 +25,6 @@ from vfl.jobs import TEST_SCORES
 from vfl.runner import run_simulated
 from vfl.serving.client import ScoringClient
 
-MODEL = "credit"
-GUEST_FEATURES = ["g0", "g1", "g2", "segment"]
-HOST_FEATURES = ["h0", "h1", "h2", "region"]
 N_ROWS = 400
 HOST_TIMEOUT = 1.5  # seconds the guest waits for the partner's partial results
 
@@ -73,33 +71,11 @@ def check_batch_scores(trained: Trained, table: pd.DataFrame) -> None:
     assert table.loc[~absent, "missing"].fillna("").eq("").all()
 
 
-def _tables(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A bank table with a label and a partner table lacking 10% of the bank's customers."""
-    rng = np.random.default_rng(seed)
-    ids = np.arange(10_000, 10_000 + N_ROWS)
-    g, h = rng.normal(size=(N_ROWS, 3)), rng.normal(size=(N_ROWS, 3))
-    segment = rng.choice(["A", "B", "C"], N_ROWS)
-    region = rng.choice(["north", "south", "east"], N_ROWS)
-    logit = (g @ [1.0, -0.6, 0.3] + h @ [0.9, 0.5, -0.4] + 0.6 * (segment == "A")
-             - 0.8 * (region == "north"))
-    y = (rng.random(N_ROWS) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    guest = pd.DataFrame({"id": ids, "y": y, "g0": g[:, 0], "g1": g[:, 1], "g2": g[:, 2],
-                          "segment": segment})
-    host = pd.DataFrame({"id": ids, "h0": h[:, 0], "h1": h[:, 1], "h2": h[:, 2], "region": region})
-    keep = rng.permutation(N_ROWS)[: int(N_ROWS * 0.9)]
-    return guest, host.iloc[np.sort(keep)].sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-
-def _preprocessing(numeric: list[str], categorical: list[str]) -> dict[str, object]:
-    return {"numeric": {"columns": numeric, "scale": "standard"},
-            "categorical": {"columns": categorical, "encode": "onehot", "handle_unknown": "error"}}
-
-
 @pytest.fixture(scope="package")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     root = tmp_path_factory.mktemp("serving")
     fed = kit.Federation(root, ["bank", "partner"])
-    guest, host = _tables()
+    guest, host = credit_tables(N_ROWS)
     write_table(guest, str(root / "bank.csv"))
     write_table(host, f"sqlite:///{root / 'partner.db'}?table=features")
     http_port = kit.free_port()
@@ -108,7 +84,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         "bank",
         datasets={"credit": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y",
                              "id_types": {"id": "int"}, "features": GUEST_FEATURES, "categorical": ["segment"]}},
-        preprocessing={"credit": _preprocessing(GUEST_FEATURES[:3], ["segment"])},
+        preprocessing={"credit": preprocessing("bank")},
         serving={"models": {MODEL: {"dataset": "credit"}}, "http_listen": f"127.0.0.1:{http_port}",
                  "timeout": HOST_TIMEOUT, "clients": ["*"]},  # plain HTTP has no identity: explicitly open
         metrics={"listen": f"127.0.0.1:{metrics_ports['bank']}", "clients": ["prometheus"]},
@@ -118,7 +94,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         datasets={"credit": {"uri": f"sqlite:///{root / 'partner.db'}?table=features",
                              "id_column": "id", "features": HOST_FEATURES,
                              "categorical": ["region"]}},
-        preprocessing={"credit": _preprocessing(HOST_FEATURES[:3], ["region"])},
+        preprocessing={"credit": preprocessing("partner")},
         serving={"models": {MODEL: {"dataset": "credit"}}},
         policy={"allow": [{"peers": ["bank"], "protocols": ["job", "inference", "promote"],
                            "datasets": ["credit"]}]},

@@ -30,6 +30,7 @@ import pandas as pd
 import pytest
 
 from tests.parties import service_kit as kit
+from tests.serving.credit import GUEST_FEATURES, HOST_FEATURES, MODEL, credit_tables, preprocessing
 from vfl.config import JobConfig
 from vfl.connectors import DatasetSpec, read_table, write_table
 from vfl.crypto.tls import TlsFiles, issue_party_cert
@@ -43,27 +44,9 @@ from vfl.serving.online import batch_score
 from vfl.serving.partitioned import PartitionedTableSource, bucket_of
 from vfl.serving.sources import source_for
 
-MODEL = "credit"
-GUEST = ["g0", "g1", "g2", "segment"]
-HOST = ["h0", "h1", "h2", "region"]
 SCORE_ROWS = int(os.environ.get("VFL_TEST_SCORE_ROWS", 2_000_000))
 LIMIT = 150 * 2**20
 REPO = Path(__file__).resolve().parents[2]
-
-
-def tables(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A bank table (label and features) and a partner table lacking a tenth of its ids, in
-    another order."""
-    rng = np.random.default_rng(seed)
-    ids = np.arange(10_000, 10_000 + n, dtype=np.int64)
-    g, h = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
-    segment, region = rng.choice(["A", "B", "C"], n), rng.choice(["north", "south", "east"], n)
-    logit = g @ [1.0, -0.6, 0.3] + h @ [0.9, 0.5, -0.4] + 0.6 * (segment == "A") - 0.8 * (region == "north")
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    bank = pd.DataFrame({"id": ids, "y": y, "g0": g[:, 0], "g1": g[:, 1], "g2": g[:, 2], "segment": segment})
-    partner = pd.DataFrame({"id": ids, "h0": h[:, 0], "h1": h[:, 1], "h2": h[:, 2], "region": region})
-    keep = np.sort(rng.permutation(n)[: n - n // 10])
-    return bank, partner.iloc[rng.permutation(keep)].reset_index(drop=True)
 
 
 def parquet_dir(folder: Path, frame: pd.DataFrame, parts: int) -> str:
@@ -71,11 +54,6 @@ def parquet_dir(folder: Path, frame: pd.DataFrame, parts: int) -> str:
     for k, part in enumerate(np.array_split(np.arange(len(frame)), parts)):
         frame.iloc[part].to_parquet(folder / f"part-{k:03d}.parquet", index=False)
     return str(folder)
-
-
-def _pre(numeric: list[str], categorical: list[str]) -> dict[str, object]:
-    return {"numeric": {"columns": numeric, "scale": "standard"},
-            "categorical": {"columns": categorical, "encode": "onehot", "handle_unknown": "error"}}
 
 
 @dataclass
@@ -89,10 +67,10 @@ class Fed:
         bank = party == "bank"
         self.kit.write_config(
             party, plugins=[], compute=compute,
-            datasets={"credit": {"uri": uri, "id_column": "id", "features": GUEST if bank else HOST,
+            datasets={"credit": {"uri": uri, "id_column": "id", "features": GUEST_FEATURES if bank else HOST_FEATURES,
                                  "categorical": ["segment" if bank else "region"],
                                  **({"label": "y"} if bank else {})}},
-            preprocessing={"credit": _pre((GUEST if bank else HOST)[:3], ["segment" if bank else "region"])},
+            preprocessing={"credit": preprocessing(party)},
             serving={"models": {MODEL: {"dataset": "credit"}}, "timeout": 30, "clients": ["app"]})
         return self.root / party / "party.yaml"
 
@@ -112,7 +90,7 @@ def trained_federation(root: Path) -> Fed:
     both sides (on the local engine, from single Parquet files)."""
     federation = kit.Federation(root, ["bank", "partner"])
     f = Fed(federation, root, issue_party_cert(federation.certs, "app"))
-    bank, partner = tables(400)
+    bank, partner = credit_tables(400)
     write_table(bank, str(root / "bank.parquet"))
     write_table(partner, str(root / "partner.parquet"))
     for party in ("bank", "partner"):
@@ -139,7 +117,7 @@ def _source(spec: DatasetSpec, compute) -> PartitionedTableSource:
 
 @pytest.mark.parametrize("store", ["file", "hdfs"])
 def test_the_partitioned_source_answers_as_the_table_in_memory(tmp_path, dask_cluster, store, request):
-    _, partner = tables(3_000, seed=1)
+    _, partner = credit_tables(3_000, seed=1)
     if store == "hdfs":  # part files on the loopback WebHDFS, read by the workers through it
         webhdfs = request.getfixturevalue("webhdfs")
         parquet_dir(Path(webhdfs.local("/serving/partner")), partner, 4)
@@ -149,7 +127,7 @@ def test_the_partitioned_source_answers_as_the_table_in_memory(tmp_path, dask_cl
         uri = str(folder)
     pd.DataFrame({c: pd.Series([], dtype=partner[c].dtype) for c in partner.columns}).to_parquet(
         folder / "part-999.parquet", index=False)  # an empty part file, as Spark writes
-    spec = DatasetSpec.model_validate({"uri": uri, "id_column": "id", "features": HOST,
+    spec = DatasetSpec.model_validate({"uri": uri, "id_column": "id", "features": HOST_FEATURES,
                                       "categorical": ["region"]})
     compute = connect(ComputeConfig.model_validate(dask_cluster.compute_section()), None, "partner")
     try:
@@ -175,9 +153,9 @@ def test_the_partitioned_source_answers_as_the_table_in_memory(tmp_path, dask_cl
 
 
 def test_an_id_in_two_part_files_is_refused_naming_it(tmp_path, dask_cluster):
-    _, partner = tables(200, seed=2)
+    _, partner = credit_tables(200, seed=2)
     folder = parquet_dir(tmp_path / "partner", pd.concat([partner, partner.iloc[[5]]]), 2)
-    spec = DatasetSpec.model_validate({"uri": folder, "id_column": "id", "features": HOST,
+    spec = DatasetSpec.model_validate({"uri": folder, "id_column": "id", "features": HOST_FEATURES,
                                       "categorical": ["region"]})
     compute = connect(ComputeConfig.model_validate(dask_cluster.compute_section()), None, "partner")
     try:
@@ -191,7 +169,7 @@ def test_an_id_in_two_part_files_is_refused_naming_it(tmp_path, dask_cluster):
 
 
 def test_scores_on_dask_are_bit_identical_to_the_local_engine(fed, tmp_path, dask_cluster):
-    bank, partner = tables(400)
+    bank, partner = credit_tables(400)
     source = str(tmp_path / "ids.parquet")
     write_table(bank[["id"]].sample(frac=1.0, random_state=4), source)
     local = fed.serve("partner", str(fed.root / "partner.parquet"), {"engine": "local"})
@@ -227,7 +205,7 @@ def score_memory(fed: Fed, folder: Path, cluster, rows: int) -> dict:
     part files on `cluster`: the bank scores with `vfl score`'s `batch_score` in a fresh
     process, the partner answers from its `vfl serve`; both peak RSS growths are measured
     (tests/serving/score_probe.py). Returns the probe's JSON plus the scores' checks."""
-    bank, partner = tables(rows, seed=5)
+    bank, partner = credit_tables(rows, seed=5)
     dask = cluster.compute_section()
     bank_dir = parquet_dir(folder / "bank", bank, 20)
     partner_dir = parquet_dir(folder / "partner", partner, 20)

@@ -29,7 +29,8 @@ import pytest
 import yaml
 
 from tests.parties import service_kit as kit
-from tests.serving.conftest import GUEST_FEATURES, HOST_FEATURES, MODEL, _preprocessing, _tables
+from tests.serving.conftest import N_ROWS
+from tests.serving.credit import GUEST_FEATURES, HOST_FEATURES, MODEL, credit_tables, preprocessing
 from vfl.config import JobConfig
 from vfl.connectors import write_table
 from vfl.crypto.tls import TlsFiles, issue_party_cert
@@ -124,7 +125,7 @@ def _write_replica(fed: kit.Federation, party: str, replica: int, port: int, zk:
 def replicas(tmp_path_factory: pytest.TempPathFactory, zookeeper: Any, mariadb_server: Any) -> Iterator[Replicas]:
     root = tmp_path_factory.mktemp("replicas")
     fed = kit.Federation(root, list(PARTIES))
-    guest, host = _tables()
+    guest, host = credit_tables(N_ROWS)
     write_table(guest, str(root / "bank.csv"))
     write_table(host, f"sqlite:///{root / 'partner.db'}?table=features")
     settings = {
@@ -132,14 +133,14 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, zookeeper: Any, mariadb_s
             "datasets": {"credit": {"uri": str(root / "bank.csv"), "id_column": "id", "label": "y",
                                     "id_types": {"id": "int"}, "features": GUEST_FEATURES,
                                     "categorical": ["segment"]}},
-            "preprocessing": {"credit": _preprocessing(GUEST_FEATURES[:3], ["segment"])},
+            "preprocessing": {"credit": preprocessing("bank")},
             "serving": {"models": {MODEL: {"dataset": "credit"}}, "timeout": 5.0, "clients": ["app"],
                         "audit": False},
         },
         "partner": {
             "datasets": {"credit": {"uri": f"sqlite:///{root / 'partner.db'}?table=features",
                                     "id_column": "id", "features": HOST_FEATURES, "categorical": ["region"]}},
-            "preprocessing": {"credit": _preprocessing(HOST_FEATURES[:3], ["region"])},
+            "preprocessing": {"credit": preprocessing("partner")},
             "serving": {"models": {MODEL: {"dataset": "credit"}}},
             "policy": {"allow": [{"peers": ["bank"], "protocols": ["job", "inference", "promote", "test-rounds"],
                                   "datasets": ["credit"]}]},

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ from urllib.parse import quote
 
 import pymysql
 
-from tests.support.servers import stop_process
+from tests.support.servers import free_port, stop_process
 
 SERVER_NAMES = ("mariadbd", "mysqld")
 INSTALL_NAMES = ("mariadb-install-db", "mysql_install_db")
@@ -57,11 +56,6 @@ def binaries() -> tuple[str, str]:
             "install the Debian package mariadb-server (done by .ci/run)")
     return server, install
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class MariaDBServer:
@@ -120,7 +114,7 @@ class MariaDBServer:
         if done.returncode != 0:
             self._cleanup()
             raise RuntimeError(f"mariadb-install-db failed: {done.stderr.decode()[-2000:]}")
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             [server, "--no-defaults", f"--datadir={datadir}", f"--socket={self.socket}",
              f"--port={self.port}", "--bind-address=127.0.0.1", "--skip-name-resolve",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.servers import stop_process
+from tests.support.servers import free_port, stop_process
 
 SCRAPE_INTERVAL = "1s"
 
@@ -50,11 +49,6 @@ def binary() -> str:
                                     "(scripts/system-deps.sh does)")
     return found
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrometheusServer:
@@ -95,7 +89,7 @@ class PrometheusServer:
         command = binary()
         self.tmp = Path(tempfile.mkdtemp(prefix="prometheus-"))
         (self.tmp / "prometheus.yml").write_text(yaml.safe_dump(self.config()))
-        self.port = _free_port()
+        self.port = free_port()
         log = open(self.tmp / "prometheus.log", "wb")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
             [command, f"--config.file={self.tmp / 'prometheus.yml'}",

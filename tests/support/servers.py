@@ -1,5 +1,6 @@
-"""What the throwaway servers of the tests share: what a test does when one is not installed
-(a failure in CI, a skip elsewhere), and stopping the process a test started.
+"""What the throwaway servers of the tests share: a free loopback port, what a test does when
+one is not installed (a failure in CI, a skip elsewhere), and stopping the process a test
+started.
 
     server = require(MariaDBServer().start, MariaDBUnavailable, "provide a real MariaDB server")
     ...
@@ -9,11 +10,19 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's pick; a server binds it next)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def missing(reason: str, ci_needs: str) -> NoReturn:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.servers import require, stop_process
+from tests.support.servers import free_port, require, stop_process
 
 JARS = Path("/usr/share/java")
 CLASSPATH = ("zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar",
@@ -32,11 +32,6 @@ MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
 class ZooKeeperUnavailable(RuntimeError):
     """Java or the ZooKeeper jars are not installed."""
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ruok(port: int) -> bool:
@@ -67,7 +62,7 @@ class ZooKeeperServer:
             raise ZooKeeperUnavailable("java or /usr/share/java/zookeeper.jar not found; install "
                                        "the Debian package zookeeper (scripts/system-deps.sh)")
         self.tmp = tempfile.mkdtemp(prefix="vfl-zk-")
-        self.port = _free_port()
+        self.port = free_port()
         config = Path(self.tmp) / "zoo.cfg"
         config.write_text(
             f"dataDir={self.tmp}/data\nclientPort={self.port}\nclientPortAddress=127.0.0.1\n"
