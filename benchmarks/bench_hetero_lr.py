@@ -20,30 +20,31 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import phe
 import psutil
 from sklearn.model_selection import train_test_split
 
-from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit, host_predict
-from vfl.algorithms.optim import epoch_batches
-from vfl.evaluation.binary import fast_auc_ks
-from vfl.parties import simulate
-from vfl.parties.executor import shared_process_pool
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' shared data sets
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.support.shared_data import hetero_split  # noqa: E402
+from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit, host_predict  # noqa: E402
+from vfl.algorithms.optim import epoch_batches  # noqa: E402
+from vfl.evaluation.binary import fast_auc_ks  # noqa: E402
+from vfl.parties import simulate  # noqa: E402
+from vfl.parties.executor import shared_process_pool  # noqa: E402
+
 ROLES = {"bank": "guest", "partner": "host"}
 
 
 def default_credit() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    guest = pd.read_csv(DATA / "default_credit_hetero_guest.csv")
-    host = pd.read_csv(DATA / "default_credit_hetero_host.csv").set_index("id").loc[guest["id"]]
-    return guest.drop(columns=["id", "y"]).to_numpy(), guest["y"].to_numpy(), host.to_numpy()
+    Xg, y, Xh = hetero_split("default_credit")
+    return Xg.to_numpy(), y, Xh.to_numpy()
 
 
 def federated(Xg, y, Xh, test: tuple[np.ndarray, np.ndarray] | None, **params: Any) -> dict[str, Any]:

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.algorithms holds the centralized twin
 
 from tests.algorithms.split_nn.split_nn_reference import CentralizedSplitNN, fit_centralized  # noqa: E402
+from tests.support.shared_data import shuffled_80_20  # noqa: E402
 from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost, plain_initial_weights  # noqa: E402
 from vfl.algorithms.split_nn.nn_spec import mlp  # noqa: E402
 from vfl.algorithms.split_nn.plan import batches  # noqa: E402
@@ -33,21 +33,10 @@ from vfl.net.codec import decode  # noqa: E402
 from vfl.parties import InProcessChannel, simulate  # noqa: E402
 from vfl.parties.executor import shared_process_pool  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ROLES = {"bank": "guest", "partner": "host"}
 ADAM = {"lr": 0.01}
 
 
-def load() -> dict[str, np.ndarray]:
-    g = pd.read_csv(DATA / "default_credit_hetero_guest.csv")
-    h = pd.read_csv(DATA / "default_credit_hetero_host.csv").set_index("id").loc[g["id"]]
-    order = np.random.default_rng(42).permutation(len(g))
-    cut = int(0.8 * len(g))
-    Xg = g.drop(columns=["id", "y"]).to_numpy(np.float32)[order]
-    Xh = h.to_numpy(np.float32)[order]
-    y = g["y"].to_numpy()[order]
-    return {"Xg": Xg[:cut], "Xh": Xh[:cut], "y": y[:cut], "Xg_te": Xg[cut:], "Xh_te": Xh[cut:],
-            "y_te": y[cut:]}
 
 
 def models() -> tuple[Any, Any, Any]:
@@ -115,7 +104,7 @@ def main() -> None:
     ap.add_argument("--skip-he", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    data = load()
+    data = shuffled_80_20("default_credit")
     ref = centralized(data, args.epochs, args.batch_size)
     plain, _, _ = federated(data, "insecure_plaintext", args.epochs, args.batch_size, args.key_bits)
     result: dict[str, Any] = {

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import missing, require
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.support.shared_data import SHARED_DATA
 
 
 @pytest.fixture(scope="session")

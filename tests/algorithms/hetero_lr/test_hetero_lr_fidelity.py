@@ -7,13 +7,13 @@ Uses 1024-bit keys (the library default is 2048) and one epoch to keep the suite
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from tests.algorithms.hetero_lr.lr_centralized import TaylorLogisticRegression
+from tests.support.shared_data import hetero_split
 from vfl.algorithms.hetero_lr.estimator import HeteroLogisticRegression, host_fit, host_predict
 from vfl.parties import simulate
 from vfl.parties.executor import shared_process_pool
@@ -24,9 +24,7 @@ PARAMS = dict(epochs=1, batch_size=1024, learning_rate=0.5, optimizer="sgd", pen
 
 @pytest.mark.slow
 def test_default_credit_auc_matches_centralized_and_sklearn(shared_data):
-    guest = pd.read_csv(shared_data / "default_credit_hetero_guest.csv")
-    host = pd.read_csv(shared_data / "default_credit_hetero_host.csv").set_index("id").loc[guest["id"]]
-    Xg, y, Xh = guest.drop(columns=["id", "y"]), guest["y"].to_numpy(), host.reset_index(drop=True)
+    Xg, y, Xh = hetero_split("default_credit", shared_data)
     tr, te = train_test_split(np.arange(len(y)), test_size=0.2, random_state=42)
 
     est = HeteroLogisticRegression(key_bits=1024, **PARAMS)

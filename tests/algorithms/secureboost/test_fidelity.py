@@ -10,13 +10,13 @@ of the test machine (the guest encrypts 24,000 rows per tree)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from tests.algorithms.secureboost.central import central_part, joined
+from tests.support.shared_data import hetero_split
 from vfl.algorithms.secureboost.estimator import SecureBoostClassifier, host_fit, host_predict
 from vfl.parties import simulate
 from vfl.parties.executor import shared_process_pool
@@ -28,9 +28,7 @@ PARAMS = dict(n_estimators=30, max_depth=3, learning_rate=0.3, max_bin=32)
 @pytest.mark.timeout(1200)  # default_credit: 30 trees of 24,000 encrypted rows, 2.5-5.5 min on 2 shared cores
 @pytest.mark.parametrize("name", ["breast", "default_credit"])
 def test_auc_matches_xgboost_and_predictions_equal_the_trees_centrally(shared_data, name):
-    guest = pd.read_csv(shared_data / f"{name}_hetero_guest.csv")
-    host = pd.read_csv(shared_data / f"{name}_hetero_host.csv").set_index("id").loc[guest["id"]]
-    Xg, y, Xh = guest.drop(columns=["id", "y"]), guest["y"].to_numpy(), host.reset_index(drop=True)
+    Xg, y, Xh = hetero_split(name, shared_data)
     tr, te = train_test_split(np.arange(len(y)), test_size=0.2, random_state=42)
     est = SecureBoostClassifier(key_bits=1024, **PARAMS)
 

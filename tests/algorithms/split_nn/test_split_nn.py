@@ -19,6 +19,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from tests.algorithms.split_nn.split_nn_reference import CentralizedSplitNN, fit_centralized
+from tests.support.shared_data import shuffled_80_20
 from vfl.algorithms.slot_packing import SlotLayout, to_fixed
 from vfl.algorithms.split_nn import interactive_layer as il
 from vfl.algorithms.split_nn.estimator import SplitNNClassifier, SplitNNHost, plain_initial_weights
@@ -48,15 +49,7 @@ def _models(n_guest: int, n_host: int, seed: int = 0) -> tuple[Any, Any, Any]:
 @pytest.fixture(scope="module")
 def credit(shared_data: Path) -> dict[str, np.ndarray]:
     """default_credit, 80/20 split with a fixed seed, both sides aligned by id."""
-    g = pd.read_csv(shared_data / "default_credit_hetero_guest.csv")
-    h = pd.read_csv(shared_data / "default_credit_hetero_host.csv").set_index("id").loc[g["id"]]
-    order = np.random.default_rng(42).permutation(len(g))
-    cut = int(0.8 * len(g))
-    Xg = g.drop(columns=["id", "y"]).to_numpy(np.float32)[order]
-    Xh = h.to_numpy(np.float32)[order]
-    y = g["y"].to_numpy()[order]
-    return {"Xg": Xg[:cut], "Xh": Xh[:cut], "y": y[:cut],
-            "Xg_te": Xg[cut:], "Xh_te": Xh[cut:], "y_te": y[cut:]}
+    return shuffled_80_20("default_credit", shared_data)
 
 
 @pytest.fixture(scope="module")
