@@ -25,14 +25,14 @@ HOST_NN = {"bottom": {"hidden": [16], "out": 6}, "optimizer": "adam",
            "optimizer_kwargs": {"lr": 0.01}, "key_bits": 1024, "init_seed": 3}
 
 
-@pytest.mark.parametrize("mode", ["he", "plain"])
+@pytest.mark.parametrize("mode", ["he", "insecure_plaintext"])
 def test_split_nn_job_trains_exports_and_serves_the_same_scores(tmp_path: Path, mode: str) -> None:
     params = {"mode": mode, "epochs": 3, "batch_size": 64, "interactive_width": 4,
               "guest_bottom": {"hidden": [8]}, "top": {"hidden": [4]}, "optimizer": "adam",
               "optimizer_kwargs": {"lr": 0.01}, "key_bits": 1024, "random_state": 5}
-    # in plain mode the host's own policy must allow the less private mode
+    # in insecure_plaintext mode the host's own policy must allow the less private mode
     job_yaml = write_job(tmp_path, "split_nn", params, MODEL_ID, host_models={"split_nn": HOST_NN},
-                         allow_insecure=mode == "plain")
+                         allow_insecure=mode == "insecure_plaintext")
 
     outcome = run_simulated(load_job_config(job_yaml))
     assert outcome.metrics["auc"] > 0.95, outcome.metrics

@@ -187,7 +187,7 @@ def test_early_stopping_restores_best_epoch_on_every_party(metric):
     (Xg, Xh), y = make_data(600, [3, 3], seed=11)
     tr, va = slice(0, 200), slice(200, 600)
     est = HeteroLogisticRegression(mode=INSECURE, epochs=40, batch_size=20, learning_rate=2.0, tol=None,
-                                   early_stopping=True, validation_metric=metric, patience=2, random_state=1)
+                                   early_stopping=metric, patience=2, random_state=1)
     proba, parts = run_job(
         est, Xg[tr], y[tr], {"p": Xh[tr]},
         fit_kwargs={"X_val": Xg[va], "y_val": y[va]},

@@ -135,7 +135,7 @@ def _centralized(data: dict[str, np.ndarray], models: tuple[Any, Any, Any], W0: 
 def test_plain_mode_is_the_centralized_model(breast: dict[str, np.ndarray]) -> None:
     """Same modules, same W0 and schedule: plain split training equals centralized training."""
     models = _models(10, 20)
-    clf, host = _fit_federated("plain", breast, models, epochs=3, batch_size=64)
+    clf, host = _fit_federated("insecure_plaintext", breast, models, epochs=3, batch_size=64)
     ref = _centralized(breast, models, plain_initial_weights(0, 0, 8, 8), epochs=3, batch_size=64)
     p_fed = _predict(clf, host, breast["Xg"], breast["Xh"])
     np.testing.assert_allclose(p_fed, ref.predict_proba(breast["Xg"], breast["Xh"]), atol=1e-4)
@@ -144,7 +144,7 @@ def test_plain_mode_is_the_centralized_model(breast: dict[str, np.ndarray]) -> N
 
 def test_every_party_reports_each_batch_within_an_epoch(breast: dict[str, np.ndarray]) -> None:
     gb, hb, top = _models(10, 20)
-    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=2, batch_size=200, optimizer_kwargs=ADAM)
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="insecure_plaintext", epochs=2, batch_size=200, optimizer_kwargs=ADAM)
     host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True)
     events: list[Any] = []
     simulate({"bank": (clf.fit, {"X": breast["Xg"], "y": breast["y"]}),
@@ -168,7 +168,7 @@ def test_fidelity_on_default_credit(credit: dict[str, np.ndarray]) -> None:
     te = (credit["Xg_te"], credit["Xh_te"])
     ref = _centralized(credit, models, plain_initial_weights(0, 0, 8, 8), epochs=5, batch_size=512)
     auc_ref = roc_auc_score(credit["y_te"], ref.predict_proba(*te))
-    clf, host = _fit_federated("plain", credit, models, epochs=5, batch_size=512)
+    clf, host = _fit_federated("insecure_plaintext", credit, models, epochs=5, batch_size=512)
     auc_plain = roc_auc_score(credit["y_te"], _predict(clf, host, *te))
     assert auc_ref > 0.75
     assert abs(auc_plain - auc_ref) < 0.01, (auc_plain, auc_ref)
@@ -270,7 +270,7 @@ def _norm_attack_auc(noise_scale: float, data: dict[str, np.ndarray]) -> tuple[f
     n_tr, bs = 6000, 256
     models = _models(13, 10)
     gb, hb, top = models
-    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=1, batch_size=bs, optimizer_kwargs=ADAM,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="insecure_plaintext", epochs=1, batch_size=bs, optimizer_kwargs=ADAM,
                             noise_scale=noise_scale)
     host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True)
     channel, seen = _tapped()
@@ -305,7 +305,7 @@ def test_resume_from_checkpoints_continues_the_same_run(breast: dict[str, np.nda
     gb, hb, top = models
 
     def fit(epochs: int, ckpt: bool) -> tuple[SplitNNClassifier, SplitNNHost]:
-        clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=epochs, batch_size=64,
+        clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="insecure_plaintext", epochs=epochs, batch_size=64,
                                 optimizer_kwargs=ADAM,
                                 checkpoint_dir=tmp_path / "guest" if ckpt else None)
         host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True,
@@ -325,7 +325,7 @@ def test_early_stopping_restores_the_best_epoch_on_both_parties(breast: dict[str
     models = _models(10, 20)
     gb, hb, top = models
     tr, va = slice(0, 400), slice(400, None)
-    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=30, batch_size=32,
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="insecure_plaintext", epochs=30, batch_size=32,
                             optimizer_kwargs={"lr": 0.05}, early_stopping="ks", patience=2)
     host = SplitNNHost(bottom=hb, optimizer_kwargs={"lr": 0.05}, allow_plain=True)
     _run(clf.fit, {"X": breast["Xg"][tr], "y": breast["y"][tr], "X_val": breast["Xg"][va],
@@ -343,7 +343,7 @@ def test_early_stopping_restores_the_best_epoch_on_both_parties(breast: dict[str
 
 def test_host_policy_refuses_plain_mode(breast: dict[str, np.ndarray]) -> None:
     gb, hb, top = _models(10, 20)
-    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=1)
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="insecure_plaintext", epochs=1)
     host = SplitNNHost(bottom=hb)  # allow_plain defaults to False
     with pytest.raises(PolicyError, match="plain mode is not allowed"):
         _run(clf.fit, {"X": breast["Xg"], "y": breast["y"]}, host.fit, {"X": breast["Xh"]})
@@ -373,7 +373,7 @@ def test_config_errors_name_the_parameter() -> None:
 # --- serving parts ---------------------------------------------------------------------------
 def test_exported_parts_save_load_and_score_like_the_protocol(breast: dict[str, np.ndarray],
                                                               tmp_path: Path) -> None:
-    clf, host = _fit_federated("plain", breast, _models(10, 20), epochs=2, batch_size=64)
+    clf, host = _fit_federated("insecure_plaintext", breast, _models(10, 20), epochs=2, batch_size=64)
     expected = _predict(clf, host, breast["Xg"], breast["Xh"])
     host.export_part().save(tmp_path / "host")
     clf.export_part().save(tmp_path / "guest")
@@ -389,7 +389,7 @@ def test_both_estimators_follow_the_scikit_learn_api() -> None:
     from sklearn.base import clone
 
     gb, hb, top = _models(10, 20)
-    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="plain", epochs=3, optimizer_kwargs=ADAM)
+    clf = SplitNNClassifier(guest_bottom=gb, top=top, mode="insecure_plaintext", epochs=3, optimizer_kwargs=ADAM)
     host = SplitNNHost(bottom=hb, optimizer_kwargs=ADAM, allow_plain=True)
     for est, changed in ((clf, {"epochs": 4, "noise_scale": 0.5}), (host, {"key_bits": 1024, "allow_plain": False})):
         params = est.get_params()
