@@ -215,12 +215,6 @@ class Serving:
             if loaded is None or loaded.version != record.version:
                 fresh = load_guest_model(self.config, self.store, model_id, record.version,
                                          compute=self.compute)
-                try:  # a table kept on the workers is built now, not in the first request's time
-                    if fresh.scorer.source is not None:
-                        fresh.scorer.source.prepare()
-                except BaseException:
-                    fresh.close()
-                    raise
                 self._guests[model_id] = fresh
                 if loaded is not None:
                     loaded.close()

@@ -86,6 +86,8 @@ def load_guest_model(config: PartyConfig, store: ModelStore, model_id: str,
                             "reported missing until it answers", config.name, host.name, model_id, exc)
         if source is None:
             source = feature_source(config, model_id, bundle.columns, compute)
+        if source is not None:  # a table kept on the workers is built now, not in the first lookup
+            source.prepare()
         scorer = GuestScorer(bundle, hosts, source, on_host_error=config.serving.on_host_error)
     except BaseException:
         for host in hosts:
