@@ -38,21 +38,24 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO))
 
 
-def _chunks_saved(progress: Path) -> int:
-    """Chunks the running `vfl score` has recorded in its manifest so far."""
+def _chunks_saved(progress: Path, earlier: set[Path]) -> int:
+    """Chunks the running `vfl score` has recorded in its manifest so far (not counting the
+    progress folders in `earlier`: other sinks' runs that failed keep theirs for a rerun)."""
     for manifest in progress.glob("*/manifest.json"):  # written beside and renamed: always whole
-        return len(json.loads(manifest.read_text())["chunks"])
+        if manifest.parent not in earlier:
+            return len(json.loads(manifest.read_text())["chunks"])
     return 0
 
 
 def test_vfl_score_interrupted_by_sigint_resumes_and_equals_an_uninterrupted_run(trained):
     sink = trained.root / "resumed.parquet"
+    progress = trained.fed.config("bank").store.path / BATCH_PROGRESS
+    earlier = set(progress.glob("*"))
     proc = subprocess.Popen(_score_cmd(trained, sink), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=_env(), cwd=str(REPO))
-    progress = trained.fed.config("bank").store.path / BATCH_PROGRESS
     try:
         deadline = time.monotonic() + 120
-        while _chunks_saved(progress) < 3:  # the manifest, not the throttled progress lines
+        while _chunks_saved(progress, earlier) < 3:  # the manifest, not the throttled progress lines
             assert proc.poll() is None and time.monotonic() < deadline, "vfl score ended or stalled before chunk 3"
             time.sleep(0.005)
         # the partner stops answering: the run is certainly mid-chunk when Ctrl-C arrives
@@ -79,7 +82,7 @@ def test_vfl_score_interrupted_by_sigint_resumes_and_equals_an_uninterrupted_run
     summary = json.loads(rerun.stdout)
     assert summary["resumed_chunks"] == saved and summary["chunks"] == N_ROWS // CHUNK
     assert summary["rows"] == N_ROWS
-    assert not list((trained.fed.config("bank").store.path / BATCH_PROGRESS).iterdir())
+    assert set(progress.iterdir()) == earlier  # this sink's progress is gone once it is written
 
     whole = trained.root / "uninterrupted.parquet"
     once = subprocess.run(_score_cmd(trained, whole), capture_output=True, text=True, env=_env(),
